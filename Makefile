@@ -1,0 +1,31 @@
+# Everything builds from nothing: `make test` on a fresh clone creates .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config/vtlfabric.toml
+
+.PHONY: run test lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/vtlfabric run --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/python -m compileall -q vtlfabric tests
+
+bench: $(STAMP)
+	@echo "bench: no benchmarks yet (see the performance issue)"
+
+clean:
+	rm -rf $(VENV) state

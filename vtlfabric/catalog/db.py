@@ -1,0 +1,58 @@
+"""The CommServe: one SQLite file in WAL mode, reached only through worker threads."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from vtlfabric.catalog.schema import migrate
+
+T = TypeVar("T")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN ourselves, so one call is one transaction.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")  # a committed checkpoint survives power loss
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+@attrs.define
+class Catalog:
+    """Every query runs as one transaction in a worker thread, one at a time."""
+
+    path: Path
+    _conn: sqlite3.Connection
+    _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
+
+    @classmethod
+    async def open(cls, path: Path) -> Catalog:
+        conn = await trio.to_thread.run_sync(connect, path)
+        await trio.to_thread.run_sync(migrate, conn)
+        return cls(path, conn)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` inside one transaction, off the event loop."""
+        return await trio.to_thread.run_sync(self._transaction, fn, args, limiter=self._limiter)
+
+    def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self._conn, *args)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return result
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)

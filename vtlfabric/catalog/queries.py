@@ -1,0 +1,254 @@
+"""Every question and change the fabric puts to the catalog. Each runs as one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+
+from vtlfabric.catalog.records import (
+    AuxRunRecord,
+    CartridgeRecord,
+    CopyRecord,
+    JobCopyRecord,
+    JobRecord,
+    SegmentRecord,
+    from_row,
+)
+
+TO_BE_COPIED = "to_be_copied"
+PARTIALLY_COPIED = "partially_copied"
+AVAILABLE = "available"
+PENDING_STATES = (TO_BE_COPIED, PARTIALLY_COPIED)
+
+
+def _history(conn: sqlite3.Connection, now: float, event: str, job_id: int | None = None, copy_id: str | None = None, **detail: object) -> None:
+    conn.execute(
+        "INSERT INTO history (time, job_id, copy_id, event, detail) VALUES (?, ?, ?, ?, ?)",
+        (now, job_id, copy_id, event, json.dumps(detail, sort_keys=True) if detail else ""),
+    )
+
+
+# ---------------------------------------------------------------- fabric setup
+
+
+def sync_copies(conn: sqlite3.Connection, copies: Iterable[CopyRecord]) -> None:
+    for c in copies:
+        conn.execute(
+            "INSERT INTO copies (id, policy, library, source, is_primary) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET library = excluded.library, source = excluded.source, is_primary = excluded.is_primary",
+            (c.id, c.policy, c.library, c.source, int(c.is_primary)),
+        )
+
+
+def add_cartridges(conn: sqlite3.Connection, library: str, barcodes: Iterable[str]) -> list[str]:
+    """Insert cartridges the catalog has not seen, as scratch; return the new ones."""
+    known = {r[0] for r in conn.execute("SELECT barcode FROM cartridges WHERE library = ?", (library,))}
+    used_slots = {r[0] for r in conn.execute("SELECT slot FROM cartridges WHERE library = ?", (library,))}
+    new = [b for b in barcodes if b not in known]
+    free_slots = (s for s in range(1, 1_000_000) if s not in used_slots)
+    for barcode, slot in zip(new, free_slots):
+        conn.execute(
+            "INSERT INTO cartridges (barcode, library, slot, state) VALUES (?, ?, ?, 'scratch')",
+            (barcode, library, slot),
+        )
+    return new
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def create_job(
+    conn: sqlite3.Connection, *, client: str, subclient: str, policy: str, job_type: str,
+    requested_type: str, generation: int, base_generation: int | None, now: float,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO jobs (client, subclient, policy, type, requested_type, status, generation, base_generation, started) "
+        "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+        (client, subclient, policy, job_type, requested_type, generation, base_generation, now),
+    )
+    job_id = int(cur.lastrowid)
+    _history(conn, now, "job.started", job_id, type=job_type, requested_type=requested_type)
+    return job_id
+
+
+def finish_job(
+    conn: sqlite3.Connection, job_id: int, *, status: str, reason: str, now: float,
+    objects: int, nbytes: int, digest: str, primary: str, secondaries: Iterable[str],
+) -> None:
+    """End a job; a completed one is available on the primary and due on every secondary."""
+    conn.execute(
+        "UPDATE jobs SET status = ?, reason = ?, ended = ?, objects = ?, bytes = ?, digest = ? WHERE id = ? AND status = 'running'",
+        (status, reason, now, objects, nbytes, digest, job_id),
+    )
+    if status == "completed":
+        conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, primary, AVAILABLE, now))
+        for copy_id in secondaries:
+            conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, copy_id, TO_BE_COPIED, now))
+    _history(conn, now, f"job.{status}", job_id, reason=reason)
+
+
+def fail_interrupted_jobs(conn: sqlite3.Connection, now: float, reason: str) -> list[int]:
+    """Jobs left running by a crash or stop end as failed: their data is never valid."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'running'")]
+    for job_id in ids:
+        conn.execute("UPDATE jobs SET status = 'failed', reason = ?, ended = ? WHERE id = ?", (reason, now, job_id))
+        _history(conn, now, "job.failed", job_id, reason=reason)
+    return ids
+
+
+def _copies_by_job(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    for r in conn.execute(f"SELECT job_id, copy_id, state FROM job_copies {where} ORDER BY copy_id", args):
+        out.setdefault(r[0], {})[r[1]] = r[2]
+    return out
+
+
+def _jobs(conn: sqlite3.Connection, where: str, args: tuple = ()) -> list[JobRecord]:
+    rows = conn.execute(f"SELECT * FROM jobs {where}", args).fetchall()
+    copies = _copies_by_job(conn)
+    return [JobRecord(**{k: r[k] for k in r.keys()}, copies=copies.get(r["id"], {})) for r in rows]
+
+
+def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
+    found = _jobs(conn, "WHERE id = ?", (job_id,))
+    return found[0] if found else None
+
+
+def list_jobs(conn: sqlite3.Connection, client: str | None = None) -> list[JobRecord]:
+    if client:
+        return _jobs(conn, "WHERE client = ? ORDER BY id", (client,))
+    return _jobs(conn, "ORDER BY id")
+
+
+def last_valid_job(conn: sqlite3.Connection, client: str, subclient: str, types: tuple[str, ...]) -> JobRecord | None:
+    marks = ",".join("?" * len(types))
+    found = _jobs(
+        conn,
+        f"WHERE client = ? AND subclient = ? AND status = 'completed' AND type IN ({marks}) ORDER BY id DESC LIMIT 1",
+        (client, subclient, *types),
+    )
+    return found[0] if found else None
+
+
+def job_copy(conn: sqlite3.Connection, job_id: int, copy_id: str) -> JobCopyRecord | None:
+    row = conn.execute("SELECT * FROM job_copies WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)).fetchone()
+    return from_row(JobCopyRecord, row) if row else None
+
+
+def set_job_copy_state(conn: sqlite3.Connection, job_id: int, copy_id: str, state: str, reason: str, now: float) -> None:
+    conn.execute(
+        "UPDATE job_copies SET state = ?, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ?",
+        (state, reason, now, job_id, copy_id),
+    )
+    _history(conn, now, f"copy.{state}", job_id, copy_id, reason=reason)
+
+
+def copy_candidates(conn: sqlite3.Connection, copy_id: str) -> list[tuple[JobRecord, JobCopyRecord]]:
+    """Every job that has a row on this copy, with that row: what selection chooses from."""
+    rows = conn.execute("SELECT * FROM job_copies WHERE copy_id = ?", (copy_id,)).fetchall()
+    jobs = {j.id: j for j in _jobs(conn, "WHERE id IN (SELECT job_id FROM job_copies WHERE copy_id = ?)", (copy_id,))}
+    return [(jobs[r["job_id"]], from_row(JobCopyRecord, r)) for r in rows]
+
+
+# ---------------------------------------------------------------- media
+
+
+def cartridges(conn: sqlite3.Connection, library: str | None = None) -> list[CartridgeRecord]:
+    if library:
+        rows = conn.execute("SELECT * FROM cartridges WHERE library = ? ORDER BY slot", (library,))
+    else:
+        rows = conn.execute("SELECT * FROM cartridges ORDER BY library, slot")
+    return [from_row(CartridgeRecord, r) for r in rows]
+
+
+def claim_cartridge(conn: sqlite3.Connection, library: str, copy_id: str, busy: Iterable[str]) -> CartridgeRecord | None:
+    """An appendable cartridge of this copy, else a scratch one (now this copy's)."""
+    busy = set(busy)
+    for r in conn.execute(
+        "SELECT * FROM cartridges WHERE library = ? AND ((state = 'appendable' AND copy_id = ?) OR state = 'scratch') "
+        "ORDER BY state = 'scratch', slot",
+        (library, copy_id),
+    ):
+        if r["barcode"] in busy:
+            continue
+        if r["state"] == "scratch":
+            conn.execute("UPDATE cartridges SET state = 'appendable', copy_id = ? WHERE barcode = ?", (copy_id, r["barcode"]))
+        return from_row(CartridgeRecord, conn.execute("SELECT * FROM cartridges WHERE barcode = ?", (r["barcode"],)).fetchone())
+    return None
+
+
+def set_cartridge_state(conn: sqlite3.Connection, barcode: str, state: str, eod: int) -> None:
+    conn.execute("UPDATE cartridges SET state = ?, eod = ? WHERE barcode = ?", (state, eod, barcode))
+
+
+def open_segment(conn: sqlite3.Connection, job_id: int, copy_id: str, barcode: str, file_no: int, offset: int, eod: int) -> int:
+    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)).fetchone()[0]
+    conn.execute(
+        "INSERT INTO segments (job_id, copy_id, seq, barcode, file_no, offset, length, blocks) VALUES (?, ?, ?, ?, ?, ?, 0, 0)",
+        (job_id, copy_id, seq, barcode, file_no, offset),
+    )
+    conn.execute("UPDATE cartridges SET eod = ? WHERE barcode = ?", (eod, barcode))
+    return int(seq)
+
+
+def checkpoint(
+    conn: sqlite3.Connection, *, job_id: int, copy_id: str, seq: int, length: int, blocks: int,
+    barcode: str, eod: int, bytes_done: int, now: float,
+) -> None:
+    """Commit a chunk: the segment grows, the cartridge's end of data moves, the copy's progress too."""
+    conn.execute(
+        "UPDATE segments SET length = ?, blocks = ? WHERE job_id = ? AND copy_id = ? AND seq = ?",
+        (length, blocks, job_id, copy_id, seq),
+    )
+    conn.execute("UPDATE cartridges SET eod = ? WHERE barcode = ?", (eod, barcode))
+    conn.execute(
+        "UPDATE job_copies SET bytes_done = ?, updated = ?, "
+        "state = CASE WHEN state = 'to_be_copied' THEN 'partially_copied' ELSE state END "
+        "WHERE job_id = ? AND copy_id = ?",
+        (bytes_done, now, job_id, copy_id),
+    )
+
+
+def segments(conn: sqlite3.Connection, job_id: int, copy_id: str) -> list[SegmentRecord]:
+    rows = conn.execute("SELECT * FROM segments WHERE job_id = ? AND copy_id = ? ORDER BY seq", (job_id, copy_id))
+    return [from_row(SegmentRecord, r) for r in rows]
+
+
+def copies(conn: sqlite3.Connection) -> list[CopyRecord]:
+    return [from_row(CopyRecord, r) for r in conn.execute("SELECT * FROM copies ORDER BY id")]
+
+
+# ---------------------------------------------------------------- aux copy runs
+
+
+def start_aux_run(conn: sqlite3.Connection, copy_id: str, streams: int, now: float) -> int:
+    cur = conn.execute("INSERT INTO auxcopy_runs (copy_id, streams, status, started) VALUES (?, ?, 'running', ?)", (copy_id, streams, now))
+    _history(conn, now, "auxcopy.started", None, copy_id, run=cur.lastrowid, streams=streams)
+    return int(cur.lastrowid)
+
+
+def finish_aux_run(conn: sqlite3.Connection, run_id: int, status: str, reason: str, jobs: int, nbytes: int, now: float) -> None:
+    conn.execute(
+        "UPDATE auxcopy_runs SET status = ?, reason = ?, jobs = ?, bytes = ?, ended = ? WHERE id = ?",
+        (status, reason, jobs, nbytes, now, run_id),
+    )
+    _history(conn, now, f"auxcopy.{status}", None, None, run=run_id, reason=reason, jobs=jobs, bytes=nbytes)
+
+
+def interrupt_aux_runs(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute("UPDATE auxcopy_runs SET status = 'interrupted', reason = 'daemon stopped', ended = ? WHERE status = 'running'", (now,))
+
+
+def aux_runs(conn: sqlite3.Connection, copy_id: str | None = None) -> list[AuxRunRecord]:
+    rows = conn.execute("SELECT * FROM auxcopy_runs WHERE ? IS NULL OR copy_id = ? ORDER BY id", (copy_id, copy_id))
+    return [from_row(AuxRunRecord, r) for r in rows]

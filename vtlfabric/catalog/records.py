@@ -1,0 +1,95 @@
+"""Frozen records read from the catalog."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import attrs
+
+VALID_STATUSES = ("completed",)  # failed and killed jobs hold no valid data
+
+
+@attrs.frozen
+class JobRecord:
+    id: int
+    client: str
+    subclient: str
+    policy: str
+    type: str
+    requested_type: str
+    status: str
+    reason: str
+    generation: int
+    base_generation: int | None
+    started: float
+    ended: float | None
+    objects: int
+    bytes: int
+    digest: str
+    copies: dict[str, str] = attrs.field(factory=dict, eq=False)
+
+    @property
+    def valid(self) -> bool:
+        return self.status in VALID_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class JobCopyRecord:
+    job_id: int
+    copy_id: str
+    state: str
+    bytes_done: int
+    reason: str
+    updated: float
+
+
+@attrs.frozen
+class CopyRecord:
+    id: str
+    policy: str
+    library: str
+    source: str | None
+    is_primary: bool
+
+
+@attrs.frozen
+class CartridgeRecord:
+    barcode: str
+    library: str
+    slot: int
+    copy_id: str | None
+    state: str
+    eod: int
+
+
+@attrs.frozen
+class SegmentRecord:
+    job_id: int
+    copy_id: str
+    seq: int
+    barcode: str
+    file_no: int
+    offset: int
+    length: int
+    blocks: int
+
+
+@attrs.frozen
+class AuxRunRecord:
+    id: int
+    copy_id: str
+    streams: int
+    status: str
+    reason: str
+    started: float
+    ended: float | None
+    jobs: int
+    bytes: int
+
+
+def from_row(cls: type, row: sqlite3.Row) -> Any:
+    return cls(**{k: row[k] for k in row.keys() if k in attrs.fields_dict(cls)})

@@ -1,0 +1,104 @@
+"""The catalog schema, versioned. A new version appends a migration; none is ever edited."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, copies, where data sits, checkpoints, history
+    """
+    CREATE TABLE copies (
+        id TEXT PRIMARY KEY,            -- POLICY/COPY
+        policy TEXT NOT NULL,
+        library TEXT NOT NULL,          -- site/library
+        source TEXT,                    -- POLICY/COPY or NULL for the primary
+        is_primary INTEGER NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client TEXT NOT NULL,
+        subclient TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        type TEXT NOT NULL,             -- full, incremental, differential
+        requested_type TEXT NOT NULL,
+        status TEXT NOT NULL,           -- running, completed, failed, killed
+        reason TEXT NOT NULL DEFAULT '',
+        generation INTEGER NOT NULL,    -- the client's point in time this job captured
+        base_generation INTEGER,        -- what an incremental/differential is relative to
+        started REAL NOT NULL,
+        ended REAL,
+        objects INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        digest TEXT NOT NULL DEFAULT ''  -- sha256 of the job's data stream
+    );
+    CREATE INDEX jobs_client ON jobs (client, subclient, status);
+    CREATE TABLE job_copies (
+        job_id INTEGER NOT NULL REFERENCES jobs (id),
+        copy_id TEXT NOT NULL REFERENCES copies (id),
+        state TEXT NOT NULL,            -- to_be_copied, partially_copied, available, ...
+        bytes_done INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        updated REAL NOT NULL,
+        PRIMARY KEY (job_id, copy_id)
+    );
+    CREATE TABLE cartridges (
+        barcode TEXT PRIMARY KEY,
+        library TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        copy_id TEXT,                   -- the copy whose data it holds; NULL while scratch
+        state TEXT NOT NULL,            -- scratch, appendable, full
+        eod INTEGER NOT NULL DEFAULT 0, -- committed end of data, in bytes of the image
+        UNIQUE (library, slot)
+    );
+    CREATE TABLE segments (
+        job_id INTEGER NOT NULL REFERENCES jobs (id),
+        copy_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        barcode TEXT NOT NULL REFERENCES cartridges (barcode),
+        file_no INTEGER NOT NULL,       -- data file number on the cartridge
+        offset INTEGER NOT NULL,        -- where this segment starts in the job's stream
+        length INTEGER NOT NULL,        -- committed bytes
+        blocks INTEGER NOT NULL,
+        PRIMARY KEY (job_id, copy_id, seq)
+    );
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        job_id INTEGER,
+        copy_id TEXT,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE auxcopy_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        copy_id TEXT NOT NULL,
+        streams INTEGER NOT NULL,
+        status TEXT NOT NULL,           -- running, completed, failed, interrupted
+        reason TEXT NOT NULL DEFAULT '',
+        started REAL NOT NULL,
+        ended REAL,
+        jobs INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date, one transaction per version; return the version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"catalog schema version {version} is newer than this vtlfabric ({len(MIGRATIONS)})")
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,95 @@
+"""The fabric: every site, library, MediaAgent and link, built from one config.
+
+It is the one object the jobs are handed. It holds no job state of its own:
+that lives in the catalog.
+"""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.catalog.db import Catalog
+from vtlfabric.catalog.records import CopyRecord
+from vtlfabric.config import CopySpec, FabricConfig
+from vtlfabric.net.secure import Keystore
+from vtlfabric.net.wan import Link
+from vtlfabric.sim.clock import FabricClock
+from vtlfabric.sim.faults import Faults
+from vtlfabric.site.client import Workload
+from vtlfabric.site.mediaagent import MediaAgent
+from vtlfabric.tape.library import Library
+
+
+@attrs.define(eq=False)
+class Fabric:
+    config: FabricConfig
+    catalog: Catalog
+    clock: FabricClock
+    rng: random.Random
+    keystore: Keystore
+    mediaagents: dict[str, MediaAgent]  # by site
+    libraries: dict[str, Library]  # by "site/name"
+    links: dict[str, Link]  # by link name
+    workloads: dict[str, Workload]  # by client
+    faults: Faults = attrs.field(factory=Faults)
+    killable: dict[int, trio.CancelScope] = attrs.field(factory=dict)  # running backups by job id
+    _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
+
+    def aux_lock(self, copy_id: str) -> trio.Lock:
+        """One aux copy at a time per copy: a second request waits, then finds little to do."""
+        return self._aux_locks.setdefault(copy_id, trio.Lock())
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def library_of(self, copy: CopySpec) -> Library:
+        return self.libraries[copy.library]
+
+    def mediaagent_of(self, copy: CopySpec) -> MediaAgent:
+        return self.mediaagents[copy.site]
+
+    def link_between(self, a: str, b: str) -> Link | None:
+        spec = self.config.link_between(a, b)
+        return self.links[spec.name] if spec else None
+
+    def source_of(self, copy: CopySpec) -> CopySpec:
+        return self.config.copy(f"{copy.policy}/{copy.source}")
+
+
+async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng: random.Random) -> Fabric:
+    """Open every library (trimming cartridges to what the catalog committed) and wire the sites."""
+    state = config.daemon.state_dir
+    keystore = await trio.to_thread.run_sync(
+        Keystore.load_or_create, state / "keys", [s.mediaagent.name for s in config.sites], config.encryption.kem
+    )
+    await catalog.call(queries.sync_copies, [_copy_record(c) for c in config.copies()])
+    libraries: dict[str, Library] = {}
+    mediaagents: dict[str, MediaAgent] = {}
+    for site in config.sites:
+        root = state / "sites" / site.name
+        site_libs = {lib.id: Library(lib, root / "libraries" / lib.name, catalog) for lib in site.libraries}
+        for library in site_libs.values():
+            await library.start()
+        libraries.update(site_libs)
+        identity = keystore.identity(site.mediaagent.name)
+        mediaagents[site.name] = MediaAgent.build(site, identity, site_libs, root)
+    return Fabric(
+        config=config,
+        catalog=catalog,
+        clock=clock,
+        rng=rng,
+        keystore=keystore,
+        mediaagents=mediaagents,
+        libraries=libraries,
+        links={spec.name: Link(spec, rng) for spec in config.links},
+        workloads={c.name: Workload(c) for s in config.sites for c in s.clients},
+    )
+
+
+def _copy_record(copy: CopySpec) -> CopyRecord:
+    source = f"{copy.policy}/{copy.source}" if copy.source else None
+    return CopyRecord(copy.id, copy.policy, copy.library, source, copy.primary)

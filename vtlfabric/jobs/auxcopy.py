@@ -1,0 +1,148 @@
+"""Auxiliary copy: valid jobs from a source copy to a secondary copy, N streams at once.
+
+Each stream holds one source and one destination drive (reserved in a global
+order) and takes jobs oldest first from a shared queue, so streams finish close
+together. Each job attempt runs over a fresh encrypted session between the two
+MediaAgents: the source MediaAgent reads the job from tape and sends it in
+sealed chunks; the destination MediaAgent writes, checkpoints each chunk, reads
+the job back to check its digest, saves the index in its disk library, and only
+then marks the job *available* on the copy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.config import CopySpec
+from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
+from vtlfabric.jobs.selection import jobs_to_copy
+from vtlfabric.net import secure
+from vtlfabric.net.wan import local_stream_pair
+from vtlfabric.tape.library import Drive, LibraryOffline, reserve_drives
+
+log = structlog.get_logger()
+ATTEMPTS = 3
+RETRYABLE = (CopyFailed, secure.SecureChannelError, trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel, LibraryOffline, OSError)
+
+
+@attrs.define
+class RunTotals:
+    jobs: int = 0
+    bytes: int = 0
+    failures: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
+    """The secondary copies to run, each after its source (cascades need that)."""
+    chosen = [c for c in fabric.config.copies() if not c.primary and (copy_id is None or c.id == copy_id)]
+    if copy_id is not None and not chosen:
+        raise ValueError(f"copy: {copy_id!r} is not a secondary copy (known: {', '.join(c.id for c in fabric.config.copies() if not c.primary)})")
+
+    def depth(c: CopySpec) -> int:
+        return 0 if c.source is None else 1 + depth(fabric.source_of(c))
+
+    return sorted(chosen, key=lambda c: (depth(c), c.id))
+
+
+async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int | None = None) -> dict[str, Any]:
+    if streams is not None and not 1 <= streams <= 64:
+        raise ValueError("streams: must be between 1 and 64")
+    results = [await run_copy(fabric, copy, streams) for copy in copy_order(fabric, copy_id)]
+    return {
+        "copies": results,
+        "jobs_copied": sum(r["jobs_copied"] for r in results),
+        "bytes": sum(r["bytes"] for r in results),
+        "status": "completed" if all(r["status"] == "completed" for r in results) else "failed",
+    }
+
+
+async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[str, Any]:
+    async with fabric.aux_lock(copy.id):
+        source = fabric.source_of(copy)
+        jobs = jobs_to_copy(await fabric.catalog.call(queries.list_jobs), copy.id, source.id)
+        n_streams = max(1, min(streams or copy.streams, len(jobs)))
+        run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())
+        bound = log.bind(run=run_id, copy=copy.id, source=source.id)
+        bound.info("auxcopy.started", jobs=len(jobs), streams=n_streams)
+        totals = RunTotals()
+        status, reason = "interrupted", "daemon stopped"
+        try:
+            send, receive = trio.open_memory_channel[Any](len(jobs) or 1)
+            for job in jobs:
+                send.send_nowait(job)
+            send.close()
+            async with trio.open_nursery() as nursery:
+                for n in range(1, n_streams + 1):
+                    nursery.start_soon(_stream, fabric, copy, source, n, receive.clone(), totals)
+            failed = len(totals.failures)
+            status = "completed" if not failed else "failed"
+            reason = "" if not failed else f"{failed} job(s) not copied"
+        finally:
+            with trio.CancelScope(shield=True):
+                await fabric.catalog.call(queries.finish_aux_run, run_id, status, reason, totals.jobs, totals.bytes, fabric.now())
+        bound.info(f"auxcopy.{status}", jobs_copied=totals.jobs, bytes=totals.bytes, failures=len(totals.failures))
+        return {"run_id": run_id, "copy": copy.id, "streams": n_streams, "jobs_copied": totals.jobs,
+                "bytes": totals.bytes, "failed": totals.failures, "status": status}
+
+
+async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int, jobs: Any, totals: RunTotals) -> None:
+    src_lib, dst_lib = fabric.library_of(source), fabric.library_of(copy)
+    async with jobs, reserve_drives(src_lib, dst_lib) as (src_drive, dst_drive):
+        async for job in jobs:
+            bound = log.bind(job_id=job.id, copy=copy.id, stream=number)
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    copied = await _copy_one(fabric, copy, source, job, src_drive, dst_drive)
+                    totals.jobs += copied > 0
+                    totals.bytes += copied
+                    break
+                except RETRYABLE as e:
+                    bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=str(e) or type(e).__name__)
+                    if attempt == ATTEMPTS:
+                        totals.failures.append({"job_id": job.id, "reason": str(e) or type(e).__name__})
+                    else:
+                        await trio.sleep(attempt * (1 + fabric.rng.random()))
+
+
+async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> int:
+    """One attempt at one job, over a fresh session. Returns the bytes sent."""
+    src_ma, dst_ma = fabric.mediaagent_of(source), fabric.mediaagent_of(copy)
+    link = fabric.link_between(source.site, copy.site)
+    near, far = link.open_stream(source.site) if link else local_stream_pair()
+    aead = fabric.config.encryption.aead
+    outcome: dict[str, Exception] = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_receiver, fabric, copy, far, dst_drive, outcome)
+        try:
+            channel = await secure.connect(near, src_ma.identity, dst_ma.name, fabric.keystore, aead=aead)
+            index = await src_ma.index_for(job.id, source.id, source.primary)
+            sent = await send_job(fabric, channel, job, source, index, src_drive)
+            await channel.send(json.dumps({"op": "bye"}).encode(), context=b"control")
+            await channel.aclose()
+        except BaseException:
+            nursery.cancel_scope.cancel()
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return sent
+
+
+async def _receiver(fabric: Fabric, copy: CopySpec, stream: trio.abc.Stream, drive: Drive, outcome: dict[str, Exception]) -> None:
+    """The destination MediaAgent's side. Its failures close the session, which the
+    sender sees; they never escape to tear down the stream's nursery."""
+    ma = fabric.mediaagent_of(copy)
+    try:
+        channel = await secure.accept(stream, ma.identity, fabric.keystore, aead=fabric.config.encryption.aead)
+        await receive_jobs(fabric, channel, copy, drive)
+    except RETRYABLE as e:
+        outcome["error"] = e
+        log.warning("auxcopy.receiver_failed", copy=copy.id, site=copy.site, error=str(e) or type(e).__name__)
+        with trio.CancelScope(shield=True):
+            await stream.aclose()

@@ -1,0 +1,170 @@
+"""A backup job: an IBM i subclient through the production MediaAgent to the primary copy."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.config import JOB_TYPES
+from vtlfabric.fabric import Fabric
+from vtlfabric.site.client import SourceObject, Workload
+from vtlfabric.site.index import IndexEntry, JobIndex
+from vtlfabric.tape.stream import JobWriter
+
+log = structlog.get_logger()
+
+
+class BackupFailed(Exception):
+    pass
+
+
+class BadRequest(ValueError):
+    pass
+
+
+@attrs.frozen
+class Plan:
+    job_type: str
+    base_generation: int | None
+    note: str
+
+
+async def plan(fabric: Fabric, client: str, subclient: str, requested: str) -> Plan:
+    """Commvault's rule: with no valid full to build on, any backup runs as a full."""
+    if requested == "full":
+        return Plan("full", None, "")
+    full = await fabric.catalog.call(queries.last_valid_job, client, subclient, ("full",))
+    if full is None:
+        return Plan("full", None, f"{requested} converted to full: no valid full backup yet")
+    if requested == "differential":
+        return Plan("differential", full.generation, "")
+    last = await fabric.catalog.call(queries.last_valid_job, client, subclient, JOB_TYPES)
+    return Plan("incremental", last.generation, "")
+
+
+def _check_request(fabric: Fabric, client: str, subclient: str | None, job_type: str) -> str:
+    if client not in fabric.workloads:
+        raise BadRequest(f"client: no client named {client!r}")
+    if job_type not in JOB_TYPES:
+        raise BadRequest(f"type: {job_type!r} is not one of {', '.join(JOB_TYPES)}")
+    spec = fabric.workloads[client].client
+    names = [s.name for s in spec.subclients]
+    if subclient is None:
+        return names[0]
+    if subclient not in names:
+        raise BadRequest(f"subclient: {client} has no subclient {subclient!r} (it has {', '.join(names)})")
+    return subclient
+
+
+async def run_backup(
+    fabric: Fabric, client: str, subclient: str | None = None, job_type: str = "incremental",
+    *, task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> dict[str, Any]:
+    subclient = _check_request(fabric, client, subclient, job_type)
+    policy = fabric.config.policy_of(client)
+    primary = policy.primary
+    workload = fabric.workloads[client]
+    the_plan = await plan(fabric, client, subclient, job_type)
+    generation = workload.generation(fabric.now())
+    job_id = await fabric.catalog.call(
+        lambda conn: queries.create_job(
+            conn, client=client, subclient=subclient, policy=policy.name, job_type=the_plan.job_type,
+            requested_type=job_type, generation=generation, base_generation=the_plan.base_generation, now=fabric.now(),
+        )
+    )
+    bound = log.bind(job_id=job_id, client=client, subclient=subclient, copy=primary.id, site=primary.site)
+    bound.info("backup.started", type=the_plan.job_type, generation=generation)
+    if the_plan.note:
+        bound.info("backup.converted", reason=the_plan.note)
+    task_status.started(job_id)
+
+    objects = workload.objects(subclient, generation, since=the_plan.base_generation)
+    fail_at = _failure_point(fabric, client, len(objects))
+    status, reason, written = "failed", "daemon stopped", None
+    kill_scope = trio.CancelScope()
+    fabric.killable[job_id] = kill_scope
+    try:
+        with kill_scope:
+            written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at)
+            status, reason = "completed", the_plan.note
+        if kill_scope.cancelled_caught:
+            status, reason = "killed", "killed by operator"
+    except Exception as e:  # the job boundary: any fault ends this job, never the daemon
+        reason = str(e) or type(e).__name__
+    finally:
+        fabric.killable.pop(job_id, None)
+        with trio.CancelScope(shield=True):
+            await _finish(fabric, job_id, status, reason, written, primary.id, policy)
+    bound.info(f"backup.{status}", reason=reason, objects=written["objects"] if written else 0)
+    if status != "completed":
+        raise BackupFailed(f"job {job_id} {status}: {reason}")
+    return {"job_id": job_id, "status": status, "type": the_plan.job_type, **(written or {})}
+
+
+def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
+    """Where (which object) this backup fails, if a fault or the client's failure rate says so."""
+    forced = fabric.faults.take_backup_failure(client)
+    chance = fabric.rng.random() < fabric.workloads[client].client.failure_rate
+    if not (forced or chance):
+        return None
+    return fabric.rng.randrange(count) if count else 0
+
+
+async def _write_job(
+    fabric: Fabric, job_id: int, copy_id: str, workload: Workload, objects: list[SourceObject], fail_at: int | None
+) -> dict[str, Any]:
+    library = fabric.library_of(fabric.config.copy(copy_id))
+    chunk = fabric.config.encryption.chunk_size
+    digest = hashlib.sha256()
+    entries: list[IndexEntry] = []
+    async with library.drive() as drive:
+        writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy_id)
+        since_commit = position = 0
+        try:
+            for n, obj in enumerate(objects):
+                if n == fail_at:
+                    raise BackupFailed(f"client read error on {obj.path}")
+                data, sha = await trio.to_thread.run_sync(_read_object, workload, obj)
+                entries.append(IndexEntry(obj.path, obj.version, position, len(data), sha))
+                position += len(data)
+                digest.update(data)
+                await writer.write(data)
+                since_commit += len(data)
+                if since_commit >= chunk:
+                    await writer.commit()
+                    since_commit = 0
+            if fail_at is not None and fail_at >= len(objects):
+                raise BackupFailed("client connection lost at end of job")
+        finally:
+            # Whatever the outcome, the data written stays on tape, committed.
+            with trio.CancelScope(shield=True):
+                await writer.close()
+    return {"objects": len(entries), "bytes": sum(e.length for e in entries), "digest": digest.hexdigest(), "entries": entries}
+
+
+def _read_object(workload: Workload, obj: SourceObject) -> tuple[bytes, str]:
+    data = workload.content(obj)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: dict[str, Any] | None, primary: str, policy: Any) -> None:
+    job = await fabric.catalog.call(queries.get_job, job_id)
+    if written and status == "completed":
+        # The index is saved before the job counts, so a completed job always has one.
+        index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written["bytes"], written["digest"], tuple(written.pop("entries")))
+        await fabric.mediaagent_of(policy.primary).index_cache.save(index)
+    elif written:
+        written.pop("entries", None)
+    secondaries = [c.id for c in policy.copies if not c.primary]
+    await fabric.catalog.call(
+        lambda conn: queries.finish_job(
+            conn, job_id, status=status, reason=reason, now=fabric.now(),
+            objects=written["objects"] if written else 0, nbytes=written["bytes"] if written else 0,
+            digest=written["digest"] if written else "", primary=primary, secondaries=secondaries,
+        )
+    )

@@ -1,0 +1,168 @@
+"""The copy protocol between two MediaAgents, over a secure channel.
+
+    sender                                  receiver
+    {"op": "job", job, digest, index}  ->
+                                        <-  {"op": "resume", "offset": N}   (or "skip")
+    chunk 0 .. chunk k (last one final) ->
+                                        <-  {"op": "done"} | {"op": "failed", "reason"}
+    ... next job ...  {"op": "bye"}     ->
+
+Control messages carry the context ``b"control"``; chunk n of job j carries
+``b"job j chunk n"``, so a chunk replayed into another job or position fails
+authentication. The final flag on the last chunk makes truncation visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.catalog.records import JobRecord
+from vtlfabric.config import CopySpec
+from vtlfabric.fabric import Fabric
+from vtlfabric.net.secure import SecureChannel
+from vtlfabric.site.index import IndexFormatError, JobIndex
+from vtlfabric.tape.library import Drive
+from vtlfabric.tape.stream import JobWriter, read_segments
+
+log = structlog.get_logger()
+CONTROL = b"control"
+
+
+class CopyFailed(Exception):
+    pass
+
+
+def _chunk_context(job_id: int, n: int) -> bytes:
+    return f"job {job_id} chunk {n}".encode()
+
+
+async def _send_control(channel: SecureChannel, **message: Any) -> None:
+    await channel.send(json.dumps(message).encode(), context=CONTROL)
+
+
+async def _receive_control(channel: SecureChannel) -> dict[str, Any]:
+    message = await channel.receive()
+    if message.context != CONTROL:
+        raise CopyFailed(f"protocol: expected a control message, got {message.context!r}")
+    try:
+        data = json.loads(message.payload)
+    except ValueError:
+        raise CopyFailed("protocol: control message is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("op"), str):
+        raise CopyFailed("protocol: control message has no op")
+    return data
+
+
+# ---------------------------------------------------------------- sender
+
+
+async def send_job(fabric: Fabric, channel: SecureChannel, job: JobRecord, source: CopySpec, index: JobIndex, drive: Drive) -> int:
+    """Send one job from the source copy's media; return the bytes sent."""
+    await _send_control(channel, op="job", job_id=job.id, bytes=job.bytes, digest=job.digest, index=index.to_json())
+    reply = await _receive_control(channel)
+    if reply["op"] == "skip":
+        return 0
+    if reply["op"] != "resume" or not isinstance(reply.get("offset"), int) or not 0 <= reply["offset"] <= job.bytes:
+        raise CopyFailed(f"protocol: bad reply to job offer: {reply}")
+    offset = reply["offset"]
+    segments = await fabric.catalog.call(queries.segments, job.id, source.id)
+    library = fabric.library_of(source)
+    chunk = fabric.config.encryption.chunk_size
+    n, sent = 0, 0
+    pending = b""
+    async for data in read_segments(library, drive, segments, start=offset, batch=chunk):
+        pending += data
+        while len(pending) >= chunk:
+            await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
+            sent, n, pending = sent + chunk, n + 1, pending[chunk:]
+    await channel.send(pending, context=_chunk_context(job.id, n), final=True)
+    sent += len(pending)
+    if offset + sent != job.bytes:
+        raise CopyFailed(f"job {job.id}: source copy {source.id} holds {offset + sent} of {job.bytes} bytes")
+    reply = await _receive_control(channel)
+    if reply["op"] != "done":
+        raise CopyFailed(f"job {job.id}: destination says {reply.get('reason', reply)}")
+    return sent
+
+
+# ---------------------------------------------------------------- receiver
+
+
+async def receive_jobs(fabric: Fabric, channel: SecureChannel, copy: CopySpec, drive: Drive) -> None:
+    while True:
+        offer = await _receive_control(channel)
+        if offer["op"] == "bye":
+            return
+        if offer["op"] != "job":
+            raise CopyFailed(f"protocol: unexpected {offer['op']!r}")
+        await _receive_job(fabric, channel, copy, drive, offer)
+
+
+async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, drive: Drive, offer: dict[str, Any]) -> None:
+    job_id, total, digest = offer.get("job_id"), offer.get("bytes"), offer.get("digest")
+    if not (isinstance(job_id, int) and isinstance(total, int) and isinstance(digest, str)):
+        raise CopyFailed("protocol: job offer lacks job_id, bytes or digest")
+    try:
+        index = JobIndex.from_json(offer.get("index"), f"job {job_id} offer")
+    except IndexFormatError as e:
+        raise CopyFailed(str(e)) from None
+    row = await fabric.catalog.call(queries.job_copy, job_id, copy.id)
+    if row is None or row.state not in queries.PENDING_STATES:
+        # Never copy a job twice, nor one this copy should not hold.
+        await _send_control(channel, op="skip")
+        return
+    await _send_control(channel, op="resume", offset=row.bytes_done)
+    library = fabric.library_of(copy)
+    writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy.id, offset=row.bytes_done)
+    try:
+        await _receive_chunks(fabric, channel, writer, job_id, total)
+        await writer.close()
+    except BaseException:
+        await writer.abort()
+        raise
+    reason = await _verify(fabric, copy, drive, job_id, digest)
+    if reason:
+        await _send_control(channel, op="failed", reason=reason)
+        raise CopyFailed(reason)
+    segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
+
+    await fabric.mediaagent_of(copy).disk_library.save(attrs.evolve(index, copy_id=copy.id, segments=tuple(segments)))
+    await fabric.catalog.call(queries.set_job_copy_state, job_id, copy.id, queries.AVAILABLE, "copied", fabric.now())
+    log.info("auxcopy.job_available", job_id=job_id, copy=copy.id, site=copy.site, bytes=total)
+    await _send_control(channel, op="done")
+
+
+async def _receive_chunks(fabric: Fabric, channel: SecureChannel, writer: JobWriter, job_id: int, total: int) -> None:
+    n = 0
+    while True:
+        message = await channel.receive()
+        if message.context != _chunk_context(job_id, n):
+            raise CopyFailed(f"protocol: expected chunk {n} of job {job_id}, got {message.context!r}")
+        if writer.offset + len(message.payload) > total:
+            raise CopyFailed(f"job {job_id}: sender sent more than {total} bytes")
+        await writer.write(message.payload)
+        await writer.commit()
+        if message.final:
+            break
+        n += 1
+    if writer.offset != total:
+        raise CopyFailed(f"job {job_id}: stream ended at {writer.offset} of {total} bytes")
+
+
+async def _verify(fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, digest: str) -> str:
+    """Read the job back from the destination media; the copy counts only if it matches."""
+    segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
+    sha = hashlib.sha256()
+    async for data in read_segments(fabric.library_of(copy), drive, segments):
+        sha.update(data)
+        await trio.lowlevel.checkpoint()
+    if sha.hexdigest() != digest:
+        return f"job {job_id}: digest on {copy.id} does not match the source"
+    return ""

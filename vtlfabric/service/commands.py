@@ -1,0 +1,206 @@
+"""What each control command does. Requests are checked here, at the edge:
+a bad one gets one error naming the field, and nothing is started."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.auxcopy import copy_order, run_auxcopy
+from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
+from vtlfabric.jobs.backup import run_backup
+from vtlfabric.jobs.restore import RestoreRequest, run_restore
+from vtlfabric.service.operations import Operation, Operations
+from vtlfabric.sim import faults
+from vtlfabric.sim.clock import iso
+
+
+class BadRequest(ValueError):
+    """The request is malformed or names something that does not exist (exit 2)."""
+
+
+class Failed(Exception):
+    """The operation ran and failed (exit 1)."""
+
+
+_MISSING: Any = object()
+
+
+def arg(request: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+    if name not in request or request[name] is None:
+        if default is _MISSING:
+            raise BadRequest(f"{name}: is required")
+        return default
+    value = request[name]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)) or not isinstance(value, kind):
+        raise BadRequest(f"{name}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+@attrs.define
+class Commands:
+    fabric: Fabric
+    ops: Operations
+    started_at: float
+    pid: int = attrs.field(factory=os.getpid)
+
+    async def dispatch(self, request: dict[str, Any]) -> Any:
+        command = arg(request, "cmd", str)
+        handler = getattr(self, f"cmd_{command}", None)
+        if handler is None:
+            raise BadRequest(f"cmd: unknown command {command!r} (known: {', '.join(sorted(self.names()))})")
+        return await handler(request)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [n[4:] for n in dir(cls) if n.startswith("cmd_")]
+
+    # ------------------------------------------------------------ reading
+
+    async def cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
+        fabric = self.fabric
+        jobs = await fabric.catalog.call(queries.list_jobs)
+        carts = await fabric.catalog.call(queries.cartridges)
+        runs = await fabric.catalog.call(queries.aux_runs)
+        return {
+            "pid": self.pid,
+            "config": str(fabric.config.file),
+            "state_dir": str(fabric.config.daemon.state_dir),
+            "fabric_time": iso(fabric.now()),
+            "uptime": round(trio.current_time() - self.started_at, 1),
+            "running": [op.to_json() for op in self.ops.running.values()],
+            "jobs": _count_by(jobs, lambda j: j.status),
+            "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
+            "copies": [_copy_status(fabric, c, jobs, runs) for c in fabric.config.copies()],
+            "links": [_link_status(link) for link in fabric.links.values()],
+        }
+
+    async def cmd_jobs(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        client = arg(request, "client", str, None)
+        jobs = await self.fabric.catalog.call(queries.list_jobs, client)
+        return [_job_json(j) for j in jobs]
+
+    async def cmd_operation(self, request: dict[str, Any]) -> dict[str, Any]:
+        op_id = arg(request, "id", str)
+        op = self.ops.running.get(op_id) or self.ops.finished.get(op_id)
+        if op is None:
+            raise BadRequest(f"id: no operation {op_id!r}")
+        return await self._maybe_wait(op, request)
+
+    # ------------------------------------------------------------ acting
+
+    async def cmd_backup(self, request: dict[str, Any]) -> dict[str, Any]:
+        client, job_type = arg(request, "client", str), arg(request, "type", str, "incremental")
+        subclient = arg(request, "subclient", str, None)
+        try:
+            op = await self.ops.start("backup", run_backup, self.fabric, client, subclient, job_type, reports_id=True)
+        except BackupBadRequest as e:
+            raise BadRequest(str(e)) from None
+        return await self._maybe_wait(op, request)
+
+    async def cmd_kill(self, request: dict[str, Any]) -> dict[str, Any]:
+        job_id = arg(request, "job_id", int)
+        job = await self.fabric.catalog.call(queries.get_job, job_id)
+        if job is None:
+            raise BadRequest(f"job_id: no job {job_id}")
+        scope = self.fabric.killable.get(job_id)
+        if scope is None:
+            raise Failed(f"job {job_id} is not running (status: {job.status})")
+        scope.cancel()
+        op = self.ops.running.get(f"backup:{job_id}")
+        if op is not None:
+            await op.done.wait()
+        return {"job_id": job_id, "status": "killed"}
+
+    async def cmd_auxcopy(self, request: dict[str, Any]) -> dict[str, Any]:
+        copy_id, streams = arg(request, "copy", str, None), arg(request, "streams", int, None)
+        try:
+            copy_order(self.fabric, copy_id)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        if streams is not None and not 1 <= streams <= 64:
+            raise BadRequest("streams: must be between 1 and 64")
+        op = await self.ops.start("auxcopy", run_auxcopy, self.fabric, copy_id, streams)
+        return await self._maybe_wait(op, request)
+
+    async def cmd_restore(self, request: dict[str, Any]) -> dict[str, Any]:
+        job_id, latest = arg(request, "job_id", int, None), arg(request, "latest", bool, False)
+        if (job_id is None) == (not latest):
+            raise BadRequest("job_id: give either a job id or latest, not both or neither")
+        dest = Path(arg(request, "to", str))
+        if not dest.is_absolute():
+            raise BadRequest("to: the restore directory must be an absolute path")
+        client = arg(request, "client", str, None)
+        if client is None:
+            if job_id is None:
+                raise BadRequest("client: is required with latest")
+            job = await self.fabric.catalog.call(queries.get_job, job_id)
+            if job is None:
+                raise BadRequest(f"job_id: no job {job_id}")
+            client = job.client
+        restore = RestoreRequest(client, dest, job_id, arg(request, "copy", str, None), arg(request, "site", str, None))
+        op = await self.ops.start("restore", run_restore, self.fabric, restore)
+        return await self._maybe_wait(op, request)
+
+    async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            done = faults.inject(self.fabric, arg(request, "target", str), arg(request, "action", str))
+        except faults.FaultError as e:
+            raise BadRequest(str(e)) from None
+        return {"fault": done}
+
+    async def _maybe_wait(self, op: Operation, request: dict[str, Any]) -> dict[str, Any]:
+        if arg(request, "wait", bool, False):
+            await op.done.wait()
+            if op.status != "completed":
+                raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
+        return op.to_json()
+
+
+def _count_by(items: Any, key: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[key(item)] = out.get(key(item), 0) + 1
+    return out
+
+
+def _job_json(job: Any) -> dict[str, Any]:
+    return {
+        "id": job.id, "client": job.client, "subclient": job.subclient, "policy": job.policy,
+        "type": job.type, "requested_type": job.requested_type, "status": job.status, "reason": job.reason,
+        "generation": job.generation, "started": iso(job.started), "ended": iso(job.ended),
+        "objects": job.objects, "bytes": job.bytes, "copies": dict(job.copies),
+    }
+
+
+def _library_status(fabric: Fabric, lib_id: str, carts: list[Any]) -> dict[str, Any]:
+    lib = fabric.libraries[lib_id]
+    mine = [c for c in carts if c.library == lib_id]
+    return {
+        "id": lib_id, "offline": lib.offline, "drives": lib.spec.drives, "drives_in_use": lib.drives_in_use,
+        "cartridges": _count_by(mine, lambda c: c.state),
+    }
+
+
+def _copy_status(fabric: Fabric, copy: Any, jobs: list[Any], runs: list[Any]) -> dict[str, Any]:
+    due = [j for j in jobs if j.copies.get(copy.id) in queries.PENDING_STATES]
+    last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
+    oldest = min((j.started for j in due), default=None)
+    return {
+        "id": copy.id, "primary": copy.primary, "library": copy.library, "source": copy.source,
+        "available": sum(1 for j in jobs if j.copies.get(copy.id) == queries.AVAILABLE),
+        "to_copy": len(due), "bytes_to_copy": sum(j.bytes for j in due),
+        "oldest_uncopied_age": round(fabric.now() - oldest, 1) if oldest is not None else None,
+        "last_auxcopy": iso(last_ok[-1].ended) if last_ok else "",
+    }
+
+
+def _link_status(link: Any) -> dict[str, Any]:
+    stats = link.stats
+    return {"name": link.spec.name, "sites": [link.spec.a, link.spec.b], **(attrs.asdict(stats) if attrs.has(type(stats)) else {})}

@@ -1,0 +1,86 @@
+"""The control socket: a Unix socket (mode 0600), one JSON request per line, one JSON reply.
+
+A reply is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "code": N}``
+with the exit code the CLI should use (1: the operation failed, 2: a bad request).
+Malformed, oversized or slow requests get an error; they never reach the fabric.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket as stdsocket
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from vtlfabric.service.commands import BadRequest, Commands, Failed
+
+log = structlog.get_logger()
+MAX_REQUEST = 1 << 20
+REQUEST_TIMEOUT = 10.0
+
+
+async def read_line(stream: trio.abc.Stream, limit: int = MAX_REQUEST) -> bytes:
+    buffer = bytearray()
+    while b"\n" not in buffer:
+        if len(buffer) > limit:
+            raise BadRequest(f"request: longer than {limit} bytes")
+        data = await stream.receive_some(65536)
+        if not data:
+            break
+        buffer += data
+    line, _, _ = bytes(buffer).partition(b"\n")
+    return line
+
+
+def _reply(ok: bool, payload: Any, code: int = 0) -> bytes:
+    body = {"ok": True, "result": payload} if ok else {"ok": False, "error": payload, "code": code}
+    return json.dumps(body, default=str).encode() + b"\n"
+
+
+async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
+    async with stream:
+        try:
+            with trio.fail_after(REQUEST_TIMEOUT):  # only reading the request is bounded; --wait may take long
+                line = await read_line(stream)
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise BadRequest("request: expected a JSON object")
+            reply = _reply(True, await commands.dispatch(request))
+        except trio.TooSlowError:
+            reply = _reply(False, "request: not received in time", 2)
+        except (BadRequest, ValueError) as e:  # JSONDecodeError is a ValueError
+            reply = _reply(False, str(e) if isinstance(e, BadRequest) else f"request: not valid JSON: {e}", 2)
+        except Failed as e:
+            reply = _reply(False, str(e), 1)
+        except Exception as e:  # a bug must cost one request, never the daemon
+            log.exception("control.error")
+            reply = _reply(False, f"internal error: {type(e).__name__}: {e}", 1)
+        try:
+            await stream.send_all(reply)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    if path.exists() or path.is_symlink():
+        path.unlink()  # a stale socket from a crash; the state-dir lock says no one else owns it
+    sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # created 0600: no window where others could connect
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    sock.listen(64)
+    listener = trio.SocketListener(sock)
+    log.info("control.listening", socket=str(path))
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            await trio.serve_listeners(partial(_handle, commands), [listener], handler_nursery=nursery)
+    finally:
+        path.unlink(missing_ok=True)

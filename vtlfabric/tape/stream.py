@@ -1,0 +1,170 @@
+"""A job's data stream on a copy's media: written in blocks, spanning cartridges,
+committed chunk by chunk; read back by stream offset."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import attrs
+import structlog
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.catalog.db import Catalog
+from vtlfabric.catalog.records import SegmentRecord
+from vtlfabric.tape.image import EndOfMedium, TapeImage
+from vtlfabric.tape.library import Drive, Library
+
+log = structlog.get_logger()
+
+
+@attrs.define
+class JobWriter:
+    """Appends a job's stream to the copy's cartridges, from ``offset`` on.
+
+    Nothing counts until ``commit()``: it flushes the image and records, in one
+    catalog transaction, the segment's length, the cartridge's end of data and
+    the copy's progress. A crash before that leaves bytes past the committed end
+    of data, which the library trims away on restart.
+    """
+
+    library: Library
+    drive: Drive
+    catalog: Catalog
+    now: Callable[[], float]
+    job_id: int
+    copy_id: str
+    offset: int = 0
+    _buffer: bytearray = attrs.field(factory=bytearray)
+    _image: TapeImage | None = None
+    _barcode: str = ""
+    _seq: int = 0
+    _seg_bytes: int = 0
+    _seg_blocks: int = 0
+    _committed_eod: int = 0
+
+    @property
+    def barcodes(self) -> list[str]:
+        return [self._barcode] if self._barcode else []
+
+    async def write(self, data: bytes) -> None:
+        self._buffer += data
+        size = self.library.spec.block_size
+        while len(self._buffer) >= size:
+            await self._write_block(bytes(self._buffer[:size]))
+            del self._buffer[:size]
+
+    async def commit(self) -> None:
+        if self._buffer:  # a checkpoint ends on a block boundary, so the tail goes as a short block
+            await self._write_block(bytes(self._buffer))
+            self._buffer.clear()
+        if self._image is not None:
+            await self._checkpoint()
+
+    async def close(self) -> None:
+        """Commit the rest and close the tape file; the cartridge stays appendable."""
+        await self.commit()
+        if self._image is not None:
+            await self._end_file("appendable")
+
+    async def abort(self) -> None:
+        """Drop what was not committed; the unterminated file is closed by the next writer."""
+        if self._image is None:
+            return
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._image.truncate, self._committed_eod)
+
+    async def _write_block(self, block: bytes) -> None:
+        if self._image is None:
+            await self._mount_next()
+        try:
+            await self.drive.io(self._image.write_block, block)
+        except EndOfMedium:
+            await self._span()
+            await self.drive.io(self._image.write_block, block)
+        self._seg_bytes += len(block)
+        self._seg_blocks += 1
+        self.offset += len(block)
+
+    async def _span(self) -> None:
+        """The cartridge is full: close it and carry on on the next one."""
+        await self._checkpoint()
+        old = self._barcode
+        await self._end_file("full")
+        await self._mount_next()
+        log.info("job.spanned", job_id=self.job_id, copy=self.copy_id, barcode=self._barcode, previous=old)
+
+    async def _checkpoint(self) -> None:
+        eod = await self.drive.io(self._image.flush)
+        await self.catalog.call(
+            lambda conn: queries.checkpoint(
+                conn, job_id=self.job_id, copy_id=self.copy_id, seq=self._seq, length=self._seg_bytes,
+                blocks=self._seg_blocks, barcode=self._barcode, eod=eod, bytes_done=self.offset, now=self.now(),
+            )
+        )
+        self._committed_eod = eod
+
+    async def _end_file(self, state: str) -> None:
+        await self.drive.io(self._image.end_file)
+        eod = await self.drive.io(self._image.flush)
+        await self.catalog.call(queries.set_cartridge_state, self._barcode, state, eod)
+        self._committed_eod = eod
+        self._image = None
+
+    async def _mount_next(self) -> None:
+        barcode = await self.library.claim_for_append(self.copy_id)
+        try:
+            image = await self.drive.load(barcode)
+        except BaseException:
+            self.library.release_cartridge(barcode)
+            raise
+        file_no = await self.drive.io(image.begin_file)
+        eod = await self.drive.io(image.flush)
+        self._seq = await self.catalog.call(queries.open_segment, self.job_id, self.copy_id, barcode, file_no, self.offset, eod)
+        self._image, self._barcode = image, barcode
+        self._seg_bytes = self._seg_blocks = 0
+        self._committed_eod = eod
+
+
+def _take(blocks: Iterator[bytes], want: int) -> list[bytes]:
+    """Pull blocks until about ``want`` bytes (runs in a worker thread)."""
+    out, got = [], 0
+    for block in blocks:
+        out.append(block)
+        got += len(block)
+        if got >= want:
+            break
+    return out
+
+
+async def read_segments(
+    library: Library, drive: Drive, segments: list[SegmentRecord], start: int = 0, batch: int = 2**20
+) -> AsyncIterator[bytes]:
+    """Yield a job's stream from ``start`` on, reading its segments in order."""
+    position = start
+    for seg in sorted(segments, key=lambda s: s.offset):
+        if seg.length == 0 or seg.offset + seg.length <= position:
+            continue
+        if seg.offset > position:
+            raise IOError(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
+        if drive.barcode != seg.barcode:
+            await drive.unload()
+            await library.claim_for_read(seg.barcode)
+            try:
+                await drive.load(seg.barcode)
+            except BaseException:
+                library.release_cartridge(seg.barcode)
+                raise
+        blocks = await drive.io(drive.image.read_file, seg.file_no)
+        pos = seg.offset
+        end = seg.offset + seg.length
+        while pos < end:
+            got = await drive.io(_take, blocks, batch)
+            if not got:
+                raise IOError(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
+            data = b"".join(got)[: end - pos]
+            lo = max(0, position - pos)
+            if lo < len(data):
+                yield data[lo:]
+            pos += len(data)
+            position = max(position, pos)
