@@ -12,10 +12,11 @@ import trio
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
-from vtlfabric.tape.image import EndOfMedium, TapeImage
+from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import Drive, Library
 
 log = structlog.get_logger()
+WRITE_BATCH = 1 << 20  # bytes buffered before a trip to the drive
 
 
 @attrs.define
@@ -49,14 +50,13 @@ class JobWriter:
 
     async def write(self, data: bytes) -> None:
         self._buffer += data
-        size = self.library.spec.block_size
-        while len(self._buffer) >= size:
-            await self._write_block(bytes(self._buffer[:size]))
-            del self._buffer[:size]
+        if len(self._buffer) >= WRITE_BATCH:
+            await self._write_full_blocks()
 
     async def commit(self) -> None:
+        await self._write_full_blocks()
         if self._buffer:  # a checkpoint ends on a block boundary, so the tail goes as a short block
-            await self._write_block(bytes(self._buffer))
+            await self._write_blocks([bytes(self._buffer)])
             self._buffer.clear()
         if self._image is not None:
             await self._checkpoint()
@@ -74,17 +74,28 @@ class JobWriter:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._image.truncate, self._committed_eod)
 
-    async def _write_block(self, block: bytes) -> None:
-        if self._image is None:
-            await self._mount_next()
-        try:
-            await self.drive.io(self._image.write_block, block)
-        except EndOfMedium:
-            await self._span()
-            await self.drive.io(self._image.write_block, block)
-        self._seg_bytes += len(block)
-        self._seg_blocks += 1
-        self.offset += len(block)
+    async def _write_full_blocks(self) -> None:
+        size = self.library.spec.block_size
+        count = len(self._buffer) // size
+        if count:
+            await self._write_blocks([bytes(self._buffer[i * size : (i + 1) * size]) for i in range(count)])
+            del self._buffer[: count * size]
+
+    async def _write_blocks(self, blocks: list[bytes]) -> None:
+        """Blocks go to the drive in batches: one thread hand-off each, not one per block."""
+        while blocks:
+            if self._image is None:
+                await self._mount_next()
+            written = await self.drive.io(self._image.write_blocks, blocks)
+            for block in blocks[:written]:
+                self._seg_bytes += len(block)
+                self.offset += len(block)
+            self._seg_blocks += written
+            blocks = blocks[written:]
+            if blocks and self._seg_blocks == 0:
+                raise OSError(f"a {len(blocks[0])}-byte block does not fit on an empty cartridge of {self.library.spec.id}")
+            if blocks:
+                await self._span()
 
     async def _span(self) -> None:
         """The cartridge is full: close it and carry on on the next one."""

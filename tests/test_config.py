@@ -1,0 +1,104 @@
+"""Bad config fails at start with one message naming the file and the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import write_fabric
+from vtlfabric import config
+from vtlfabric.units import parse_duration, parse_size
+
+SHIPPED = Path(__file__).parent.parent / "config" / "vtlfabric.toml"
+
+
+def test_shipped_demo_config_loads():
+    cfg = config.load(SHIPPED)
+    assert [s.name for s in cfg.sites] == ["production", "dr"]
+    assert {c.id for c in cfg.copies()} == {"IBMI/primary", "IBMI/dr"}
+    assert cfg.copy("IBMI/dr").site == "dr"
+    assert cfg.link_between("dr", "production").name == "prod-dr"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def _error(path: Path) -> config.ConfigError:
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "file, old, new, key, words",
+    [
+        ("fabric.toml", "[encryption]", "[encryption]\nciphr = 1", "encryption.ciphr", "unknown key"),
+        ("fabric.toml", 'seed = 7', 'seed = "seven"', "daemon.seed", "int"),
+        ("fabric.toml", 'library = "dr/DVTL"', 'library = "dr/NOPE"', "library", "dr/NOPE"),
+        ("fabric.toml", 'source = "primary"', 'source = "ghost"', "source", "ghost"),
+        ("dr.toml", 'barcodes = "DR0001L8-DR0012L8"', 'barcodes = "PR0010L8-PR0020L8"', "barcodes", "overlap"),
+        ("prod.toml", 'name = "IBMB"', 'name = "IBMA"', "client", "duplicate"),
+        ("prod.toml", 'capacity = "4MiB"', 'capacity = "lots"', "capacity", "size"),
+        ("fabric.toml", 'bandwidth = "50MB"', 'bandwidth = 0', "bandwidth", "positive"),
+        ("fabric.toml", 'chunk_size = "256KiB"', 'chunk_size = "1KiB"', "chunk_size", "between"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path, file, old, new, key, words):
+    path = write_fabric(tmp_path)
+    _edit(tmp_path / file, old, new)
+    err = _error(path)
+    assert err.file == str(tmp_path / file)
+    assert key in err.key
+    assert words.lower() in str(err).lower()
+    assert not (tmp_path / "state").exists(), "a bad config touches nothing"
+
+
+def test_syntax_error_names_file(tmp_path):
+    path = write_fabric(tmp_path)
+    (tmp_path / "dr.toml").write_text("name = \n")
+    err = _error(path)
+    assert err.file == str(tmp_path / "dr.toml")
+
+
+def test_missing_site_file(tmp_path):
+    path = write_fabric(tmp_path)
+    (tmp_path / "dr.toml").unlink()
+    err = _error(path)
+    assert "dr.toml" in str(err) and "does not exist" in str(err)
+
+
+def test_state_dir_override(tmp_path):
+    cfg = config.load(write_fabric(tmp_path), state_dir=tmp_path / "elsewhere")
+    assert cfg.daemon.state_dir == tmp_path / "elsewhere"
+
+
+def test_barcode_range():
+    assert config.barcode_range("PR0008L8-PR0011L8") == ("PR0008L8", "PR0009L8", "PR0010L8", "PR0011L8")
+    for bad in ("PR0008L8-PR0001L8", "PR0001L8-XX0002L8", "PR1"):
+        with pytest.raises(ValueError):
+            config.barcode_range(bad)
+
+
+@given(st.integers(0, 10**12), st.sampled_from(["", "B", "KiB", "MiB", "GiB", "KB", "MB"]))
+def test_parse_size_round_numbers(n, unit):
+    factor = {"": 1, "B": 1, "KiB": 1024, "MiB": 2**20, "GiB": 2**30, "KB": 1000, "MB": 10**6}[unit]
+    assert parse_size(f"{n}{unit}") == n * factor
+
+
+@given(st.integers(0, 10**6), st.sampled_from(["ms", "s", "m", "h", "d"]))
+def test_parse_duration(n, unit):
+    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    assert parse_duration(f"{n}{unit}") == pytest.approx(n * factor)
+
+
+@given(st.text(max_size=12).filter(lambda s: not re.fullmatch(r"\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*", s)))
+def test_parse_size_rejects_garbage(text):
+    with pytest.raises(ValueError):
+        parse_size(text)

@@ -1,0 +1,208 @@
+"""The ``vtlfabric`` command: ``run`` starts the daemon, ``ctl`` talks to it.
+
+Exit codes: 0 done, 1 the operation failed, 2 a bad request or config,
+3 the daemon could not be reached (or is already running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+import trio.testing
+
+from vtlfabric import config as config_mod
+from vtlfabric.cliformat import render
+from vtlfabric.service import daemon, logs
+
+DEFAULT_CONFIG = "config/vtlfabric.toml"
+EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+# ---------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.configure(args.log_format, args.log_level)
+    log = structlog.get_logger()
+    try:
+        cfg = config_mod.load(args.config, state_dir=args.state_dir)
+    except config_mod.ConfigError as e:
+        print(f"vtlfabric: bad config: {e}", file=sys.stderr)
+        return EXIT_BAD
+    try:
+        lock = daemon.StateLock.acquire(cfg.daemon.state_dir)
+    except daemon.AlreadyRunning as e:
+        print(f"vtlfabric: {e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    try:
+        clock = trio.testing.MockClock(autojump_threshold=0.01) if args.virtual_clock else None
+        trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock), clock=clock)
+    except Exception:
+        log.exception("daemon.crashed")
+        return EXIT_FAILED
+    finally:
+        lock.release()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- ctl
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    try:
+        request = args.build(args)
+        path = _socket_for(args)
+    except config_mod.ConfigError as e:
+        print(f"vtlfabric: cannot find the control socket: {e}", file=sys.stderr)
+        return EXIT_BAD
+    except ValueError as e:
+        print(f"vtlfabric: {e}", file=sys.stderr)
+        return EXIT_BAD
+    try:
+        reply = _call(path, request)
+    except OSError as e:
+        print(f"vtlfabric: cannot reach the daemon at {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if not reply.get("ok"):
+        print(f"vtlfabric: {reply.get('error', 'unknown error')}", file=sys.stderr)
+        return int(reply.get("code", EXIT_FAILED))
+    if args.json:
+        print(json.dumps(reply["result"], indent=2, sort_keys=True))
+    else:
+        print(render(request["cmd"], reply["result"]))
+    return EXIT_OK
+
+
+def _socket_for(args: argparse.Namespace) -> Path:
+    if args.socket:
+        return Path(args.socket)
+    cfg = config_mod.load(args.config, state_dir=args.state_dir)
+    return daemon.socket_path(cfg)
+
+
+def _call(path: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """One request, one reply. Blocking is fine: the CLI does nothing else meanwhile."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise ConnectionResetError(0, "the daemon closed the connection without a reply")
+    return json.loads(data)
+
+
+def _simple(cmd: str) -> Any:
+    return lambda args: {"cmd": cmd}
+
+
+def _backup(args: argparse.Namespace) -> dict[str, Any]:
+    return {"cmd": "backup", "client": args.client, "type": args.type, "subclient": args.subclient, "wait": args.wait}
+
+
+def _kill(args: argparse.Namespace) -> dict[str, Any]:
+    return {"cmd": "kill", "job_id": args.job}
+
+
+def _auxcopy(args: argparse.Namespace) -> dict[str, Any]:
+    return {"cmd": "auxcopy", "copy": args.copy, "streams": args.streams, "wait": args.wait}
+
+
+def _restore(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.job is None) == (not args.latest):
+        raise ValueError("restore: give either --job JOB or --latest")
+    return {
+        "cmd": "restore", "client": args.client, "job_id": args.job, "latest": args.latest,
+        "copy": args.copy, "site": args.site, "to": str(Path(args.to).resolve()), "wait": args.wait,
+    }
+
+
+def _jobs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"cmd": "jobs", "client": args.client}
+
+
+def _fault(args: argparse.Namespace) -> dict[str, Any]:
+    return {"cmd": "fault", "target": args.target, "action": args.action}
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vtlfabric", description="A multi-site VTL fabric with auxiliary copy.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", default=os.environ.get("VTLFABRIC_CONFIG", DEFAULT_CONFIG))
+    run.add_argument("--state-dir", help="override the config's state dir")
+    run.add_argument("--virtual-clock", action="store_true", help="run on Trio's mock clock: time jumps whenever the fabric is idle")
+    run.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    run.set_defaults(handler=cmd_run)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=os.environ.get("VTLFABRIC_CONFIG", DEFAULT_CONFIG), help="find the socket from this config")
+    common.add_argument("--state-dir", help="the daemon's state dir, if overridden")
+    common.add_argument("--socket", default=os.environ.get("VTLFABRIC_SOCKET"), help="the control socket (default: <state-dir>/control.sock)")
+    common.add_argument("--json", action="store_true", help="print the reply as JSON")
+    waits = argparse.ArgumentParser(add_help=False)
+    waits.add_argument("--wait", action="store_true", help="wait until it ends; exit 1 if it fails")
+
+    ctl = sub.add_parser("ctl", help="talk to the running daemon")
+    cmds = ctl.add_subparsers(required=True, metavar="COMMAND")
+
+    def add(name: str, build: Any, help: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help, parents=[common, *parents])
+        p.set_defaults(handler=cmd_ctl, build=build)
+        return p
+
+    add("status", _simple("status"), "the fabric at a glance")
+    jobs = add("jobs", _jobs, "jobs and their state on each copy")
+    jobs.add_argument("--client")
+    backup = add("backup", _backup, "back up an IBM i client", waits)
+    backup.add_argument("client")
+    backup.add_argument("--type", choices=config_mod.JOB_TYPES, default="incremental")
+    backup.add_argument("--subclient", help="default: the client's first subclient")
+    kill = add("kill", _kill, "kill a running backup")
+    kill.add_argument("job", type=int)
+    aux = add("auxcopy", _auxcopy, "run an auxiliary copy now", waits)
+    aux.add_argument("--copy", help="POLICY/COPY (default: every secondary copy)")
+    aux.add_argument("--streams", type=_positive, help="override the copy's number of streams")
+    restore = add("restore", _restore, "restore a job or a client's latest point in time", waits)
+    restore.add_argument("--client")
+    restore.add_argument("--job", type=int)
+    restore.add_argument("--latest", action="store_true")
+    restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
+    restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
+    restore.add_argument("--to", required=True, help="the directory to restore into")
+    fault = add("fault", _fault, "inject a fault: client:NAME fail-backup | link:NAME partition|partition-a-b|partition-b-a|heal|corrupt | library:SITE/NAME offline|online")
+    fault.add_argument("target")
+    fault.add_argument("action")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Human-readable renderings of control replies (``--json`` prints the reply as is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vtlfabric.units import format_bytes
+
+
+def render(cmd: str, result: Any) -> str:
+    return _RENDERERS.get(cmd, _operation)(result)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _jobs(jobs: list[dict[str, Any]]) -> str:
+    if not jobs:
+        return "no jobs yet"
+    rows = [
+        [str(j["id"]), j["client"], j["subclient"], j["type"], j["status"], format_bytes(j["bytes"]), j["started"],
+         " ".join(f"{copy}={state}" for copy, state in sorted(j["copies"].items()))]
+        for j in jobs
+    ]
+    return _table(rows, ["ID", "CLIENT", "SUBCLIENT", "TYPE", "STATUS", "SIZE", "STARTED", "COPIES"])
+
+
+def _status(s: dict[str, Any]) -> str:
+    jobs = ", ".join(f"{n} {state}" for state, n in sorted(s["jobs"].items())) or "none"
+    out = [
+        f"vtlfabric pid {s['pid']}, up {s['uptime']}s, fabric time {s['fabric_time']}",
+        f"config {s['config']}, state {s['state_dir']}",
+        f"jobs: {jobs}",
+        "running: " + (", ".join(op["id"] for op in s["running"]) or "nothing"),
+        "",
+        _table(
+            [[lib["id"], "offline" if lib["offline"] else "online", f"{lib['drives_in_use']}/{lib['drives']}",
+              " ".join(f"{k}={v}" for k, v in sorted(lib["cartridges"].items()))] for lib in s["libraries"]],
+            ["LIBRARY", "STATE", "DRIVES", "CARTRIDGES"],
+        ),
+        "",
+        _table(
+            [[c["id"], "primary" if c["primary"] else f"from {c['source']}", c["library"], str(c["available"]),
+              str(c["to_copy"]), format_bytes(c["bytes_to_copy"]), c["last_auxcopy"] or "never"] for c in s["copies"]],
+            ["COPY", "ROLE", "LIBRARY", "AVAILABLE", "TO COPY", "BYTES TO COPY", "LAST AUX COPY"],
+        ),
+    ]
+    if s["links"]:
+        out += ["", _table([[link["name"], "-".join(link["sites"]), link.get("partitioned") or "up"] for link in s["links"]],
+                           ["LINK", "SITES", "STATE"])]
+    return "\n".join(out)
+
+
+def _operation(op: dict[str, Any]) -> str:
+    if "kind" not in op:
+        return "\n".join(f"{k}: {v}" for k, v in op.items())
+    if op["status"] == "running":
+        return f"{op['id']} started"
+    result = op.get("result") or {}
+    detail = {
+        "backup": lambda r: f"job {r.get('job_id')} {r.get('type')}: {r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))}",
+        "auxcopy": lambda r: "; ".join(
+            f"{c['copy']}: {c['jobs_copied']} jobs, {format_bytes(c['bytes'])} on {c['streams']} streams"
+            + (f", {len(c['failed'])} failed" if c["failed"] else "") for c in r.get("copies", [])) or "nothing to copy",
+        "restore": lambda r: f"{r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))} from {r.get('copy')} "
+                             f"at {r.get('site')} (jobs {', '.join(map(str, r.get('jobs', [])))}) into {r.get('dest')}",
+    }.get(op["kind"], lambda r: str(r))(result)
+    return f"{op['id']} {op['status']}: {detail}"
+
+
+_RENDERERS = {"jobs": _jobs, "status": _status}

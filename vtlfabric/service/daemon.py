@@ -1,0 +1,144 @@
+"""The daemon: one top-level nursery that owns every service of the fabric.
+
+Start-up order follows the data: catalog, then sites (libraries are trimmed to
+what the catalog committed), then the operations nursery, the scheduler and the
+control socket. SIGTERM or Ctrl-C cancels everything; jobs finish their
+checkpoint under a shield, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import structlog
+import trio
+
+from vtlfabric.catalog import queries
+from vtlfabric.catalog.db import Catalog
+from vtlfabric.config import FabricConfig
+from vtlfabric.fabric import Fabric, build
+from vtlfabric.service.commands import Commands
+from vtlfabric.service.control import serve
+from vtlfabric.service.operations import Operations
+from vtlfabric.service.scheduler import run_scheduler
+from vtlfabric.sim.clock import FabricClock
+
+log = structlog.get_logger()
+# A virtual clock starts here on a new state dir, so a scenario's dates replay too.
+VIRTUAL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+SAVE_FABRIC_TIME_EVERY = 60.0
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def socket_path(config: FabricConfig) -> Path:
+    return config.daemon.socket or config.daemon.state_dir / "control.sock"
+
+
+@attrs.define
+class StateLock:
+    """An exclusive flock on ``<state>/daemon.lock``: one daemon per state dir.
+    The kernel drops it when the process dies, so a crash never leaves it stale."""
+
+    handle: IO[str]
+
+    @classmethod
+    def acquire(cls, state_dir: Path) -> StateLock:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(state_dir / "daemon.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise AlreadyRunning(f"state dir {state_dir} is in use by a running daemon (pid {owner})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        self.handle.close()
+
+
+async def _fabric_epoch(catalog: Catalog, virtual: bool) -> float:
+    if not virtual:
+        return time.time()  # clock-ok: the one wall-clock read; fabric time then follows Trio's clock
+    saved = await catalog.call(queries.get_meta, "fabric_time")
+    return float(saved) if saved else VIRTUAL_EPOCH
+
+
+async def _save_fabric_time(fabric: Fabric) -> None:
+    await fabric.catalog.call(queries.set_meta, "fabric_time", repr(fabric.now()))
+
+
+async def _keep_fabric_time(fabric: Fabric) -> None:
+    """Under a virtual clock, a restart resumes fabric time where it stopped."""
+    while True:
+        await trio.sleep(SAVE_FABRIC_TIME_EVERY)
+        await _save_fabric_time(fabric)
+
+
+async def _recover(catalog: Catalog, now: float) -> None:
+    """Work a killed daemon left running: backups are marked failed (their data stays
+    on tape, never copied); aux copy runs are marked interrupted, and their jobs resume
+    from the last committed chunk on the next run."""
+    failed = await catalog.call(queries.fail_interrupted_jobs, now, "daemon stopped while the job ran")
+    await catalog.call(queries.interrupt_aux_runs, now)
+    if failed:
+        log.warning("daemon.recovered", failed_jobs=failed)
+
+
+async def _watch_signals(cancel_scope: trio.CancelScope, signals: Any) -> None:
+    async for signum in signals:
+        log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        cancel_scope.cancel()
+        return
+
+
+async def run(config: FabricConfig, *, virtual_clock: bool = False, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the fabric until cancelled or signalled."""
+    catalog = await Catalog.open(config.daemon.state_dir / "catalog.db")
+    try:
+        clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock))
+        await _recover(catalog, clock.now())
+        fabric = await build(config, catalog, clock, random.Random(config.daemon.seed))
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            try:
+                await _serve(fabric, signals, virtual_clock, task_status)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await _save_fabric_time(fabric)
+    finally:
+        with trio.CancelScope(shield=True):
+            await catalog.aclose()
+    log.info("daemon.stopped")
+
+
+async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, task_status: Any) -> None:
+    config = fabric.config
+    async with trio.open_nursery() as top:
+        top.start_soon(_watch_signals, top.cancel_scope, signals)
+        async with trio.open_nursery() as jobs:
+            ops = Operations(jobs)
+            commands = Commands(fabric, ops, trio.current_time())
+            await jobs.start(serve, commands, socket_path(config))
+            await jobs.start(run_scheduler, fabric, ops)
+            if virtual_clock:
+                jobs.start_soon(_keep_fabric_time, fabric)
+            log.info(
+                "daemon.ready", pid=os.getpid(), config=str(config.file), state_dir=str(config.daemon.state_dir),
+                socket=str(socket_path(config)), virtual_clock=virtual_clock, seed=config.daemon.seed,
+            )
+            task_status.started(fabric)
