@@ -101,7 +101,7 @@ class Library:
         if eod == 0 or not path.exists():
             TapeImage.create(path, barcode, self.spec.capacity).close()
             return
-        image = TapeImage.open(path, self.spec.capacity)
+        image = TapeImage.open(path, self.spec.capacity, repair=True)  # a torn last record never counted
         try:
             if image.end_offset() > eod:
                 log.warning("cartridge.trimmed", barcode=barcode, library=self.spec.id, bytes=image.end_offset() - eod)

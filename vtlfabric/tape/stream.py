@@ -12,7 +12,7 @@ import trio
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
-from vtlfabric.tape.image import TapeImage
+from vtlfabric.tape.image import EndOfMedium, TapeImage
 from vtlfabric.tape.library import Drive, Library
 
 log = structlog.get_logger()
@@ -123,13 +123,20 @@ class JobWriter:
         self._image = None
 
     async def _mount_next(self) -> None:
-        barcode = await self.library.claim_for_append(self.copy_id)
-        try:
-            image = await self.drive.load(barcode)
-        except BaseException:
-            self.library.release_cartridge(barcode)
-            raise
-        file_no = await self.drive.io(image.begin_file)
+        """Load the next cartridge with room and open a tape file on it for this job."""
+        while True:
+            barcode = await self.library.claim_for_append(self.copy_id)
+            try:
+                image = await self.drive.load(barcode)
+                file_no = await self.drive.io(image.begin_file)
+                break
+            except EndOfMedium:  # too little room left for even one block: retire it
+                eod = await self.drive.io(image.flush)
+                await self.catalog.call(queries.set_cartridge_state, barcode, "full", eod)
+                await self.drive.unload()
+            except BaseException:
+                self.library.release_cartridge(barcode)
+                raise
         eod = await self.drive.io(image.flush)
         self._seq = await self.catalog.call(queries.open_segment, self.job_id, self.copy_id, barcode, file_no, self.offset, eod)
         self._image, self._barcode = image, barcode
