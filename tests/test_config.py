@@ -44,7 +44,7 @@ def _error(path: Path) -> config.ConfigError:
         ("fabric.toml", 'library = "dr/DVTL"', 'library = "dr/NOPE"', "library", "dr/NOPE"),
         ("fabric.toml", 'source = "primary"', 'source = "ghost"', "source", "ghost"),
         ("dr.toml", 'barcodes = "DR0001L8-DR0012L8"', 'barcodes = "PR0010L8-PR0020L8"', "barcodes", "overlap"),
-        ("prod.toml", 'name = "IBMB"', 'name = "IBMA"', "client", "duplicate"),
+        ("prod.toml", 'name = "IBMB"', 'name = "IBMA"', "client", "already defined"),
         ("prod.toml", 'capacity = "4MiB"', 'capacity = "lots"', "capacity", "size"),
         ("fabric.toml", 'bandwidth = "50MB"', 'bandwidth = 0', "bandwidth", "positive"),
         ("fabric.toml", 'chunk_size = "256KiB"', 'chunk_size = "1KiB"', "chunk_size", "between"),

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import attrs
 
 from vtlfabric.net.wan import LinkSpec
+from vtlfabric.tape.image import MAX_BLOCK_SIZE
 from vtlfabric.units import parse_duration, parse_size
 
 T = TypeVar("T")
@@ -320,13 +321,13 @@ def _library(t: Table, site: str) -> LibrarySpec:
         slots=t.number("slots", 1, 10_000, kind=int),
         barcodes=t.convert("barcodes", barcode_range),
         capacity=t.convert("capacity", parse_size),
-        block_size=t.convert("block_size", parse_size, "256KiB"),
+        block_size=t.convert("block_size", parse_size, "32KiB"),
         robot_time=t.convert("robot_time", parse_duration, 1.0),
     )
     if len(spec.barcodes) > spec.slots:
         raise t.error("barcodes", f"{len(spec.barcodes)} cartridges do not fit in {spec.slots} slots")
-    if not 4096 <= spec.block_size <= 4 * 2**20:
-        raise t.error("block_size", "must be between 4KiB and 4MiB")
+    if not 512 <= spec.block_size <= MAX_BLOCK_SIZE:
+        raise t.error("block_size", f"must be between 512 and {MAX_BLOCK_SIZE} bytes (the largest block Hercules reads)")
     if spec.capacity < 4 * spec.block_size:
         raise t.error("capacity", "must hold at least four blocks")
     t.done()
@@ -396,19 +397,23 @@ def _link(t: Table) -> LinkSpec:
     ends = t.strings("sites")
     if len(ends) != 2 or ends[0] == ends[1]:
         raise t.error("sites", "a link joins two different sites")
+    bandwidth = float(t.convert("bandwidth", parse_size))
+    if bandwidth <= 0:
+        raise t.error("bandwidth", "must be positive (bytes per second)")
     spec = LinkSpec(
         name=t.name(),
         a=ends[0],
         b=ends[1],
-        bandwidth=float(t.convert("bandwidth", parse_size)),
+        bandwidth=bandwidth,
         latency=t.convert("latency", parse_duration, "10ms"),
         jitter=t.convert("jitter", parse_duration, 0.0),
         loss=t.number("loss", 0.0, 0.5, 0.0),
         window=t.convert("window", parse_size, "4MiB"),
         stall_timeout=t.convert("stall_timeout", parse_duration, "30s"),
     )
-    if spec.bandwidth <= 0:
-        raise t.error("bandwidth", "must be positive (bytes per second)")
+    for key in ("window", "stall_timeout"):
+        if getattr(spec, key) <= 0:
+            raise t.error(key, "must be positive")
     t.done()
     return spec
 

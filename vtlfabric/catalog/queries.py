@@ -153,6 +153,17 @@ def set_job_copy_state(conn: sqlite3.Connection, job_id: int, copy_id: str, stat
     _history(conn, now, f"copy.{state}", job_id, copy_id, reason=reason)
 
 
+def reset_job_copy(conn: sqlite3.Connection, job_id: int, copy_id: str, reason: str, now: float) -> None:
+    """Forget what a copy holds of a job (it did not verify), so the next run starts it over.
+    Its bytes stay on tape, unreferenced, until the cartridge is recycled."""
+    conn.execute("DELETE FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id))
+    conn.execute(
+        "UPDATE job_copies SET state = ?, bytes_done = 0, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ?",
+        (TO_BE_COPIED, reason, now, job_id, copy_id),
+    )
+    _history(conn, now, "copy.reset", job_id, copy_id, reason=reason)
+
+
 def copy_candidates(conn: sqlite3.Connection, copy_id: str) -> list[tuple[JobRecord, JobCopyRecord]]:
     """Every job that has a row on this copy, with that row: what selection chooses from."""
     rows = conn.execute("SELECT * FROM job_copies WHERE copy_id = ?", (copy_id,)).fetchall()

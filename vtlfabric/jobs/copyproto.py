@@ -129,6 +129,7 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
         raise
     reason = await _verify(fabric, copy, drive, job_id, digest)
     if reason:
+        await fabric.catalog.call(queries.reset_job_copy, job_id, copy.id, reason, fabric.now())
         await _send_control(channel, op="failed", reason=reason)
         raise CopyFailed(reason)
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
