@@ -140,8 +140,9 @@ def _mkdir(path: Path) -> Path:
 
 
 @pytest.fixture
-async def fabric(fabric_files: Path, autojump_clock: Any) -> AsyncIterator[Fabric]:
-    """An in-process fabric on the virtual clock."""
+async def fabric(fabric_files: Path) -> AsyncIterator[Fabric]:
+    """An in-process fabric. Tests that use it ask for ``autojump_clock`` themselves:
+    pytest-trio only sees a clock the test function requests directly."""
     fab, catalog = await open_fabric(fabric_files)
     try:
         yield fab

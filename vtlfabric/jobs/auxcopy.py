@@ -98,17 +98,32 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
         async for job in jobs:
             bound = log.bind(job_id=job.id, copy=copy.id, stream=number)
             for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    copied = await _copy_one(fabric, copy, source, job, src_drive, dst_drive)
+                copied, error = await _attempt(fabric, copy, source, job, src_drive, dst_drive)
+                if error is None:
                     totals.jobs += copied > 0
                     totals.bytes += copied
                     break
-                except RETRYABLE as e:
-                    bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=str(e) or type(e).__name__)
-                    if attempt == ATTEMPTS:
-                        totals.failures.append({"job_id": job.id, "reason": str(e) or type(e).__name__})
-                    else:
-                        await trio.sleep(attempt * (1 + fabric.rng.random()))
+                reason = str(error) or type(error).__name__
+                bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
+                if attempt == ATTEMPTS:
+                    totals.failures.append({"job_id": job.id, "reason": reason})
+                else:
+                    await trio.sleep(attempt * (1 + fabric.rng.random()))
+
+
+async def _attempt(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> tuple[int, Exception | None]:
+    """One attempt; a retryable failure comes back as a value (nurseries wrap it in a group)."""
+    error: Exception | None = None
+    try:
+        return await _copy_one(fabric, copy, source, job, src_drive, dst_drive), None
+    except* RETRYABLE as group:
+        error = _first_leaf(group)
+    return 0, error
+
+
+def _first_leaf(group: BaseExceptionGroup) -> Exception:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import Any
 
 import attrs
@@ -72,8 +73,8 @@ async def run_backup(
     the_plan = await plan(fabric, client, subclient, job_type)
     generation = workload.generation(fabric.now())
     job_id = await fabric.catalog.call(
-        lambda conn: queries.create_job(
-            conn, client=client, subclient=subclient, policy=policy.name, job_type=the_plan.job_type,
+        partial(
+            queries.create_job, client=client, subclient=subclient, policy=policy.name, job_type=the_plan.job_type,
             requested_type=job_type, generation=generation, base_generation=the_plan.base_generation, now=fabric.now(),
         )
     )
@@ -162,8 +163,8 @@ async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written
         written.pop("entries", None)
     secondaries = [c.id for c in policy.copies if not c.primary]
     await fabric.catalog.call(
-        lambda conn: queries.finish_job(
-            conn, job_id, status=status, reason=reason, now=fabric.now(),
+        partial(
+            queries.finish_job, job_id=job_id, status=status, reason=reason, now=fabric.now(),
             objects=written["objects"] if written else 0, nbytes=written["bytes"] if written else 0,
             digest=written["digest"] if written else "", primary=primary, secondaries=secondaries,
         )

@@ -4,6 +4,7 @@ committed chunk by chunk; read back by stream offset."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 
 import attrs
 import structlog
@@ -108,8 +109,8 @@ class JobWriter:
     async def _checkpoint(self) -> None:
         eod = await self.drive.io(self._image.flush)
         await self.catalog.call(
-            lambda conn: queries.checkpoint(
-                conn, job_id=self.job_id, copy_id=self.copy_id, seq=self._seq, length=self._seg_bytes,
+            partial(
+                queries.checkpoint, job_id=self.job_id, copy_id=self.copy_id, seq=self._seq, length=self._seg_bytes,
                 blocks=self._seg_blocks, barcode=self._barcode, eod=eod, bytes_done=self.offset, now=self.now(),
             )
         )

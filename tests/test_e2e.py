@@ -1,0 +1,163 @@
+"""The real daemon, as a subprocess, driven through `vtlfabric ctl`."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_fabric
+from tests.daemon import CLI, Daemon, raw_request
+from vtlfabric import config as config_mod
+from vtlfabric.site.client import Workload
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    path = write_fabric(tmp_path / "fabric")
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    yield d
+    try:
+        assert d.stop() == 0, d.tail()
+    finally:
+        d.kill()
+
+
+def expected(config: Path, client: str, subclient: str, generation: int) -> dict[Path, bytes]:
+    workload = Workload(config_mod.load(config).client(client))
+    return {Path(subclient) / o.path.lstrip("/"): workload.content(o) for o in workload.objects(subclient, generation)}
+
+
+def files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_backup_auxcopy_and_restore_at_dr_through_the_cli(daemon, tmp_path):
+    status = daemon.ok("status")
+    assert {c["id"] for c in status["copies"]} == {"P/primary", "P/dr"}
+
+    backup = daemon.ok("backup", "IBMB", "--type", "full", "--wait")
+    job_id = backup["result"]["job_id"]
+    assert backup["status"] == "completed"
+    aux = daemon.ok("auxcopy", "--wait")
+    assert aux["status"] == "completed" and aux["result"]["jobs_copied"] == 1
+
+    jobs = daemon.ok("jobs")
+    assert isinstance(jobs, list) and len(jobs) == 1
+    job = jobs[0]
+    assert {k: job[k] for k in ("id", "client", "type", "status")} == {"id": job_id, "client": "IBMB", "type": "full", "status": "completed"}
+    assert job["copies"] == {"P/primary": "available", "P/dr": "available"}
+
+    out = tmp_path / "restored"
+    restore = daemon.ok("restore", "--client", "IBMB", "--latest", "--copy", "P/dr", "--site", "dr", "--to", str(out), "--wait")
+    assert restore["status"] == "completed" and restore["result"]["site"] == "dr"
+    assert files(out) == expected(daemon.config, "IBMB", "ALLUSR", job["generation"])
+
+    human = daemon.ctl("jobs")
+    assert human.returncode == 0 and "P/dr=available" in human.stdout
+
+
+def test_bad_requests_get_clear_errors_and_the_daemon_keeps_running(daemon, tmp_path):
+    bad = daemon.ctl("backup", "NOSUCH", "--wait")
+    assert bad.returncode == 2 and "client" in bad.stderr and "NOSUCH" in bad.stderr
+    bad = daemon.ctl("auxcopy", "--copy", "P/nope")
+    assert bad.returncode == 2 and "P/nope" in bad.stderr
+    bad = daemon.ctl("kill", "999")
+    assert bad.returncode == 2 and "999" in bad.stderr
+    bad = daemon.ctl("restore", "--client", "IBMA", "--latest", "--copy", "P/dr", "--to", str(tmp_path / "x"), "--wait")
+    assert bad.returncode == 1 and "error" not in bad.stdout
+    sock = daemon.config.parent / "state" / "control.sock"
+    reply = raw_request(sock, b"this is not json\n")
+    assert reply["ok"] is False and reply["code"] == 2 and "JSON" in reply["error"]
+    assert raw_request(sock, b'{"cmd": "backup", "client": 7}\n')["error"].startswith("client:")
+    assert raw_request(sock, b'{"cmd": "reboot"}\n')["error"].startswith("cmd: unknown command")
+    assert raw_request(sock, b"[1, 2]\n")["ok"] is False
+    assert daemon.ok("status")["pid"] == daemon.proc.pid
+    assert sock.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_second_daemon_on_the_same_state_dir_refuses(daemon, tmp_path):
+    second = subprocess.run([*CLI, "run", "--config", str(daemon.config)], capture_output=True, text=True, timeout=30)
+    assert second.returncode == 3 and "in use" in second.stderr
+    assert daemon.ok("status")["pid"] == daemon.proc.pid
+
+
+def test_bad_config_exits_2_naming_file_and_key(tmp_path):
+    path = write_fabric(tmp_path)
+    dr = tmp_path / "dr.toml"
+    dr.write_text(dr.read_text().replace("drives = 2", "drives = 2\nspeed = 9"))
+    done = subprocess.run([*CLI, "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert str(dr) in done.stderr and "library[0].speed" in done.stderr and "unknown key" in done.stderr
+    assert not (tmp_path / "state").exists()
+
+
+def test_sigterm_mid_backup_stops_cleanly_and_the_job_is_never_copied(tmp_path):
+    path = write_fabric(tmp_path / "fabric", prod={"capacity": "64MiB"})
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        started = d.ok("backup", "IBMB", "--type", "full")
+        assert started["status"] == "running"
+        assert d.stop() == 0
+        d.start()
+        jobs = d.ok("jobs")
+        assert [j["status"] for j in jobs] in (["completed"], ["failed"])
+        d.ok("auxcopy", "--wait")
+        jobs = d.ok("jobs")
+        assert (jobs[0]["copies"].get("P/dr") == "available") == (jobs[0]["status"] == "completed")
+        assert d.stop() == 0
+    finally:
+        d.kill()
+
+
+@pytest.mark.hercules
+def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
+    if not shutil.which("hetget"):
+        pytest.skip("hercules is not installed (.ci/debian-deps installs it)")
+    job_id = daemon.ok("backup", "IBMA", "--type", "full", "--subclient", "IFS", "--wait")["result"]["job_id"]
+    state = daemon.config.parent / "state"
+    with sqlite3.connect(f"file:{state / 'catalog.db'}?mode=ro", uri=True) as db:
+        segments = db.execute("SELECT barcode, file_no, length FROM segments WHERE job_id = ? AND copy_id = 'P/primary' ORDER BY seq", (job_id,)).fetchall()
+    assert segments
+    data = b""
+    for barcode, file_no, length in segments:
+        image = state / "sites" / "prod" / "libraries" / "PVTL" / f"{barcode}.aws"
+        listing = subprocess.run(["hetmap", str(image)], capture_output=True, text=True)
+        assert listing.returncode == 0 and barcode[:6] in listing.stdout
+        out = tmp_path / f"{barcode}.{file_no}"
+        from tests.test_hercules import hetget_argv  # the argv the tape tests proved
+        got = subprocess.run(hetget_argv(image, out, file_no), capture_output=True, text=True)
+        assert got.returncode == 0, got.stdout + got.stderr
+        data += out.read_bytes()[:length]
+    import json
+    index = json.loads(next(state.rglob(f"indexcache/**/{job_id}.json")).read_text())
+    for entry in index["entries"]:
+        blob = data[entry["offset"] : entry["offset"] + entry["length"]]
+        assert hashlib.sha256(blob).hexdigest() == entry["sha256"], entry["path"]
+
+
+def test_the_demo_config_backs_up_and_copies_to_dr_within_a_minute(tmp_path):
+    """`make run` on the shipped config, real clock: a copied job within 60 s."""
+    d = Daemon(ROOT / "config" / "vtlfabric.toml", tmp_path / "demo.log", args=("--state-dir", str(tmp_path / "state")),
+               ctl_args=("--state-dir", str(tmp_path / "state")))
+    began = time.monotonic()  # clock-ok: this test measures real time on purpose
+    d.start()
+    try:
+        while time.monotonic() - began < 60:  # clock-ok
+            jobs = d.ok("jobs")
+            if any(j["copies"].get("IBMI/dr") == "available" for j in jobs):
+                break
+            time.sleep(1)  # clock-ok
+        else:
+            pytest.fail(f"no job reached IBMI/dr within 60 s:\n{d.tail()}")
+        assert d.stop() == 0
+    finally:
+        d.kill()

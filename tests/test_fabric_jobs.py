@@ -1,0 +1,218 @@
+"""Backup, auxiliary copy and restore through a whole in-process fabric, on the virtual clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.conftest import open_fabric, write_fabric
+from vtlfabric.catalog import queries
+from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.auxcopy import run_auxcopy
+from vtlfabric.jobs.backup import BackupFailed, run_backup
+from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
+from vtlfabric.sim import faults
+
+DR = "P/dr"
+
+
+async def job(fabric: Fabric, job_id: int):
+    return await fabric.catalog.call(queries.get_job, job_id)
+
+
+def expected_files(fabric: Fabric, client: str, generation_of: dict[str, int]) -> dict[Path, bytes]:
+    """What a point-in-time restore must produce: every object of each subclient as it
+    stood at that subclient's newest backup, rebuilt from the client's own workload."""
+    workload = fabric.workloads[client]
+    out = {}
+    for sub, gen in generation_of.items():
+        for obj in workload.objects(sub, gen):
+            out[Path(sub) / obj.path.lstrip("/")] = workload.content(obj)
+    return out
+
+
+def restored_files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def test_backup_copy_restore_at_dr_is_byte_exact(fabric, tmp_path, autojump_clock):
+    full = await run_backup(fabric, "IBMA", "ALLUSR", "incremental")
+    assert full["type"] == "full", "the first backup of a subclient runs as a full"
+    await trio.sleep(3 * 3600)  # the workload changes hourly
+    incr = await run_backup(fabric, "IBMA", "ALLUSR", "incremental")
+    assert incr["type"] == "incremental" and 0 < incr["objects"] < full["objects"]
+    ifs = await run_backup(fabric, "IBMA", "IFS", "full")
+
+    result = await run_auxcopy(fabric)
+    assert result["status"] == "completed" and result["jobs_copied"] == 3
+    for job_id in (full["job_id"], incr["job_id"], ifs["job_id"]):
+        assert (await job(fabric, job_id)).copies == {"P/primary": "available", DR: "available"}
+
+    dest = tmp_path / "restore"
+    restored = await run_restore(fabric, RestoreRequest("IBMA", dest, copy_id=DR, site="dr"))
+    assert restored["jobs"] == [full["job_id"], incr["job_id"], ifs["job_id"]]
+    gens = {"ALLUSR": (await job(fabric, incr["job_id"])).generation, "IFS": (await job(fabric, ifs["job_id"])).generation}
+    assert restored_files(dest) == expected_files(fabric, "IBMA", gens)
+
+
+async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMB", None, "full")
+    await run_auxcopy(fabric)
+    # Production is gone: its library is offline and its index cache deleted.
+    faults.inject(fabric, "library:prod/PVTL", "offline")
+    for f in (fabric.mediaagents["prod"].index_cache.root).rglob("*.json"):
+        f.unlink()
+    dest = tmp_path / "dr-restore"
+    await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR, site="dr"))
+    gen = (await job(fabric, done["job_id"])).generation
+    assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+    with pytest.raises(Exception):
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod", job_id=done["job_id"]))
+
+
+async def test_killed_and_failed_jobs_are_never_copied(fabric, autojump_clock):
+    good = await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    faults.inject(fabric, "client:IBMB", "fail-backup")
+    with pytest.raises(BackupFailed):
+        await run_backup(fabric, "IBMB", None, "full")
+
+    async with trio.open_nursery() as nursery:
+        killed_id = await nursery.start(_backup_expecting_failure, fabric)
+        await trio.sleep(0.5)  # mid-job: the robot is still loading or the job is writing
+        fabric.killable[killed_id].cancel()
+
+    jobs = {j.id: j for j in await fabric.catalog.call(queries.list_jobs)}
+    assert sorted(j.status for j in jobs.values()) == ["completed", "failed", "killed"]
+    result = await run_auxcopy(fabric)
+    assert result["jobs_copied"] == 1
+    jobs = {j.id: j for j in await fabric.catalog.call(queries.list_jobs)}
+    for j in jobs.values():
+        assert (j.copies.get(DR) == "available") == (j.id == good["job_id"])
+        assert (await fabric.catalog.call(queries.segments, j.id, DR) != []) == (j.id == good["job_id"])
+
+
+async def _backup_expecting_failure(fabric: Fabric, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    with pytest.raises(BackupFailed, match="killed"):
+        await run_backup(fabric, "IBMB", None, "full", task_status=task_status)
+
+
+async def test_an_available_job_is_never_copied_twice(fabric, autojump_clock):
+    await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    await run_backup(fabric, "IBMB", None, "full")
+    first = await run_auxcopy(fabric, streams=2)
+    assert first["jobs_copied"] == 2
+    carts_before = await fabric.catalog.call(queries.cartridges, "dr/DVTL")
+    again = await run_auxcopy(fabric, streams=2)
+    assert again["jobs_copied"] == 0 and again["bytes"] == 0
+    assert await fabric.catalog.call(queries.cartridges, "dr/DVTL") == carts_before
+
+
+async def test_a_job_spans_cartridges_and_restores(tmp_path, autojump_clock):
+    path = write_fabric(tmp_path / "f", prod={"capacity": "512KiB"}, dr={"capacity": "384KiB"})
+    fabric, catalog = await open_fabric(path)
+    try:
+        done = await run_backup(fabric, "IBMB", None, "full")
+        assert done["bytes"] > 512 * 1024
+        assert len({s.barcode for s in await catalog.call(queries.segments, done["job_id"], "P/primary")}) >= 2
+        await run_auxcopy(fabric)
+        assert len({s.barcode for s in await catalog.call(queries.segments, done["job_id"], DR)}) >= 3
+        dest = tmp_path / "out"
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
+        gen = (await catalog.call(queries.get_job, done["job_id"])).generation
+        assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+    finally:
+        await catalog.aclose()
+
+
+async def test_nothing_readable_crosses_the_wan(fabric, autojump_clock):
+    carried = bytearray()
+    fabric.links["wan"].add_tap(lambda direction, data: carried.extend(data))
+    done = await run_backup(fabric, "IBMB", None, "full")
+    await run_auxcopy(fabric)
+    assert len(carried) > done["bytes"]
+    workload = fabric.workloads["IBMB"]
+    gen = (await job(fabric, done["job_id"])).generation
+    wire = bytes(carried)
+    for obj in workload.objects("ALLUSR", gen):
+        data = workload.content(obj)
+        for start in range(0, len(data) - 32, 4096):
+            assert data[start : start + 32] not in wire
+    for text in (b"QSYS.LIB", b"ALLUSR", b"IBMB"):
+        assert text not in wire, "not even the index's names"
+
+
+async def test_a_flipped_byte_on_the_wan_fails_the_attempt_never_the_data(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMB", None, "full")
+    link = fabric.links["wan"]
+    carried = [0]
+
+    def corrupt_mid_job(direction: str, data: bytes) -> None:
+        # One flip in the handshake, one in the middle of the job's data.
+        carried[0] += len(data)
+        if carried[0] > done["bytes"] // 2 and link.stats.corrupted == 1:
+            link.corrupt_next(1)
+
+    link.add_tap(corrupt_mid_job)
+    link.corrupt_next(1)
+    result = await run_auxcopy(fabric)
+    assert result["status"] == "completed" and result["jobs_copied"] == 1
+    assert link.stats.corrupted == 2
+    dest = tmp_path / "out"
+    await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
+    gen = (await job(fabric, done["job_id"])).generation
+    assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+
+
+async def test_a_job_that_never_gets_through_clean_is_never_available(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMB", None, "full")
+    fabric.links["wan"].corrupt_next(10_000)
+    result = await run_auxcopy(fabric)
+    assert result["status"] == "failed" and result["jobs_copied"] == 0
+    assert (await job(fabric, done["job_id"])).copies[DR] in (queries.TO_BE_COPIED, queries.PARTIALLY_COPIED)
+    assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))
+    with pytest.raises(RestoreError, match="not available"):
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done["job_id"], copy_id=DR))
+
+
+async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojump_clock):
+    path = write_fabric(tmp_path / "f", chunk="64KiB")
+    fabric, catalog = await open_fabric(path)
+    try:
+        done = await run_backup(fabric, "IBMB", None, "full")
+        link = fabric.links["wan"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_auxcopy, fabric)
+            while True:  # partition once part of the job has landed at DR
+                await trio.sleep(0.05)
+                row = await catalog.call(queries.job_copy, done["job_id"], DR)
+                if row.bytes_done > 0:
+                    break
+            link.partition("both")
+        row = await catalog.call(queries.job_copy, done["job_id"], DR)
+        assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done["bytes"]
+        link.heal()
+        sent_before = link.stats.bytes_a_to_b
+        result = await run_auxcopy(fabric)
+        assert result["jobs_copied"] == 1
+        assert link.stats.bytes_a_to_b - sent_before < done["bytes"], "it resumed instead of starting over"
+        dest = tmp_path / "out"
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
+        gen = (await catalog.call(queries.get_job, done["job_id"])).generation
+        assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+    finally:
+        await catalog.aclose()
+
+
+async def test_restore_reports_the_object_that_does_not_verify(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMA", "IFS", "full")
+    await run_auxcopy(fabric)
+    index_file = next((fabric.mediaagents["dr"].disk_library.root).rglob(f"{done['job_id']}.json"))
+    text = index_file.read_text()
+    index = __import__("json").loads(text)
+    victim = index["entries"][1]
+    victim["sha256"] = "0" * 64
+    index_file.write_text(__import__("json").dumps(index))
+    with pytest.raises(RestoreError, match=victim["path"].lstrip("/").split("/")[-1]):
+        await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", job_id=done["job_id"], copy_id=DR))
