@@ -216,3 +216,32 @@ async def test_restore_reports_the_object_that_does_not_verify(fabric, tmp_path,
     index_file.write_text(__import__("json").dumps(index))
     with pytest.raises(RestoreError, match=victim["path"].lstrip("/").split("/")[-1]):
         await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", job_id=done["job_id"], copy_id=DR))
+
+
+async def test_concurrent_backups_never_share_a_cartridge(fabric, tmp_path, autojump_clock):
+    async with trio.open_nursery() as nursery:
+        for client, sub in (("IBMA", "ALLUSR"), ("IBMA", "IFS"), ("IBMB", "ALLUSR")):
+            nursery.start_soon(run_backup, fabric, client, sub, "full")
+    files = set()
+    for j in await fabric.catalog.call(queries.list_jobs):
+        for seg in await fabric.catalog.call(queries.segments, j.id, "P/primary"):
+            assert (seg.barcode, seg.file_no) not in files
+            files.add((seg.barcode, seg.file_no))
+    for client in ("IBMA", "IBMB"):
+        dest = tmp_path / client
+        await run_restore(fabric, RestoreRequest(client, dest))
+        gens = {j.subclient: j.generation for j in await fabric.catalog.call(queries.list_jobs, client)}
+        assert restored_files(dest) == expected_files(fabric, client, gens)
+
+
+async def test_a_damaged_source_cartridge_fails_the_copy_and_lands_nothing(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMB", None, "full")
+    seg = (await fabric.catalog.call(queries.segments, done["job_id"], "P/primary"))[0]
+    image = fabric.libraries["prod/PVTL"].image_path(seg.barcode)
+    raw = bytearray(image.read_bytes())
+    raw[len(raw) // 2] ^= 0x5A  # a bit rot in the middle of the job's data
+    image.write_bytes(bytes(raw))
+    result = await run_auxcopy(fabric)
+    assert result["status"] == "failed" and "digest" in result["copies"][0]["failed"][0]["reason"]
+    assert (await job(fabric, done["job_id"])).copies[DR] == queries.TO_BE_COPIED
+    assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))

@@ -77,6 +77,7 @@ class Library:
     _drive_slots: trio.Semaphore = attrs.field(init=False)
     _busy_cartridges: set[str] = attrs.field(factory=set)
     _cartridge_freed: trio.Event = attrs.field(factory=trio.Event)
+    _claiming: trio.Lock = attrs.field(factory=trio.Lock)
 
     def __attrs_post_init__(self) -> None:
         self._free = [Drive(self, n) for n in range(1, self.spec.drives + 1)]
@@ -121,12 +122,16 @@ class Library:
                 self._free.append(drive)
 
     async def claim_for_append(self, copy_id: str) -> str:
-        """A cartridge to write this copy's data on, reserved until released."""
-        cart = await self.catalog.call(queries.claim_cartridge, self.spec.id, copy_id, tuple(self._busy_cartridges))
-        if cart is None:
-            raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
-        self._busy_cartridges.add(cart.barcode)
-        return cart.barcode
+        """A cartridge to write this copy's data on, reserved until released.
+
+        Claims are serialised: the busy set must include every earlier claim before
+        the catalog is asked, or two drives could be handed the same cartridge."""
+        async with self._claiming:
+            cart = await self.catalog.call(queries.claim_cartridge, self.spec.id, copy_id, tuple(self._busy_cartridges))
+            if cart is None:
+                raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
+            self._busy_cartridges.add(cart.barcode)
+            return cart.barcode
 
     async def claim_for_read(self, barcode: str) -> None:
         """Wait until no other drive holds this cartridge, then hold it."""
