@@ -44,13 +44,18 @@ def _status(s: dict[str, Any]) -> str:
         "",
         _table(
             [[c["id"], "primary" if c["primary"] else f"from {c['source']}", c["library"], str(c["available"]),
-              str(c["to_copy"]), format_bytes(c["bytes_to_copy"]), c["last_auxcopy"] or "never"] for c in s["copies"]],
+              str(c["to_copy"]), format_bytes(c["bytes_to_copy"]), "-" if c["primary"] else c["last_auxcopy"] or "never"]
+             for c in s["copies"]],
             ["COPY", "ROLE", "LIBRARY", "AVAILABLE", "TO COPY", "BYTES TO COPY", "LAST AUX COPY"],
         ),
     ]
     if s["links"]:
-        out += ["", _table([[link["name"], "-".join(link["sites"]), link.get("partitioned") or "up"] for link in s["links"]],
-                           ["LINK", "SITES", "STATE"])]
+        out += ["", _table(
+            [[link["name"], "-".join(link["sites"]), f"partitioned {link['partitioned']}" if link["partitioned"] else "up",
+              str(link["streams"]), format_bytes(link["bytes_a_to_b"] + link["bytes_b_to_a"]), str(link["retransmits"])]
+             for link in s["links"]],
+            ["LINK", "SITES", "STATE", "STREAMS", "CARRIED", "RETRANSMITS"],
+        )]
     return "\n".join(out)
 
 

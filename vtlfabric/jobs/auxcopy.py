@@ -21,15 +21,22 @@ import trio
 from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.groups import first_leaf
 from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
 from vtlfabric.jobs.selection import jobs_to_copy
 from vtlfabric.net import secure
 from vtlfabric.net.wan import local_stream_pair
-from vtlfabric.tape.library import Drive, LibraryOffline, reserve_drives
+from vtlfabric.tape.image import TapeFormatError
+from vtlfabric.tape.library import Drive, LibraryOffline, OutOfMedia, reserve_drives
 
 log = structlog.get_logger()
 ATTEMPTS = 3
-RETRYABLE = (CopyFailed, secure.SecureChannelError, trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel, LibraryOffline, OSError)
+# What can fail one attempt at one job: the network, the peer, the media. Anything
+# else is a bug, and fails the whole run loudly.
+RETRYABLE = (
+    CopyFailed, secure.SecureChannelError, trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel,
+    LibraryOffline, OutOfMedia, TapeFormatError, OSError,
+)
 
 
 @attrs.define
@@ -117,13 +124,8 @@ async def _attempt(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, s
     try:
         return await _copy_one(fabric, copy, source, job, src_drive, dst_drive), None
     except* RETRYABLE as group:
-        error = _first_leaf(group)
+        error = first_leaf(group)  # type: ignore[assignment]
     return 0, error
-
-
-def _first_leaf(group: BaseExceptionGroup) -> Exception:
-    first = group.exceptions[0]
-    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> int:

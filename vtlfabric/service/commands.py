@@ -203,4 +203,5 @@ def _copy_status(fabric: Fabric, copy: Any, jobs: list[Any], runs: list[Any]) ->
 
 def _link_status(link: Any) -> dict[str, Any]:
     stats = link.stats
-    return {"name": link.spec.name, "sites": [link.spec.a, link.spec.b], **(attrs.asdict(stats) if attrs.has(type(stats)) else {})}
+    return {"name": link.spec.name, "sites": [link.spec.a, link.spec.b], "partitioned": link.partitioned,
+            "streams": link.active_streams, **attrs.asdict(stats)}

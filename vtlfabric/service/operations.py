@@ -11,6 +11,8 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric.groups import first_leaf
+
 log = structlog.get_logger()
 
 
@@ -59,8 +61,10 @@ class Operations:
         except Exception as e:
             if not op.id:
                 raise  # failed before it had an id: the caller gets the error
-            op.status, op.error = "failed", str(e) or type(e).__name__
-            log.warning("operation.failed", operation=op.id, error=op.error)
+            leaf = first_leaf(e)
+            op.status, op.error = "failed", str(leaf) or type(leaf).__name__
+            # A group means something escaped a nursery unhandled: keep its traceback.
+            log.warning("operation.failed", operation=op.id, error=op.error, exc_info=isinstance(e, BaseExceptionGroup))
         finally:
             op.done.set()
             self.running.pop(op.id, None)
