@@ -255,3 +255,16 @@ async def test_a_damaged_source_cartridge_fails_the_copy_and_lands_nothing(fabri
     assert result["status"] == "failed" and reason in result["copies"][0]["failed"][0]["reason"]
     assert (await job(fabric, done["job_id"])).copies[DR] in queries.PENDING_STATES
     assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))
+
+
+async def test_latest_at_dr_is_the_latest_point_dr_holds(fabric, tmp_path, autojump_clock):
+    full = await run_backup(fabric, "IBMB", None, "full")
+    await run_auxcopy(fabric)
+    await trio.sleep(2 * 3600)
+    incr = await run_backup(fabric, "IBMB", None, "incremental")  # not yet at DR
+    at_dr = await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "dr", copy_id=DR))
+    at_prod = await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod"))
+    assert at_dr["jobs"] == [full["job_id"]] and at_prod["jobs"] == [full["job_id"], incr["job_id"]]
+    gen = {j.id: j.generation for j in await fabric.catalog.call(queries.list_jobs)}
+    assert restored_files(tmp_path / "dr") == expected_files(fabric, "IBMB", {"ALLUSR": gen[full["job_id"]]})
+    assert restored_files(tmp_path / "prod") == expected_files(fabric, "IBMB", {"ALLUSR": gen[incr["job_id"]]})

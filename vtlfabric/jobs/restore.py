@@ -38,19 +38,26 @@ class RestoreRequest:
     site: str | None = None
 
 
-def point_in_time(jobs: list[JobRecord]) -> list[JobRecord]:
-    """The chain that rebuilds a subclient's latest state: its latest full, then the
-    latest differential after it, then every incremental after that."""
+def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[JobRecord]:
+    """The chain that rebuilds a subclient's latest state held on ``copy_id`` (any copy if
+    None): its latest full there, then the latest differential after it, then the
+    incrementals after that. The chain stops at the first valid job the copy lacks,
+    since every later job builds on it."""
+    def usable(job: JobRecord) -> bool:
+        return copy_id is None or job.copies.get(copy_id) == queries.AVAILABLE
+
     valid = sorted((j for j in jobs if j.valid), key=lambda j: j.id)
-    fulls = [j for j in valid if j.type == "full"]
+    fulls = [j for j in valid if j.type == "full" and usable(j)]
     if not fulls:
         return []
     chain = [fulls[-1]]
-    after = [j for j in valid if j.id > chain[0].id]
-    diffs = [j for j in after if j.type == "differential"]
-    if diffs:
-        chain.append(diffs[-1])
-    chain += [j for j in after if j.type == "incremental" and j.id > chain[-1].id]
+    for job in (j for j in valid if j.id > fulls[-1].id):
+        if not usable(job):
+            break
+        if job.type == "differential":
+            chain = [chain[0], job]  # it holds every change since the full: what came between is superseded
+        elif job.type == "incremental":
+            chain.append(job)
     return chain
 
 
@@ -68,36 +75,42 @@ def _resolve_copy(fabric: Fabric, request: RestoreRequest) -> CopySpec:
     return copy
 
 
-async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> list[JobRecord]:
+async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tuple[list[JobRecord], list[str]]:
+    """The jobs to restore, and the subclients the copy holds nothing restorable of."""
     jobs = await fabric.catalog.call(queries.list_jobs, request.client)
     if request.job_id is not None:
         chosen = [j for j in jobs if j.id == request.job_id]
         if not chosen:
             raise RestoreError(f"job: client {request.client} has no job {request.job_id}")
-    else:
-        subclients = sorted({j.subclient for j in jobs})
-        chosen = [j for sub in subclients for j in point_in_time([j for j in jobs if j.subclient == sub])]
-        if not chosen:
-            raise RestoreError(f"client {request.client} has no valid full backup to restore")
-    for job in chosen:
-        state = job.copies.get(copy.id)
+        state = chosen[0].copies.get(copy.id)
         if state != queries.AVAILABLE:
-            raise RestoreError(f"job {job.id} is not available on copy {copy.id} (state: {state or 'none'})")
-    return chosen
+            raise RestoreError(f"job {chosen[0].id} is not available on copy {copy.id} (state: {state or 'none'})")
+        return chosen, []
+    chosen, missing = [], []
+    for sub in sorted({j.subclient for j in jobs}):
+        chain = point_in_time([j for j in jobs if j.subclient == sub], copy.id)
+        chosen += chain
+        if not chain:
+            missing.append(sub)
+    if not chosen:
+        raise RestoreError(f"client {request.client} has no valid full backup available on copy {copy.id}")
+    return chosen, missing
 
 
 async def run_restore(fabric: Fabric, request: RestoreRequest) -> dict[str, Any]:
     copy = _resolve_copy(fabric, request)
-    chain = await _chain(fabric, request, copy)
+    chain, missing = await _chain(fabric, request, copy)
     bound = log.bind(client=request.client, copy=copy.id, site=copy.site)
     bound.info("restore.started", jobs=[j.id for j in chain], dest=str(request.dest))
+    if missing:
+        bound.warning("restore.subclients_missing", subclients=missing)
     totals = {"objects": 0, "bytes": 0}
     failures: list[str] = []
     for job in chain:
         index = await _index(fabric, copy, job.id)
         await _restore_job(fabric, copy, job, index, request.dest, totals, failures)
     result = {"client": request.client, "copy": copy.id, "site": copy.site, "jobs": [j.id for j in chain],
-              "dest": str(request.dest), **totals, "failures": failures}
+              "dest": str(request.dest), **totals, "failures": failures, "subclients_missing": missing}
     if failures:
         bound.error("restore.failed", failures=failures[:10])
         raise RestoreError(f"{len(failures)} object(s) failed verification: " + "; ".join(failures[:5]))
