@@ -19,7 +19,7 @@ EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
 def site_toml(name: str, ma: str, library: str, prefix: str, *, clients: str = "", drives: int = 2,
-              capacity: str = "4MiB", block_size: str = "32KiB", cartridges: int = 12) -> str:
+              capacity: str = "4MiB", block_size: str = "32KiB", cartridges: int = 12, robot_time: str = "200ms") -> str:
     return textwrap.dedent(f"""\
         name = "{name}"
 
@@ -33,7 +33,7 @@ def site_toml(name: str, ma: str, library: str, prefix: str, *, clients: str = "
         barcodes = "{prefix}0001L8-{prefix}{cartridges:04d}L8"
         capacity = "{capacity}"
         block_size = "{block_size}"
-        robot_time = "200ms"
+        robot_time = "{robot_time}"
         """) + clients
 
 

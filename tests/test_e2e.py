@@ -118,6 +118,23 @@ def test_sigterm_mid_backup_stops_cleanly_and_the_job_is_never_copied(tmp_path):
         d.kill()
 
 
+def test_a_job_killed_from_the_cli_is_never_copied(tmp_path):
+    path = write_fabric(tmp_path / "fabric", prod={"robot_time": "2s"})  # a slow robot keeps the job running
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        job_id = d.ok("backup", "IBMB", "--type", "full")["id"].split(":")[1]
+        killed = d.ok("kill", job_id)
+        assert killed == {"job_id": int(job_id), "status": "killed"}
+        good = d.ok("backup", "IBMA", "--type", "full", "--wait")["result"]["job_id"]
+        assert d.ok("auxcopy", "--wait")["result"]["jobs_copied"] == 1
+        jobs = {j["id"]: j for j in d.ok("jobs")}
+        assert jobs[int(job_id)]["status"] == "killed" and "P/dr" not in jobs[int(job_id)]["copies"]
+        assert jobs[good]["copies"]["P/dr"] == "available"
+        assert d.stop() == 0
+    finally:
+        d.kill()
+
+
 @pytest.mark.hercules
 def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
     if not shutil.which("hetget"):
