@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import textwrap
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,24 +128,21 @@ def fabric_files(tmp_path: Path) -> Path:
     return write_fabric(tmp_path / "fabric")
 
 
-async def open_fabric(path: Path, seed: int | None = None) -> tuple[Fabric, Catalog]:
+@asynccontextmanager
+async def open_fabric(path: Path, seed: int | None = None) -> AsyncIterator[Fabric]:
+    """A fabric in this process, on whatever clock the test runs."""
     cfg = config_mod.load(path)
-    catalog = await Catalog.open(_mkdir(cfg.daemon.state_dir) / "catalog.db")
-    fabric = await build(cfg, catalog, FabricClock.starting_at(EPOCH), random.Random(cfg.daemon.seed if seed is None else seed))
-    return fabric, catalog
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    cfg.daemon.state_dir.mkdir(parents=True, exist_ok=True)
+    catalog = await Catalog.open(cfg.daemon.state_dir / "catalog.db")
+    try:
+        yield await build(cfg, catalog, FabricClock.starting_at(EPOCH), random.Random(cfg.daemon.seed if seed is None else seed))
+    finally:
+        await catalog.aclose()
 
 
 @pytest.fixture
 async def fabric(fabric_files: Path) -> AsyncIterator[Fabric]:
     """An in-process fabric. Tests that use it ask for ``autojump_clock`` themselves:
     pytest-trio only sees a clock the test function requests directly."""
-    fab, catalog = await open_fabric(fabric_files)
-    try:
+    async with open_fabric(fabric_files) as fab:
         yield fab
-    finally:
-        await catalog.aclose()

@@ -111,8 +111,8 @@ async def test_an_available_job_is_never_copied_twice(fabric, autojump_clock):
 
 async def test_a_job_spans_cartridges_and_restores(tmp_path, autojump_clock):
     path = write_fabric(tmp_path / "f", prod={"capacity": "512KiB"}, dr={"capacity": "384KiB"})
-    fabric, catalog = await open_fabric(path)
-    try:
+    async with open_fabric(path) as fabric:
+        catalog = fabric.catalog
         done = await run_backup(fabric, "IBMB", None, "full")
         assert done["bytes"] > 512 * 1024
         assert len({s.barcode for s in await catalog.call(queries.segments, done["job_id"], "P/primary")}) >= 2
@@ -122,8 +122,6 @@ async def test_a_job_spans_cartridges_and_restores(tmp_path, autojump_clock):
         await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
         gen = (await catalog.call(queries.get_job, done["job_id"])).generation
         assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
-    finally:
-        await catalog.aclose()
 
 
 async def test_nothing_readable_crosses_the_wan(fabric, autojump_clock):
@@ -178,8 +176,8 @@ async def test_a_job_that_never_gets_through_clean_is_never_available(fabric, tm
 
 async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojump_clock):
     path = write_fabric(tmp_path / "f", chunk="64KiB")
-    fabric, catalog = await open_fabric(path)
-    try:
+    async with open_fabric(path) as fabric:
+        catalog = fabric.catalog
         done = await run_backup(fabric, "IBMB", None, "full")
         link = fabric.links["wan"]
         async with trio.open_nursery() as nursery:
@@ -201,8 +199,6 @@ async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojum
         await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
         gen = (await catalog.call(queries.get_job, done["job_id"])).generation
         assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
-    finally:
-        await catalog.aclose()
 
 
 async def test_restore_reports_the_object_that_does_not_verify(fabric, tmp_path, autojump_clock):
