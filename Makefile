@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/python -m compileall -q vtlfabric tests
+	$(BIN)/ruff check vtlfabric tests
 
 bench: $(STAMP)
 	@echo "bench: no benchmarks yet (see the performance issue)"

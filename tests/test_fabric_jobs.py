@@ -14,6 +14,8 @@ from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
 from vtlfabric.sim import faults
+from vtlfabric.site.index import IndexFormatError
+from vtlfabric.tape.library import LibraryOffline
 
 DR = "P/dr"
 
@@ -68,7 +70,7 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
     await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR, site="dr"))
     gen = (await job(fabric, done["job_id"])).generation
     assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
-    with pytest.raises(Exception):
+    with pytest.raises((IndexFormatError, LibraryOffline), match="no index|offline"):
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod", job_id=done["job_id"]))
 
 
