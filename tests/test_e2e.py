@@ -100,19 +100,20 @@ def test_bad_config_exits_2_naming_file_and_key(tmp_path):
     assert not (tmp_path / "state").exists()
 
 
-def test_sigterm_mid_backup_stops_cleanly_and_the_job_is_never_copied(tmp_path):
-    path = write_fabric(tmp_path / "fabric", prod={"capacity": "64MiB"})
+@pytest.mark.parametrize("grace, outcome", [("0s", "failed"), ("60s", "completed")])
+def test_sigterm_lets_running_jobs_finish_within_the_grace_period(tmp_path, grace, outcome):
+    path = write_fabric(tmp_path / "fabric", prod={"robot_time": "2s"}, extra_daemon=f'shutdown_grace = "{grace}"')
     d = Daemon(path, tmp_path / "daemon.log").start()
     try:
-        started = d.ok("backup", "IBMB", "--type", "full")
-        assert started["status"] == "running"
+        assert d.ok("backup", "IBMB", "--type", "full")["status"] == "running"
         assert d.stop() == 0
+        assert {"daemon.stopping", "daemon.stopped"} <= {e["event"] for e in d.events()}
         d.start()
-        jobs = d.ok("jobs")
-        assert [j["status"] for j in jobs] in (["completed"], ["failed"])
+        [job] = d.ok("jobs")
+        assert job["status"] == outcome
         d.ok("auxcopy", "--wait")
-        jobs = d.ok("jobs")
-        assert (jobs[0]["copies"].get("P/dr") == "available") == (jobs[0]["status"] == "completed")
+        [job] = d.ok("jobs")
+        assert (job["copies"].get("P/dr") == "available") == (outcome == "completed"), "a stopped job is never copied"
         assert d.stop() == 0
     finally:
         d.kill()

@@ -100,10 +100,9 @@ async def _recover(catalog: Catalog, now: float) -> None:
         log.warning("daemon.recovered", failed_jobs=failed)
 
 
-async def _watch_signals(cancel_scope: trio.CancelScope, signals: Any) -> None:
+async def _first_signal(signals: Any) -> None:
     async for signum in signals:
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
-        cancel_scope.cancel()
         return
 
 
@@ -127,18 +126,26 @@ async def run(config: FabricConfig, *, virtual_clock: bool = False, task_status:
 
 
 async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, task_status: Any) -> None:
+    """Serve until a signal, then stop taking work, give running jobs the grace period
+    to finish, and cancel what remains: a cancelled job stops at its last checkpoint."""
     config = fabric.config
-    async with trio.open_nursery() as top:
-        top.start_soon(_watch_signals, top.cancel_scope, signals)
-        async with trio.open_nursery() as jobs:
-            ops = Operations(jobs)
+    async with trio.open_nursery() as jobs:
+        ops = Operations(jobs)
+        async with trio.open_nursery() as services:
             commands = Commands(fabric, ops, trio.current_time())
-            await jobs.start(serve, commands, socket_path(config))
-            await jobs.start(run_scheduler, fabric, ops)
+            await services.start(serve, commands, socket_path(config))
+            await services.start(run_scheduler, fabric, ops)
             if virtual_clock:
-                jobs.start_soon(_keep_fabric_time, fabric)
+                services.start_soon(_keep_fabric_time, fabric)
             log.info(
                 "daemon.ready", pid=os.getpid(), config=str(config.file), state_dir=str(config.daemon.state_dir),
                 socket=str(socket_path(config)), virtual_clock=virtual_clock, seed=config.daemon.seed,
             )
             task_status.started(fabric)
+            await _first_signal(signals)
+            services.cancel_scope.cancel()
+        if ops.running:
+            log.info("daemon.draining", running=sorted(ops.running), grace=config.daemon.shutdown_grace)
+        with trio.move_on_after(config.daemon.shutdown_grace):
+            await ops.wait_idle()
+        jobs.cancel_scope.cancel()

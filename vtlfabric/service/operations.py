@@ -44,6 +44,10 @@ class Operations:
         ``task_status`` and names its own id (a backup's job id); errors before that are raised here."""
         return await self.nursery.start(self._run, kind, fn, args, reports_id)
 
+    async def wait_idle(self) -> None:
+        while self.running:
+            await next(iter(self.running.values())).done.wait()
+
     async def _run(self, kind: str, fn: Callable[..., Awaitable[dict[str, Any]]], args: tuple[Any, ...], reports_id: bool, task_status: Any) -> None:
         op = Operation(kind)
 
