@@ -136,6 +136,42 @@ def test_a_job_killed_from_the_cli_is_never_copied(tmp_path):
         d.kill()
 
 
+def test_kill_9_mid_copy_then_restart_resumes_and_restores_exactly(tmp_path):
+    slow = """
+[[link]]
+name = "wan"
+sites = ["prod", "dr"]
+bandwidth = "400KB"
+latency = "5ms"
+"""
+    path = write_fabric(tmp_path / "fabric", link=slow, chunk="64KiB")
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        job_id = d.ok("backup", "IBMB", "--type", "full", "--wait")["result"]["job_id"]
+        d.ok("auxcopy")
+        state = None
+        for _ in range(200):
+            [job] = d.ok("jobs")
+            state = job["copies"]["P/dr"]
+            if state == "partially_copied":
+                break
+            time.sleep(0.05)  # clock-ok
+        assert state == "partially_copied"
+        d.proc.kill()  # SIGKILL: no cleanup at all
+        d.proc.wait()
+        d.start()
+        assert d.ok("auxcopy", "--wait")["result"]["jobs_copied"] == 1
+        [job] = d.ok("jobs")
+        assert job["copies"]["P/dr"] == "available"
+        out = tmp_path / "restored"
+        d.ok("restore", "--client", "IBMB", "--job", str(job_id), "--copy", "P/dr", "--to", str(out), "--wait")
+        assert files(out) == expected(path, "IBMB", "ALLUSR", job["generation"])
+        assert d.ok("auxcopy", "--wait")["result"]["jobs_copied"] == 0, "never copied twice"
+        assert d.stop() == 0
+    finally:
+        d.kill()
+
+
 @pytest.mark.hercules
 def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
     if not shutil.which("hetget"):

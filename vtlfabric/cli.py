@@ -74,7 +74,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     try:
         reply = _call(path, request)
     except OSError as e:
-        print(f"vtlfabric: cannot reach the daemon at {path}: {e.strerror or e}", file=sys.stderr)
+        print(f"vtlfabric: cannot reach the daemon at {path}: {e.strerror or e} (is `vtlfabric run` running?)", file=sys.stderr)
         return EXIT_UNREACHABLE
     if not reply.get("ok"):
         print(f"vtlfabric: {reply.get('error', 'unknown error')}", file=sys.stderr)
