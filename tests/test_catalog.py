@@ -21,7 +21,8 @@ async def new_job(catalog: Catalog, status: str = "completed") -> int:
     if status != "running":
         await catalog.call(lambda c: queries.finish_job(
             c, job_id, status=status, reason="", now=20.0, objects=1, nbytes=100, digest="d",
-            primary="P/primary", secondaries=["P/dr"]))
+            primary="P/primary"))
+        await catalog.call(queries.register_jobs, "P/dr", [job_id] if status == "completed" else [], "rule", 20.0)
     return job_id
 
 
@@ -41,7 +42,7 @@ async def test_wal_and_schema_version(catalog, tmp_path):
     await again.aclose()
 
 
-async def test_only_a_completed_job_is_due_on_secondaries(catalog):
+async def test_only_a_completed_job_is_available_on_the_primary(catalog):
     ok, failed, killed = await new_job(catalog), await new_job(catalog, "failed"), await new_job(catalog, "killed")
     jobs = {j.id: j for j in await catalog.call(queries.list_jobs)}
     assert jobs[ok].copies == {"P/primary": "available", "P/dr": "to_be_copied"}
@@ -83,3 +84,20 @@ async def test_claim_skips_busy_and_other_copies_cartridges(catalog):
     c = await catalog.call(queries.claim_cartridge, "dr/L", "P/other", (a.barcode, b.barcode))
     assert c.barcode == "C"
     assert await catalog.call(queries.claim_cartridge, "dr/L", "P/other", ("C",)) is None
+
+
+async def test_manual_choices_are_recorded_with_who_and_when(catalog):
+    job_id = await new_job(catalog)
+    assert await catalog.call(queries.manual_selection, job_id, "P/dr", "do-not-copy", "alice", 30.0) == "do_not_copy"
+    await catalog.call(queries.register_jobs, "P/dr", [job_id], "rule", 31.0)  # the rules never overrule it
+    assert (await catalog.call(queries.job_copy, job_id, "P/dr")).state == "do_not_copy"
+    assert await catalog.call(queries.manual_selection, job_id, "P/dr", "pick", "bob", 32.0) == "to_be_copied"
+    with pytest.raises(queries.Refused, match="already"):
+        await catalog.call(queries.manual_selection, job_id, "P/dr", "pick", "bob", 33.0)
+    failed = await new_job(catalog, "failed")
+    with pytest.raises(queries.Refused, match="failed"):
+        await catalog.call(queries.manual_selection, failed, "P/dr", "pick", "bob", 34.0)
+    rows = sqlite3.connect(catalog.path).execute(
+        "SELECT time, event, detail FROM history WHERE job_id = ? AND event LIKE 'copy.%' ORDER BY id", (job_id,)).fetchall()
+    assert [(t, e) for t, e, _ in rows] == [(20.0, "copy.to_be_copied"), (30.0, "copy.do_not_copy"), (32.0, "copy.to_be_copied")]
+    assert '"who": "bob"' in rows[-1][2]

@@ -187,7 +187,7 @@ async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojum
             while True:  # partition once part of the job has landed at DR
                 await trio.sleep(0.05)
                 row = await catalog.call(queries.job_copy, done["job_id"], DR)
-                if row.bytes_done > 0:
+                if row is not None and row.bytes_done > 0:
                     break
             link.partition("both")
         row = await catalog.call(queries.job_copy, done["job_id"], DR)

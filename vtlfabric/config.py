@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +23,10 @@ from vtlfabric.units import parse_duration, parse_size
 T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 _BARCODE = re.compile(r"^([A-Z0-9]*?)(\d+)(L\d|[A-Z]\d)$")
-COPY_KINDS = ("synchronous",)
+COPY_KINDS = ("synchronous", "selective")
+FREQUENCIES = ("all", "hourly", "daily", "weekly", "monthly", "quarterly", "half-yearly", "yearly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+EVERY_UNITS = ("cycles", "days", "weeks", "months")
 JOB_TYPES = ("full", "incremental", "differential")
 KEMS = ("x25519", "mlkem768-x25519")
 AEADS = ("aes-256-gcm", "chacha20-poly1305")
@@ -98,6 +103,22 @@ class SiteSpec:
 
 
 @attrs.frozen
+class SelectionRules:
+    """Which jobs of its source a secondary copy holds (see jobs/selection.py)."""
+
+    kind: str = "synchronous"  # synchronous: every valid job; selective: fulls by frequency
+    backups_from: float | None = None  # only jobs started on or after this (fabric time, UTC)
+    frequency: str = "all"  # selective: which full of each period
+    pick: str = "first"  # the first or the last full of a period
+    week_starts: int = 4  # Monday is 0; Commvault's week starts on Friday
+    day_starts: float = 0.0  # seconds after midnight UTC at which a day (and so every period) begins
+    every: int = 0  # advanced rule: one full every N units (0: off)
+    every_unit: str = ""  # cycles, days, weeks or months
+    automatic: bool = True  # False: only jobs picked by hand
+    defer: float = 0.0  # seconds a job must age before it is copied
+
+
+@attrs.frozen
 class CopySpec:
     policy: str
     name: str
@@ -106,6 +127,7 @@ class CopySpec:
     source: str | None  # copy name within the policy
     kind: str
     streams: int
+    rules: SelectionRules = SelectionRules()
 
     @property
     def id(self) -> str:
@@ -226,8 +248,11 @@ class Table:
             raise self.error(name, f"expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
         return value
 
+    def has(self, name: str) -> bool:
+        return name in self.data
+
     def convert(self, name: str, fn: Callable[[Any], T], default: Any = _MISSING) -> T:
-        raw = self.get(name, (int, float, str), default)
+        raw = self.get(name, (int, float, str, date, dtime), default)  # TOML dates are datetime.date (or datetime) values
         try:
             return fn(raw)
         except ValueError as e:
@@ -420,17 +445,74 @@ def _link(t: Table) -> LinkSpec:
 
 def _copy(t: Table, policy: str) -> CopySpec:
     primary = t.get("primary", bool, False)
+    kind = t.choice("kind", COPY_KINDS, "synchronous")
     spec = CopySpec(
         policy=policy,
         name=t.name(),
         primary=primary,
         library=t.get("library", str),
         source=None if primary else t.get("source", str, "primary"),
-        kind=t.choice("kind", COPY_KINDS, "synchronous"),
+        kind=kind,
         streams=t.number("streams", 1, 64, 1, kind=int),
+        rules=SelectionRules() if primary else _rules(t, kind),
     )
     t.done()
     return spec
+
+
+def _rules(t: Table, kind: str) -> SelectionRules:
+    selective_only = ("frequency", "pick", "week_starts", "day_starts", "every")
+    if kind == "synchronous":
+        for key in selective_only:
+            if t.has(key):
+                raise t.error(key, "applies only to a selective copy (kind = \"selective\")")
+    every, unit = t.convert("every", _every) if t.has("every") else (0, "")
+    rules = SelectionRules(
+        kind=kind,
+        backups_from=t.convert("backups_from", _instant) if t.has("backups_from") else None,
+        frequency=t.choice("frequency", FREQUENCIES, "all"),
+        pick=t.choice("pick", ("first", "last"), "first"),
+        week_starts=WEEKDAYS.index(t.choice("week_starts", WEEKDAYS, "friday")),
+        day_starts=t.convert("day_starts", _time_of_day, "00:00"),
+        every=every,
+        every_unit=unit,
+        automatic=t.get("automatic", bool, True),
+        defer=t.number("defer_days", 0, 3650, 0) * 86400.0,
+    )
+    if rules.every and t.has("frequency"):
+        raise t.error("every", "give either frequency or every, not both")
+    return rules
+
+
+def _instant(value: Any) -> float:
+    """A TOML date or date-time (or the same as a string), as fabric time; dates are UTC midnight."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date such as 2026-03-01 or 2026-03-01T06:00:00") from None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    raise ValueError(f"{value!r} is not a date")
+
+
+def _time_of_day(value: Any) -> float:
+    text = value.isoformat() if isinstance(value, dtime) else str(value)
+    try:
+        at = dtime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day such as \"06:00\"") from None
+    return at.hour * 3600.0 + at.minute * 60.0 + at.second
+
+
+def _every(value: Any) -> tuple[int, str]:
+    number, _, unit = str(value).strip().partition(" ")
+    unit = unit.strip()
+    if not number.isdigit() or int(number) < 1 or unit not in EVERY_UNITS:
+        raise ValueError(f"{value!r} is not a rule such as \"2 weeks\" (units: {', '.join(EVERY_UNITS)})")
+    return int(number), unit
 
 
 def _policy(t: Table) -> PolicySpec:
@@ -573,6 +655,9 @@ def _check_policies(t: Table, config: FabricConfig) -> None:
                 src = next(c for c in policy.copies if c.name == copy.source)
                 if src.site != copy.site and config.link_between(src.site, copy.site) is None:
                     raise ConfigError(t.file, f"policy[{i}].copy[{j}].library", f"no link joins site {src.site} to site {copy.site}")
+                if src.kind == "selective":
+                    raise ConfigError(t.file, f"policy[{i}].copy[{j}].source",
+                                      f"copy {src.name} is selective: a copy's source must be the primary or a synchronous copy")
         _check_acyclic(t, i, policy)
 
 

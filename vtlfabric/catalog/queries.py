@@ -19,7 +19,15 @@ from vtlfabric.catalog.records import (
 TO_BE_COPIED = "to_be_copied"
 PARTIALLY_COPIED = "partially_copied"
 AVAILABLE = "available"
+DO_NOT_COPY = "do_not_copy"
+BAD = "bad"
+AGED = "aged"
 PENDING_STATES = (TO_BE_COPIED, PARTIALLY_COPIED)
+JOB_COPY_STATES = (TO_BE_COPIED, PARTIALLY_COPIED, AVAILABLE, DO_NOT_COPY, BAD, AGED)
+
+
+class Refused(ValueError):
+    """A manual change the job's state does not allow; nothing was changed."""
 
 
 def _history(conn: sqlite3.Connection, now: float, event: str, job_id: int | None = None, copy_id: str | None = None, **detail: object) -> None:
@@ -83,17 +91,16 @@ def create_job(
 
 def finish_job(
     conn: sqlite3.Connection, job_id: int, *, status: str, reason: str, now: float,
-    objects: int, nbytes: int, digest: str, primary: str, secondaries: Iterable[str],
+    objects: int, nbytes: int, digest: str, primary: str,
 ) -> None:
-    """End a job; a completed one is available on the primary and due on every secondary."""
+    """End a job; a completed one is available on the primary. Secondary copies
+    register it when their rules select it (see jobs/selection.py)."""
     conn.execute(
         "UPDATE jobs SET status = ?, reason = ?, ended = ?, objects = ?, bytes = ?, digest = ? WHERE id = ? AND status = 'running'",
         (status, reason, now, objects, nbytes, digest, job_id),
     )
     if status == "completed":
         conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, primary, AVAILABLE, now))
-        for copy_id in secondaries:
-            conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, copy_id, TO_BE_COPIED, now))
     _history(conn, now, f"job.{status}", job_id, reason=reason)
 
 
@@ -151,6 +158,43 @@ def set_job_copy_state(conn: sqlite3.Connection, job_id: int, copy_id: str, stat
         (state, reason, now, job_id, copy_id),
     )
     _history(conn, now, f"copy.{state}", job_id, copy_id, reason=reason)
+
+
+def register_jobs(conn: sqlite3.Connection, copy_id: str, job_ids: Iterable[int], reason: str, now: float) -> None:
+    """Rows for jobs a copy's rules selected; a row already there (a manual choice) stays."""
+    for job_id in job_ids:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO job_copies (job_id, copy_id, state, reason, updated) VALUES (?, ?, ?, ?, ?)",
+            (job_id, copy_id, TO_BE_COPIED, reason, now),
+        )
+        if cur.rowcount:
+            _history(conn, now, f"copy.{TO_BE_COPIED}", job_id, copy_id, reason=reason)
+
+
+def manual_selection(conn: sqlite3.Connection, job_id: int, copy_id: str, action: str, who: str, now: float) -> str:
+    """An operator's choice for one job on one copy: pick, do-not-copy, recopy or mark-bad.
+    Returns the job's new state on the copy; raises Refused when the state forbids it."""
+    job = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    row = conn.execute("SELECT state FROM job_copies WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)).fetchone()
+    state = row[0] if row else None
+    if action in ("pick", "recopy") and job[0] != "completed":
+        raise Refused(f"job {job_id} is {job[0]}: only a valid (completed) job can be copied")
+    if action == "pick" and state in (AVAILABLE, *PENDING_STATES):
+        raise Refused(f"job {job_id} is already {state} on {copy_id}")
+    if action == "do-not-copy" and state == AVAILABLE:
+        raise Refused(f"job {job_id} is already available on {copy_id}: mark it bad, or let it age")
+    new = {"pick": TO_BE_COPIED, "recopy": TO_BE_COPIED, "do-not-copy": DO_NOT_COPY, "mark-bad": BAD}[action]
+    if new != BAD:
+        conn.execute("DELETE FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id))
+    reason = f"{action} by {who}"
+    conn.execute(
+        "INSERT INTO job_copies (job_id, copy_id, state, bytes_done, reason, updated) VALUES (?, ?, ?, 0, ?, ?) "
+        "ON CONFLICT (job_id, copy_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated = excluded.updated, "
+        "bytes_done = CASE WHEN excluded.state = 'bad' THEN bytes_done ELSE 0 END",
+        (job_id, copy_id, new, reason, now),
+    )
+    _history(conn, now, f"copy.{new}", job_id, copy_id, reason=reason, who=who, action=action, previous=state)
+    return new
 
 
 def reset_job_copy(conn: sqlite3.Connection, job_id: int, copy_id: str, reason: str, now: float) -> None:

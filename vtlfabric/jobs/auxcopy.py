@@ -23,7 +23,7 @@ from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.groups import first_leaf
 from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
-from vtlfabric.jobs.selection import jobs_to_copy
+from vtlfabric.jobs.selection import jobs_to_copy, to_register
 from vtlfabric.net import secure
 from vtlfabric.net.wan import local_stream_pair
 from vtlfabric.tape.image import TapeFormatError
@@ -70,10 +70,21 @@ async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int |
     }
 
 
+async def register_selected(fabric: Fabric, copy: CopySpec) -> list[Any]:
+    """Give the jobs the copy's rules select a row (*to be copied*); return every job."""
+    jobs = await fabric.catalog.call(queries.list_jobs)
+    new = to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
+    if not new:
+        return jobs
+    await fabric.catalog.call(queries.register_jobs, copy.id, [j.id for j in new], f"selected by the {copy.rules.kind} copy's rules", fabric.now())
+    return await fabric.catalog.call(queries.list_jobs)
+
+
 async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[str, Any]:
     async with fabric.aux_lock(copy.id):
         source = fabric.source_of(copy)
-        jobs = jobs_to_copy(await fabric.catalog.call(queries.list_jobs), copy.id, source.id)
+        jobs = await register_selected(fabric, copy)
+        jobs = jobs_to_copy(jobs, copy.id, source.id)
         n_streams = max(1, min(streams or copy.streams, len(jobs)))
         run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())
         bound = log.bind(run=run_id, copy=copy.id, source=source.id)

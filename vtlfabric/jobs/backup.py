@@ -161,11 +161,10 @@ async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written
         await fabric.mediaagent_of(policy.primary).index_cache.save(index)
     elif written:
         written.pop("entries", None)
-    secondaries = [c.id for c in policy.copies if not c.primary]
     await fabric.catalog.call(
         partial(
             queries.finish_job, job_id=job_id, status=status, reason=reason, now=fabric.now(),
             objects=written["objects"] if written else 0, nbytes=written["bytes"] if written else 0,
-            digest=written["digest"] if written else "", primary=primary, secondaries=secondaries,
+            digest=written["digest"] if written else "", primary=primary,
         )
     )

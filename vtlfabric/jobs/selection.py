@@ -1,18 +1,134 @@
-"""Which jobs a copy still needs: a pure function of catalog records, so it can be tested hard."""
+"""Which jobs a secondary copy holds: pure functions of catalog records, rules and time.
+
+Two steps. ``to_register`` says which jobs the copy's rules select that the copy
+has no row for yet; the aux copy writes those rows (*to be copied*) in one
+transaction. A row, once there, is what counts: manual picks, *do not copy*,
+*bad* and *aged* rows are never overruled by the rules. ``jobs_to_copy`` then
+says which rows to copy now: the due ones whose data the source holds.
+
+Periods are computed in UTC, with each day starting at ``day_starts``; weeks
+start on ``week_starts``; months on the 1st, quarters on 1 Jan/Apr/Jul/Oct,
+half-years on 1 Jan/Jul.
+"""
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
 from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
+from vtlfabric.config import SelectionRules
+
+DAY = 86400.0
+
+
+def _key(job: JobRecord) -> tuple[float, int]:
+    return (job.started, job.id)
 
 
 def jobs_to_copy(jobs: Iterable[JobRecord], copy_id: str, source_id: str) -> list[JobRecord]:
-    """A synchronous copy takes every valid job that is available on its source and
-    still due here, oldest first (by start time, then id, whatever the row order)."""
+    """The jobs due on the copy whose data is available on its source, oldest first
+    (by start time, then id, whatever the row order)."""
     due = [
         job for job in jobs
         if job.valid and job.copies.get(copy_id) in PENDING_STATES and job.copies.get(source_id) == AVAILABLE
     ]
-    return sorted(due, key=lambda job: (job.started, job.id))
+    return sorted(due, key=_key)
+
+
+def to_register(jobs: Iterable[JobRecord], rules: SelectionRules, copy_id: str, source_id: str, now: float) -> list[JobRecord]:
+    """Jobs the rules select that have no row on the copy yet and are old enough (defer)."""
+    jobs = list(jobs)
+    chosen = selected(jobs, rules, source_id, now)
+    return sorted(
+        (j for j in jobs if j.id in chosen and copy_id not in j.copies and j.started + rules.defer <= now),
+        key=_key,
+    )
+
+
+def selected(jobs: Iterable[JobRecord], rules: SelectionRules, source_id: str, now: float) -> set[int]:
+    """The ids of the jobs the rules put on the copy, among valid jobs its source holds
+    or will hold. A 'last of the period' full is chosen only once its period has ended."""
+    if not rules.automatic:
+        return set()
+    candidates = [
+        j for j in jobs
+        if j.valid and j.copies.get(source_id) in (AVAILABLE, *PENDING_STATES)
+        and (rules.backups_from is None or j.started >= rules.backups_from)
+    ]
+    if rules.kind == "synchronous":
+        return {j.id for j in candidates}
+    fulls = sorted((j for j in candidates if j.type == "full"), key=_key)
+    if rules.every:
+        return {j.id for j in _every(fulls, rules)}
+    if rules.frequency == "all":
+        return {j.id for j in fulls}
+    return {j.id for j in _one_per_period(fulls, rules, now)}
+
+
+def _one_per_period(fulls: list[JobRecord], rules: SelectionRules, now: float) -> list[JobRecord]:
+    periods: dict[object, list[JobRecord]] = {}
+    for job in fulls:
+        periods.setdefault(period(job.started, rules)[0], []).append(job)
+    out = []
+    for members in periods.values():
+        if rules.pick == "first":
+            out.append(members[0])
+        elif period(members[-1].started, rules)[2] <= now:
+            out.append(members[-1])
+    return out
+
+
+def period(t: float, rules: SelectionRules) -> tuple[object, float, float]:
+    """The period holding fabric time ``t``, for the rules' frequency: (key, start, end)."""
+    freq = rules.frequency
+    if freq == "hourly":
+        start = t // 3600 * 3600
+        return start, start, start + 3600
+    day = _day_of(t, rules)
+    if freq == "daily":
+        first, nxt = day, day + timedelta(days=1)
+    elif freq == "weekly":
+        first = day - timedelta(days=(day.weekday() - rules.week_starts) % 7)
+        nxt = first + timedelta(days=7)
+    else:
+        months = {"monthly": 1, "quarterly": 3, "half-yearly": 6, "yearly": 12}[freq]
+        first = date(day.year, (day.month - 1) // months * months + 1, 1)
+        nxt = _add_months(first, months)
+    return first, _instant(first, rules), _instant(nxt, rules)
+
+
+def _day_of(t: float, rules: SelectionRules) -> date:
+    """The calendar day ``t`` belongs to, when days start at ``day_starts``."""
+    return datetime.fromtimestamp(t - rules.day_starts, UTC).date()
+
+
+def _instant(day: date, rules: SelectionRules) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + rules.day_starts
+
+
+def _add_months(day: date, months: int) -> date:
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def _every(fulls: list[JobRecord], rules: SelectionRules) -> list[JobRecord]:
+    """Advanced rule: every Nth full (cycles), or the first full at least N days, weeks or
+    months after the last one chosen."""
+    if rules.every_unit == "cycles":
+        return fulls[:: rules.every]
+    out: list[JobRecord] = []
+    for job in fulls:
+        if not out or job.started >= _after(out[-1].started, rules):
+            out.append(job)
+    return out
+
+
+def _after(t: float, rules: SelectionRules) -> float:
+    if rules.every_unit == "months":
+        moment = datetime.fromtimestamp(t, UTC)
+        shifted = _add_months(moment.date(), rules.every)
+        return datetime.combine(shifted, moment.timetz()).timestamp()
+    return t + rules.every * DAY * (7 if rules.every_unit == "weeks" else 1)

@@ -16,6 +16,7 @@ from vtlfabric.jobs.auxcopy import copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
+from vtlfabric.jobs.selection import to_register
 from vtlfabric.service.operations import Operation, Operations
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
@@ -190,6 +191,8 @@ def _library_status(fabric: Fabric, lib_id: str, carts: list[Any]) -> dict[str, 
 
 def _copy_status(fabric: Fabric, copy: Any, jobs: list[Any], runs: list[Any]) -> dict[str, Any]:
     due = [j for j in jobs if j.copies.get(copy.id) in queries.PENDING_STATES]
+    if not copy.primary:  # and those the rules will register at the next run
+        due += to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
     last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
     oldest = min((j.started for j in due), default=None)
     return {
