@@ -1,46 +1,163 @@
-"""The synchronous copy rule, tested hard: a pure function of catalog records."""
+"""The copy rules, tested hard: pure functions of catalog records, rules and time."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from datetime import UTC, datetime
+
+import attrs
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtlfabric.catalog.queries import AVAILABLE, PARTIALLY_COPIED, TO_BE_COPIED
+from vtlfabric.catalog.queries import AVAILABLE, BAD, DO_NOT_COPY, PARTIALLY_COPIED, TO_BE_COPIED
 from vtlfabric.catalog.records import JobRecord
-from vtlfabric.jobs.selection import jobs_to_copy
+from vtlfabric.config import FREQUENCIES, SelectionRules
+from vtlfabric.jobs.selection import jobs_to_copy, period, selected, to_register
 
 SRC, DST = "P/primary", "P/dr"
-STATUSES = ("completed", "failed", "killed", "running")
+STATUSES = ("completed", "completed", "completed", "failed", "killed", "running")
+T0 = datetime(2025, 11, 20, tzinfo=UTC).timestamp()  # spans month, quarter, half-year and year ends
+SPAN = 500 * 86400.0
+
+
+def job(i: int, started: float, kind: str = "full", status: str = "completed", copies: dict | None = None) -> JobRecord:
+    if copies is None:
+        copies = {SRC: AVAILABLE} if status == "completed" else {}
+    return JobRecord(i, "C", "S", "P", kind, kind, status, "", 1, None, started, started + 60, 1, 100, "d", copies)
 
 
 @st.composite
-def jobs(draw):
-    n = draw(st.integers(0, 30))
+def histories(draw, max_jobs: int = 40, manual: bool = False):
+    """Jobs at random times over ~16 months; optionally some rows already on the copy."""
+    times = sorted(draw(st.lists(st.floats(T0, T0 + SPAN), max_size=max_jobs)))
     out = []
-    for i in range(1, n + 1):
+    for i, t in enumerate(times, 1):
         status = draw(st.sampled_from(STATUSES))
-        copies = {}
-        if status == "completed":
-            copies[SRC] = draw(st.sampled_from([AVAILABLE, AVAILABLE, "bad"]))
-            copies[DST] = draw(st.sampled_from([TO_BE_COPIED, PARTIALLY_COPIED, AVAILABLE]))
-        started = draw(st.integers(0, 50)) * 60.0
-        out.append(JobRecord(i, "C", "S", "P", draw(st.sampled_from(["full", "incremental", "differential"])), "full",
-                             status, "", 1, None, started, started + 1, 1, 100, "d", copies))
+        copies = {SRC: AVAILABLE} if status == "completed" else {}
+        if manual and status == "completed" and draw(st.booleans()):
+            copies[DST] = draw(st.sampled_from([TO_BE_COPIED, AVAILABLE, DO_NOT_COPY, BAD]))
+        out.append(job(i, t, draw(st.sampled_from(["full", "full", "incremental", "differential"])), status, copies))
     return out
 
 
-@given(jobs(), st.randoms())
-def test_sync_copy_takes_every_valid_job_not_yet_there(rows, rnd):
-    chosen = jobs_to_copy(rows, DST, SRC)
-    expected = {j.id for j in rows if j.status == "completed" and j.copies[SRC] == AVAILABLE and j.copies[DST] != AVAILABLE}
+rules_st = st.builds(
+    SelectionRules,
+    kind=st.just("selective"),
+    frequency=st.sampled_from(FREQUENCIES[1:]),
+    pick=st.sampled_from(["first", "last"]),
+    week_starts=st.integers(0, 6),
+    day_starts=st.sampled_from([0.0, 6 * 3600.0, 23.5 * 3600.0]),
+)
+now_st = st.floats(T0, T0 + SPAN + 400 * 86400)
+
+
+def copy_everything(jobs: list[JobRecord], rules: SelectionRules, now: float) -> set[int]:
+    """What the copy holds after registering and copying all it selects, as the aux copy does."""
+    new = {j.id for j in to_register(jobs, rules, DST, SRC, now)}
+    rows = [attrs.evolve(j, copies={**j.copies, DST: TO_BE_COPIED}) if j.id in new else j for j in jobs]
+    todo = {j.id for j in jobs_to_copy(rows, DST, SRC)}
+    return todo | {j.id for j in jobs if j.copies.get(DST) == AVAILABLE}
+
+
+@given(histories(), st.one_of(st.none(), st.floats(T0, T0 + SPAN)), now_st)
+def test_a_synchronous_copy_holds_exactly_the_valid_jobs_from_its_start_date(jobs, start, now):
+    rules = SelectionRules(backups_from=start)
+    held = copy_everything(jobs, rules, max(now, T0 + SPAN))
+    assert held == {j.id for j in jobs if j.valid and (start is None or j.started >= start)}
+
+
+@settings(max_examples=300)
+@given(histories(), rules_st, now_st)
+def test_a_selective_copy_holds_one_full_per_period(jobs, rules, now):
+    chosen = [j for j in jobs if j.id in selected(jobs, rules, SRC, now)]
+    fulls = sorted((j for j in jobs if j.valid and j.type == "full"), key=lambda j: (j.started, j.id))
+    by_period: dict[object, list[JobRecord]] = {}
+    for j in fulls:
+        by_period.setdefault(period(j.started, rules)[0], []).append(j)
+    expected = set()
+    for key, members in by_period.items():
+        if rules.pick == "first":
+            expected.add(members[0].id)
+        elif period(members[-1].started, rules)[2] <= now:  # the last is known once the period ends
+            expected.add(members[-1].id)
     assert {j.id for j in chosen} == expected
-    assert all(j.valid for j in chosen), "failed and killed jobs never qualify"
-    assert [(j.started, j.id) for j in chosen] == sorted((j.started, j.id) for j in chosen), "oldest first"
-    shuffled = list(rows)
+    keys = [period(j.started, rules)[0] for j in chosen]
+    assert len(keys) == len(set(keys)), "never two fulls of one period"
+    assert all(j.valid and j.type == "full" for j in chosen)
+
+
+@given(st.floats(T0, T0 + SPAN), rules_st)
+def test_periods_contain_their_instant_and_start_where_the_rules_say(t, rules):
+    key, start, end = period(t, rules)
+    assert start <= t < end
+    begin = datetime.fromtimestamp(start - rules.day_starts, UTC)
+    if rules.frequency != "hourly":
+        assert (begin.hour, begin.minute) == (0, 0)
+    if rules.frequency == "weekly":
+        assert begin.weekday() == rules.week_starts and end - start == 7 * 86400
+    if rules.frequency in ("monthly", "quarterly", "half-yearly", "yearly"):
+        step = {"monthly": 1, "quarterly": 3, "half-yearly": 6, "yearly": 12}[rules.frequency]
+        assert begin.day == 1 and (begin.month - 1) % step == 0
+    assert period(end, rules)[1] == end, "periods tile time"
+
+
+@given(histories(manual=True), st.one_of(st.just(SelectionRules()), rules_st), now_st)
+def test_manual_choices_win_and_invalid_jobs_never_qualify(jobs, rules, now):
+    new = {j.id for j in to_register(jobs, rules, DST, SRC, now)}
+    for j in jobs:
+        if DST in j.copies:
+            assert j.id not in new, "a row already there is never overruled"
+        if not j.valid:
+            assert j.id not in new
+    picked = {j.id for j in jobs if j.copies.get(DST) == TO_BE_COPIED}
+    assert picked <= {j.id for j in jobs_to_copy(jobs, DST, SRC)}, "a pick is copied whatever its type"
+
+
+@given(histories(), st.one_of(st.just(SelectionRules()), rules_st), now_st, st.randoms())
+def test_the_result_does_not_depend_on_row_order(jobs, rules, now, rnd):
+    shuffled = list(jobs)
     rnd.shuffle(shuffled)
-    assert jobs_to_copy(shuffled, DST, SRC) == chosen, "row order does not matter"
+    assert to_register(shuffled, rules, DST, SRC, now) == to_register(jobs, rules, DST, SRC, now)
+    assert selected(shuffled, rules, SRC, now) == selected(jobs, rules, SRC, now)
 
 
-def test_available_job_is_never_chosen_again():
-    job = JobRecord(1, "C", "S", "P", "full", "full", "completed", "", 1, None, 0.0, 1.0, 1, 1, "d", {SRC: AVAILABLE, DST: AVAILABLE})
-    assert jobs_to_copy([job], DST, SRC) == []
+@given(histories(), st.integers(1, 5), st.sampled_from(["cycles", "days", "weeks", "months"]))
+def test_every_n_rule_spaces_the_chosen_fulls(jobs, n, unit):
+    rules = SelectionRules(kind="selective", every=n, every_unit=unit)
+    fulls = sorted((j for j in jobs if j.valid and j.type == "full"), key=lambda j: (j.started, j.id))
+    chosen = [j for j in fulls if j.id in selected(jobs, rules, SRC, T0 + SPAN)]
+    if fulls:
+        assert chosen[0] == fulls[0]
+    if unit == "cycles":
+        assert chosen == fulls[::n]
+    else:
+        gap = {"days": 1, "weeks": 7, "months": 28}[unit] * n * 86400
+        assert all(b.started - a.started >= gap for a, b in zip(chosen, chosen[1:]))
+
+
+def test_defer_holds_a_job_until_it_is_old_enough():
+    rules = SelectionRules(defer=2 * 86400)
+    jobs = [job(1, T0)]
+    assert to_register(jobs, rules, DST, SRC, T0 + 86400) == []
+    assert to_register(jobs, rules, DST, SRC, T0 + 2 * 86400) == jobs
+
+
+def test_no_automatic_selection_leaves_only_picks():
+    rules = SelectionRules(automatic=False)
+    jobs = [job(1, T0), job(2, T0 + 60, "incremental", copies={SRC: AVAILABLE, DST: TO_BE_COPIED})]
+    assert to_register(jobs, rules, DST, SRC, T0 + SPAN) == []
+    assert [j.id for j in jobs_to_copy(jobs, DST, SRC)] == [2]
+
+
+def test_commvault_default_week_starts_on_friday():
+    thursday = datetime(2026, 3, 5, 12, tzinfo=UTC).timestamp()
+    friday = datetime(2026, 3, 6, 0, 30, tzinfo=UTC).timestamp()
+    rules = SelectionRules(kind="selective", frequency="weekly")
+    assert period(thursday, rules)[0] != period(friday, rules)[0]
+    assert datetime.fromtimestamp(period(friday, rules)[1], UTC).strftime("%A") == "Friday"
+
+
+def test_a_job_waits_for_its_source_in_a_cascade():
+    rows = [job(1, T0, copies={SRC: AVAILABLE, DST: PARTIALLY_COPIED, "P/vault": TO_BE_COPIED})]
+    assert jobs_to_copy(rows, "P/vault", DST) == [], "not on the DR copy yet"
+    done = [attrs.evolve(rows[0], copies={**rows[0].copies, DST: AVAILABLE})]
+    assert jobs_to_copy(done, "P/vault", DST) == done
