@@ -74,7 +74,7 @@ def test_a_selective_copy_holds_one_full_per_period(jobs, rules, now):
     for j in fulls:
         by_period.setdefault(period(j.started, rules)[0], []).append(j)
     expected = set()
-    for key, members in by_period.items():
+    for members in by_period.values():
         if rules.pick == "first":
             expected.add(members[0].id)
         elif period(members[-1].started, rules)[2] <= now:  # the last is known once the period ends
