@@ -172,6 +172,26 @@ latency = "5ms"
         d.kill()
 
 
+def test_manual_selection_through_the_cli(daemon):
+    full = daemon.ok("backup", "IBMA", "--type", "full", "--wait")["result"]["job_id"]
+    other = daemon.ok("backup", "IBMB", "--type", "full", "--wait")["result"]["job_id"]
+    chosen = daemon.ok("do-not-copy", str(other), "--copy", "P/dr")
+    assert chosen["state"] == "do_not_copy" and chosen["who"]  # the kernel's word for who asked
+    assert daemon.ok("auxcopy", "--wait")["result"]["jobs_copied"] == 1
+    jobs = {j["id"]: j["copies"] for j in daemon.ok("jobs")}
+    assert jobs[full]["P/dr"] == "available" and jobs[other]["P/dr"] == "do_not_copy"
+    refused = daemon.ctl("pick", str(full), "--copy", "P/dr")
+    assert refused.returncode == 1 and "already available" in refused.stderr
+    assert daemon.ok("recopy", str(full), "--copy", "P/dr")["state"] == "to_be_copied"
+    assert daemon.ok("pick", str(other), "--copy", "P/dr")["state"] == "to_be_copied"
+    assert daemon.ok("auxcopy", "--wait")["result"]["jobs_copied"] == 2
+    assert daemon.ok("mark-bad", str(full), "--copy", "P/dr")["state"] == "bad"
+    bad = daemon.ctl("pick", "999", "--copy", "P/dr")
+    assert bad.returncode == 2 and "999" in bad.stderr
+    human = daemon.ctl("mark-bad", str(other), "--copy", "P/dr")
+    assert human.returncode == 0 and f"job {other} on P/dr: bad (mark-bad by" in human.stdout
+
+
 @pytest.mark.hercules
 def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
     if not shutil.which("hetget"):

@@ -137,6 +137,10 @@ def _jobs(args: argparse.Namespace) -> dict[str, Any]:
     return {"cmd": "jobs", "client": args.client}
 
 
+def _select(action: str) -> Any:
+    return lambda args: {"cmd": "select", "action": action, "job_id": args.job, "copy": args.copy}
+
+
 def _fault(args: argparse.Namespace) -> dict[str, Any]:
     return {"cmd": "fault", "target": args.target, "action": args.action}
 
@@ -198,6 +202,15 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
     restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
     restore.add_argument("--to", required=True, help="the directory to restore into")
+    for action, text in (
+        ("pick", "copy this job to the copy, whatever its type or the copy's rules"),
+        ("do-not-copy", "never copy this job to the copy"),
+        ("recopy", "copy this job to the copy again"),
+        ("mark-bad", "the copy's data of this job is bad: never restore from it"),
+    ):
+        p = add(action, _select(action), text)
+        p.add_argument("job", type=int)
+        p.add_argument("--copy", required=True, help="POLICY/COPY")
     fault = add("fault", _fault, "inject a fault: client:NAME fail-backup | link:NAME partition|partition-a-b|partition-b-a|heal|corrupt | library:SITE/NAME offline|online")
     fault.add_argument("target")
     fault.add_argument("action")

@@ -76,4 +76,8 @@ def _operation(op: dict[str, Any]) -> str:
     return f"{op['id']} {op['status']}: {detail}"
 
 
-_RENDERERS = {"jobs": _jobs, "status": _status}
+def _selection(r: dict[str, Any]) -> str:
+    return f"job {r['job_id']} on {r['copy']}: {r['state']} ({r['action']} by {r['who']})"
+
+
+_RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection}

@@ -206,6 +206,9 @@ class FabricConfig:
                 return c
         raise KeyError(copy_id)
 
+    def policy(self, name: str) -> PolicySpec:
+        return next(p for p in self.policies if p.name == name)
+
     def policy_of(self, client: str) -> PolicySpec:
         return next(p for p in self.policies if client in p.clients)
 

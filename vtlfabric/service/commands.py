@@ -21,6 +21,8 @@ from vtlfabric.service.operations import Operation, Operations
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
 
+SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
+
 
 class BadRequest(ValueError):
     """The request is malformed or names something that does not exist (exit 2)."""
@@ -148,6 +150,27 @@ class Commands:
         restore = RestoreRequest(client, dest, job_id, arg(request, "copy", str, None), arg(request, "site", str, None))
         op = await self.ops.start("restore", run_restore, self.fabric, restore)
         return await self._maybe_wait(op, request)
+
+    async def cmd_select(self, request: dict[str, Any]) -> dict[str, Any]:
+        """An operator's choice for one job on one copy, recorded with who and when."""
+        action = arg(request, "action", str)
+        if action not in SELECT_ACTIONS:
+            raise BadRequest(f"action: {action!r} is not one of {', '.join(SELECT_ACTIONS)}")
+        job_id, copy_id = arg(request, "job_id", int), arg(request, "copy", str)
+        job = await self.fabric.catalog.call(queries.get_job, job_id)
+        if job is None:
+            raise BadRequest(f"job_id: no job {job_id}")
+        copies = {c.id: c for c in self.fabric.config.policy(job.policy).copies}
+        if copy_id not in copies:
+            raise BadRequest(f"copy: job {job_id} belongs to policy {job.policy}, whose copies are {', '.join(copies)}")
+        if copies[copy_id].primary and action != "mark-bad":
+            raise BadRequest(f"copy: {copy_id} is the primary copy; only mark-bad applies to it")
+        who = arg(request, "who", str, "unknown")
+        try:
+            state = await self.fabric.catalog.call(queries.manual_selection, job_id, copy_id, action, who, self.fabric.now())
+        except queries.Refused as e:
+            raise Failed(str(e)) from None
+        return {"job_id": job_id, "copy": copy_id, "action": action, "state": state, "who": who}
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

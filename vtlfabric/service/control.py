@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket as stdsocket
+import struct
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,16 @@ async def read_line(stream: trio.abc.Stream, limit: int = MAX_REQUEST) -> bytes:
     return line
 
 
+def peer_name(stream: trio.SocketStream) -> str:
+    """Who is on the other end of the socket, as the kernel says (SO_PEERCRED)."""
+    creds = stream.socket.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def _reply(ok: bool, payload: Any, code: int = 0) -> bytes:
     body = {"ok": True, "result": payload} if ok else {"ok": False, "error": payload, "code": code}
     return json.dumps(body, default=str).encode() + b"\n"
@@ -50,6 +62,7 @@ async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise BadRequest("request: expected a JSON object")
+            request["who"] = peer_name(stream)  # from the kernel, never from the request
             reply = _reply(True, await commands.dispatch(request))
         except trio.TooSlowError:
             reply = _reply(False, "request: not received in time", 2)
