@@ -18,8 +18,9 @@ SHIPPED = Path(__file__).parent.parent / "config" / "vtlfabric.toml"
 
 def test_shipped_demo_config_loads():
     cfg = config.load(SHIPPED)
-    assert [s.name for s in cfg.sites] == ["production", "dr"]
-    assert {c.id for c in cfg.copies()} == {"IBMI/primary", "IBMI/dr"}
+    assert [s.name for s in cfg.sites] == ["production", "dr", "dr2"]
+    assert {c.id for c in cfg.copies()} == {"IBMI/primary", "IBMI/dr", "IBMI/vault", "IBMI/dr2"}
+    assert cfg.copy("IBMI/vault").rules.frequency == "weekly" and cfg.copy("IBMI/vault").source == "dr"
     assert cfg.copy("IBMI/dr").site == "dr"
     assert cfg.link_between("dr", "production").name == "prod-dr"
 

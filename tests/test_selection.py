@@ -19,10 +19,11 @@ T0 = datetime(2025, 11, 20, tzinfo=UTC).timestamp()  # spans month, quarter, hal
 SPAN = 500 * 86400.0
 
 
-def job(i: int, started: float, kind: str = "full", status: str = "completed", copies: dict | None = None) -> JobRecord:
+def job(i: int, started: float, kind: str = "full", status: str = "completed", copies: dict | None = None,
+        client: str = "C", subclient: str = "S") -> JobRecord:
     if copies is None:
         copies = {SRC: AVAILABLE} if status == "completed" else {}
-    return JobRecord(i, "C", "S", "P", kind, kind, status, "", 1, None, started, started + 60, 1, 100, "d", copies)
+    return JobRecord(i, client, subclient, "P", kind, kind, status, "", 1, None, started, started + 60, 1, 100, "d", copies)
 
 
 @st.composite
@@ -35,7 +36,8 @@ def histories(draw, max_jobs: int = 40, manual: bool = False):
         copies = {SRC: AVAILABLE} if status == "completed" else {}
         if manual and status == "completed" and draw(st.booleans()):
             copies[DST] = draw(st.sampled_from([TO_BE_COPIED, AVAILABLE, DO_NOT_COPY, BAD]))
-        out.append(job(i, t, draw(st.sampled_from(["full", "full", "incremental", "differential"])), status, copies))
+        kind = draw(st.sampled_from(["full", "full", "incremental", "differential"]))
+        out.append(job(i, t, kind, status, copies, draw(st.sampled_from("AB")), draw(st.sampled_from(["ALLUSR", "IFS"]))))
     return out
 
 
@@ -72,7 +74,7 @@ def test_a_selective_copy_holds_one_full_per_period(jobs, rules, now):
     fulls = sorted((j for j in jobs if j.valid and j.type == "full"), key=lambda j: (j.started, j.id))
     by_period: dict[object, list[JobRecord]] = {}
     for j in fulls:
-        by_period.setdefault(period(j.started, rules)[0], []).append(j)
+        by_period.setdefault((j.client, j.subclient, period(j.started, rules)[0]), []).append(j)
     expected = set()
     for members in by_period.values():
         if rules.pick == "first":
@@ -80,8 +82,8 @@ def test_a_selective_copy_holds_one_full_per_period(jobs, rules, now):
         elif period(members[-1].started, rules)[2] <= now:  # the last is known once the period ends
             expected.add(members[-1].id)
     assert {j.id for j in chosen} == expected
-    keys = [period(j.started, rules)[0] for j in chosen]
-    assert len(keys) == len(set(keys)), "never two fulls of one period"
+    keys = [(j.client, j.subclient, period(j.started, rules)[0]) for j in chosen]
+    assert len(keys) == len(set(keys)), "never two fulls of one subclient in one period"
     assert all(j.valid and j.type == "full" for j in chosen)
 
 
@@ -123,6 +125,7 @@ def test_the_result_does_not_depend_on_row_order(jobs, rules, now, rnd):
 @given(histories(), st.integers(1, 5), st.sampled_from(["cycles", "days", "weeks", "months"]))
 def test_every_n_rule_spaces_the_chosen_fulls(jobs, n, unit):
     rules = SelectionRules(kind="selective", every=n, every_unit=unit)
+    jobs = [j for j in jobs if (j.client, j.subclient) == ("A", "IFS")]  # the rule runs per subclient
     fulls = sorted((j for j in jobs if j.valid and j.type == "full"), key=lambda j: (j.started, j.id))
     chosen = [j for j in fulls if j.id in selected(jobs, rules, SRC, T0 + SPAN)]
     if fulls:

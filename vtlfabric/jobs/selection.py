@@ -50,7 +50,8 @@ def to_register(jobs: Iterable[JobRecord], rules: SelectionRules, copy_id: str, 
 
 def selected(jobs: Iterable[JobRecord], rules: SelectionRules, source_id: str, now: float) -> set[int]:
     """The ids of the jobs the rules put on the copy, among valid jobs its source holds
-    or will hold. A 'last of the period' full is chosen only once its period has ended."""
+    or will hold. Selective rules apply to each subclient's fulls on their own. A 'last
+    of the period' full is chosen only once its period has ended."""
     if not rules.automatic:
         return set()
     candidates = [
@@ -60,12 +61,22 @@ def selected(jobs: Iterable[JobRecord], rules: SelectionRules, source_id: str, n
     ]
     if rules.kind == "synchronous":
         return {j.id for j in candidates}
-    fulls = sorted((j for j in candidates if j.type == "full"), key=_key)
-    if rules.every:
-        return {j.id for j in _every(fulls, rules)}
-    if rules.frequency == "all":
-        return {j.id for j in fulls}
-    return {j.id for j in _one_per_period(fulls, rules, now)}
+    chosen: set[int] = set()
+    for fulls in _fulls_by_subclient(candidates).values():  # as Commvault: each subclient's own fulls
+        if rules.every:
+            chosen.update(j.id for j in _every(fulls, rules))
+        elif rules.frequency == "all":
+            chosen.update(j.id for j in fulls)
+        else:
+            chosen.update(j.id for j in _one_per_period(fulls, rules, now))
+    return chosen
+
+
+def _fulls_by_subclient(jobs: list[JobRecord]) -> dict[tuple[str, str], list[JobRecord]]:
+    groups: dict[tuple[str, str], list[JobRecord]] = {}
+    for job in sorted((j for j in jobs if j.type == "full"), key=_key):
+        groups.setdefault((job.client, job.subclient), []).append(job)
+    return groups
 
 
 def _one_per_period(fulls: list[JobRecord], rules: SelectionRules, now: float) -> list[JobRecord]:
