@@ -202,6 +202,10 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
     restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
     restore.add_argument("--to", required=True, help="the directory to restore into")
+    suspend = add("suspend", lambda a: {"cmd": "suspend", "copy": a.copy}, "suspend a copy's aux copy (it stops at a checkpoint)")
+    suspend.add_argument("--copy", required=True, help="POLICY/COPY")
+    resume = add("resume", lambda a: {"cmd": "resume", "copy": a.copy, "wait": a.wait}, "resume a copy's aux copy where it stopped", waits)
+    resume.add_argument("--copy", required=True, help="POLICY/COPY")
     for action, text in (
         ("pick", "copy this job to the copy, whatever its type or the copy's rules"),
         ("do-not-copy", "never copy this job to the copy"),

@@ -126,8 +126,10 @@ class CopySpec:
     library: str  # "site/library"
     source: str | None  # copy name within the policy
     kind: str
-    streams: int
+    streams: int  # 0: "max", as many as the drives on both sides allow
     rules: SelectionRules = SelectionRules()
+    combine_streams: int = 0  # at most this many destination streams (0: no limit)
+    throttle: float = 0.0  # bytes per hour across all streams (0: no limit)
 
     @property
     def id(self) -> str:
@@ -456,8 +458,10 @@ def _copy(t: Table, policy: str) -> CopySpec:
         library=t.get("library", str),
         source=None if primary else t.get("source", str, "primary"),
         kind=kind,
-        streams=t.number("streams", 1, 64, 1, kind=int),
+        streams=t.convert("streams", _streams, 1),
         rules=SelectionRules() if primary else _rules(t, kind),
+        combine_streams=t.number("combine_streams", 1, 64, 0, kind=int) if t.has("combine_streams") else 0,
+        throttle=float(t.convert("throttle", parse_size, 0)),
     )
     t.done()
     return spec
@@ -485,6 +489,14 @@ def _rules(t: Table, kind: str) -> SelectionRules:
     if rules.every and t.has("frequency"):
         raise t.error("every", "give either frequency or every, not both")
     return rules
+
+
+def _streams(value: Any) -> int:
+    if value == "max":
+        return 0
+    if isinstance(value, int) and 1 <= value <= 64:
+        return value
+    raise ValueError(f"{value!r}: give a number of streams from 1 to 64, or \"max\"")
 
 
 def _instant(value: Any) -> float:

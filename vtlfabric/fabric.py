@@ -15,6 +15,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import CopyRecord
 from vtlfabric.config import CopySpec, FabricConfig
+from vtlfabric.jobs.throttle import Throttle
 from vtlfabric.net.secure import Keystore
 from vtlfabric.net.wan import Link
 from vtlfabric.sim.clock import FabricClock
@@ -37,11 +38,17 @@ class Fabric:
     workloads: dict[str, Workload]  # by client
     faults: Faults = attrs.field(factory=Faults)
     killable: dict[int, trio.CancelScope] = attrs.field(factory=dict)  # running backups by job id
+    copy_runs: dict[str, trio.CancelScope] = attrs.field(factory=dict)  # running aux copies by copy id
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
+    _throttles: dict[str, Throttle] = attrs.field(factory=dict)
 
     def aux_lock(self, copy_id: str) -> trio.Lock:
         """One aux copy at a time per copy: a second request waits, then finds little to do."""
         return self._aux_locks.setdefault(copy_id, trio.Lock())
+
+    def throttle(self, copy: CopySpec) -> Throttle:
+        """One per copy, shared by its streams and its runs."""
+        return self._throttles.setdefault(copy.id, Throttle(copy.throttle))
 
     def now(self) -> float:
         return self.clock.now()

@@ -279,8 +279,18 @@ def segments(conn: sqlite3.Connection, job_id: int, copy_id: str) -> list[Segmen
     return [from_row(SegmentRecord, r) for r in rows]
 
 
+def set_suspended(conn: sqlite3.Connection, copy_id: str, suspended: bool, who: str, now: float) -> None:
+    conn.execute("UPDATE copies SET suspended = ? WHERE id = ?", (int(suspended), copy_id))
+    _history(conn, now, "auxcopy.suspended" if suspended else "auxcopy.resumed", None, copy_id, who=who)
+
+
+def suspended_copies(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT id FROM copies WHERE suspended = 1")}
+
+
 def copies(conn: sqlite3.Connection) -> list[CopyRecord]:
-    return [from_row(CopyRecord, r) for r in conn.execute("SELECT * FROM copies ORDER BY id")]
+    rows = conn.execute("SELECT id, policy, library, source, is_primary FROM copies ORDER BY id")
+    return [from_row(CopyRecord, r) for r in rows]
 
 
 # ---------------------------------------------------------------- aux copy runs

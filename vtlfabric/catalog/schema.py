@@ -82,6 +82,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: an aux copy can be suspended, and stays so across restarts
+    """
+    ALTER TABLE copies ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -62,11 +62,12 @@ async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int |
     if streams is not None and not 1 <= streams <= 64:
         raise ValueError("streams: must be between 1 and 64")
     results = [await run_copy(fabric, copy, streams) for copy in copy_order(fabric, copy_id)]
+    statuses = {r["status"] for r in results}
     return {
         "copies": results,
         "jobs_copied": sum(r["jobs_copied"] for r in results),
         "bytes": sum(r["bytes"] for r in results),
-        "status": "completed" if all(r["status"] == "completed" for r in results) else "failed",
+        "status": "failed" if "failed" in statuses else "suspended" if "suspended" in statuses else "completed",
     }
 
 
@@ -80,34 +81,58 @@ async def register_selected(fabric: Fabric, copy: CopySpec) -> list[Any]:
     return await fabric.catalog.call(queries.list_jobs)
 
 
+def plan_streams(fabric: Fabric, copy: CopySpec, override: int | None, jobs: int) -> int:
+    """Streams for one run: the override, else the copy's setting, where "max" is as many
+    as there are drives on both sides; capped by combine_streams and by the jobs to copy."""
+    src, dst = fabric.library_of(fabric.source_of(copy)).spec, fabric.library_of(copy).spec
+    drives = src.drives // 2 if src.id == dst.id else min(src.drives, dst.drives)
+    wanted = override or copy.streams or drives
+    if copy.combine_streams:
+        wanted = min(wanted, copy.combine_streams)
+    return max(1, min(wanted, jobs))
+
+
 async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[str, Any]:
     async with fabric.aux_lock(copy.id):
+        if copy.id in await fabric.catalog.call(queries.suspended_copies):
+            log.info("auxcopy.skipped", copy=copy.id, reason="suspended")
+            return {"run_id": None, "copy": copy.id, "streams": 0, "jobs_copied": 0, "bytes": 0, "failed": [], "status": "suspended"}
         source = fabric.source_of(copy)
-        jobs = await register_selected(fabric, copy)
-        jobs = jobs_to_copy(jobs, copy.id, source.id)
-        n_streams = max(1, min(streams or copy.streams, len(jobs)))
+        jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id)
+        n_streams = plan_streams(fabric, copy, streams, len(jobs))
         run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())
         bound = log.bind(run=run_id, copy=copy.id, source=source.id)
         bound.info("auxcopy.started", jobs=len(jobs), streams=n_streams)
         totals = RunTotals()
         status, reason = "interrupted", "daemon stopped"
+        scope = fabric.copy_runs[copy.id] = trio.CancelScope()
         try:
-            send, receive = trio.open_memory_channel[Any](len(jobs) or 1)
-            for job in jobs:
-                send.send_nowait(job)
-            send.close()
-            async with trio.open_nursery() as nursery:
-                for n in range(1, n_streams + 1):
-                    nursery.start_soon(_stream, fabric, copy, source, n, receive.clone(), totals)
-            failed = len(totals.failures)
-            status = "completed" if not failed else "failed"
-            reason = "" if not failed else f"{failed} job(s) not copied"
+            with scope:
+                await _run_streams(fabric, copy, source, jobs, n_streams, totals)
+                failed = len(totals.failures)
+                status = "completed" if not failed else "failed"
+                reason = "" if not failed else f"{failed} job(s) not copied"
+            if scope.cancelled_caught:
+                status, reason = "suspended", "suspended by operator"
         finally:
+            fabric.copy_runs.pop(copy.id, None)
             with trio.CancelScope(shield=True):
                 await fabric.catalog.call(queries.finish_aux_run, run_id, status, reason, totals.jobs, totals.bytes, fabric.now())
         bound.info(f"auxcopy.{status}", jobs_copied=totals.jobs, bytes=totals.bytes, failures=len(totals.failures))
         return {"run_id": run_id, "copy": copy.id, "streams": n_streams, "jobs_copied": totals.jobs,
                 "bytes": totals.bytes, "failed": totals.failures, "status": status}
+
+
+async def _run_streams(fabric: Fabric, copy: CopySpec, source: CopySpec, jobs: list[Any], n_streams: int, totals: RunTotals) -> None:
+    """One shared queue, oldest job first: a stream takes the next job as soon as it is
+    free, so each stream's jobs run oldest first and the streams finish close together."""
+    send, receive = trio.open_memory_channel[Any](len(jobs) or 1)
+    for job in jobs:
+        send.send_nowait(job)
+    send.close()
+    async with trio.open_nursery() as nursery:
+        for n in range(1, n_streams + 1):
+            nursery.start_soon(_stream, fabric, copy, source, n, receive.clone(), totals)
 
 
 async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int, jobs: Any, totals: RunTotals) -> None:
@@ -151,7 +176,7 @@ async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, 
         try:
             channel = await secure.connect(near, src_ma.identity, dst_ma.name, fabric.keystore, aead=aead)
             index = await src_ma.index_for(job.id, source.id, source.primary)
-            sent = await send_job(fabric, channel, job, source, index, src_drive)
+            sent = await send_job(fabric, channel, job, source, index, src_drive, fabric.throttle(copy))
             await channel.send(json.dumps({"op": "bye"}).encode(), context=b"control")
             await channel.aclose()
         except BaseException:

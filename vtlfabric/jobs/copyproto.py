@@ -26,6 +26,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.throttle import Throttle
 from vtlfabric.net.secure import SecureChannel
 from vtlfabric.site.index import IndexFormatError, JobIndex
 from vtlfabric.tape.library import Drive
@@ -63,7 +64,9 @@ async def _receive_control(channel: SecureChannel) -> dict[str, Any]:
 # ---------------------------------------------------------------- sender
 
 
-async def send_job(fabric: Fabric, channel: SecureChannel, job: JobRecord, source: CopySpec, index: JobIndex, drive: Drive) -> int:
+async def send_job(
+    fabric: Fabric, channel: SecureChannel, job: JobRecord, source: CopySpec, index: JobIndex, drive: Drive, throttle: Throttle,
+) -> int:
     """Send one job from the source copy's media; return the bytes sent."""
     await _send_control(channel, op="job", job_id=job.id, bytes=job.bytes, digest=job.digest, index=index.to_json())
     reply = await _receive_control(channel)
@@ -80,8 +83,10 @@ async def send_job(fabric: Fabric, channel: SecureChannel, job: JobRecord, sourc
     async for data in read_segments(library, drive, segments, start=offset, batch=chunk):
         pending += data
         while len(pending) >= chunk:
+            await throttle.take(chunk)
             await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
             sent, n, pending = sent + chunk, n + 1, pending[chunk:]
+    await throttle.take(len(pending))
     await channel.send(pending, context=_chunk_context(job.id, n), final=True)
     sent += len(pending)
     if offset + sent != job.bytes:

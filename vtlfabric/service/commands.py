@@ -129,6 +129,9 @@ class Commands:
             raise BadRequest(str(e)) from None
         if streams is not None and not 1 <= streams <= 64:
             raise BadRequest("streams: must be between 1 and 64")
+        suspended = await self.fabric.catalog.call(queries.suspended_copies)
+        if copy_id in suspended:
+            raise Failed(f"aux copy of {copy_id} is suspended: vtlfabric ctl resume --copy {copy_id}")
         op = await self.ops.start("auxcopy", run_auxcopy, self.fabric, copy_id, streams)
         return await self._maybe_wait(op, request)
 
@@ -171,6 +174,29 @@ class Commands:
         except queries.Refused as e:
             raise Failed(str(e)) from None
         return {"job_id": job_id, "copy": copy_id, "action": action, "state": state, "who": who}
+
+    async def cmd_suspend(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""
+        copy = self._secondary(arg(request, "copy", str))
+        await self.fabric.catalog.call(queries.set_suspended, copy.id, True, arg(request, "who", str, "unknown"), self.fabric.now())
+        scope = self.fabric.copy_runs.get(copy.id)
+        if scope is not None:
+            scope.cancel()
+        return {"copy": copy.id, "suspended": True, "stopped_running": scope is not None}
+
+    async def cmd_resume(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Allow the copy's aux copy again, and run it now: it resumes where it stopped."""
+        copy = self._secondary(arg(request, "copy", str))
+        await self.fabric.catalog.call(queries.set_suspended, copy.id, False, arg(request, "who", str, "unknown"), self.fabric.now())
+        op = await self.ops.start("auxcopy", run_auxcopy, self.fabric, copy.id, None)
+        return await self._maybe_wait(op, request)
+
+    def _secondary(self, copy_id: str) -> Any:
+        try:
+            copy_order(self.fabric, copy_id)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        return self.fabric.config.copy(copy_id)
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
