@@ -11,6 +11,8 @@ from vtlfabric.catalog import queries
 from vtlfabric.jobs.auxcopy import plan_streams, run_auxcopy, run_copy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
+from vtlfabric.service.commands import Commands
+from vtlfabric.service.operations import Operations
 
 DR = "P/dr"
 
@@ -75,3 +77,21 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
 
 async def _collect(results: list, coro) -> None:
     results.append(await coro)
+
+
+async def test_lag_and_fallen_behind(tmp_path, autojump_clock):
+    path = write_fabric(tmp_path / "f")
+    path.write_text(path.read_text().replace('streams = 2', 'streams = 2\nfallen_behind_bytes = "10KiB"\nfallen_behind_age = "1h"'))
+    async with open_fabric(path) as fabric, trio.open_nursery() as nursery:
+        commands = Commands(fabric, Operations(nursery), trio.current_time())
+        done = await run_backup(fabric, "IBMA", "IFS", "full")
+        await trio.sleep(2 * 3600)
+        dr = next(c for c in await commands.cmd_copies({}) if c["id"] == DR)
+        assert dr["to_copy"] == 1 and dr["bytes_to_copy"] == done["bytes"] and dr["last_auxcopy"] == ""
+        assert dr["oldest_uncopied_age"] >= 2 * 3600
+        assert len(dr["fallen_behind"]) == 2, dr["fallen_behind"]
+        await run_auxcopy(fabric)
+        dr = next(c for c in await commands.cmd_copies({}) if c["id"] == DR)
+        assert (dr["to_copy"], dr["bytes_to_copy"], dr["oldest_uncopied_age"], dr["fallen_behind"]) == (0, 0, None, [])
+        assert dr["last_auxcopy"] and dr["states"] == {"available": 1}
+        nursery.cancel_scope.cancel()

@@ -184,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     add("status", _simple("status"), "the fabric at a glance")
+    add("copies", _simple("copies"), "each copy's jobs and lag: bytes to copy, oldest uncopied job, last aux copy")
     jobs = add("jobs", _jobs, "jobs and their state on each copy")
     jobs.add_argument("--client")
     backup = add("backup", _backup, "back up an IBM i client", waits)

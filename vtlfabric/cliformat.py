@@ -42,12 +42,7 @@ def _status(s: dict[str, Any]) -> str:
             ["LIBRARY", "STATE", "DRIVES", "CARTRIDGES"],
         ),
         "",
-        _table(
-            [[c["id"], "primary" if c["primary"] else f"from {c['source']}", c["library"], str(c["available"]),
-              str(c["to_copy"]), format_bytes(c["bytes_to_copy"]), "-" if c["primary"] else c["last_auxcopy"] or "never"]
-             for c in s["copies"]],
-            ["COPY", "ROLE", "LIBRARY", "AVAILABLE", "TO COPY", "BYTES TO COPY", "LAST AUX COPY"],
-        ),
+        _copies(s["copies"]),
     ]
     if s["links"]:
         out += ["", _table(
@@ -57,6 +52,18 @@ def _status(s: dict[str, Any]) -> str:
             ["LINK", "SITES", "STATE", "STREAMS", "CARRIED", "RETRANSMITS"],
         )]
     return "\n".join(out)
+
+
+def _copies(copies: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in copies:
+        role = "primary" if c["primary"] else f"{c['kind']} from {c['source']}"
+        age = "-" if c["oldest_uncopied_age"] is None else f"{c['oldest_uncopied_age']:.0f}s"
+        flag = "SUSPENDED " if c.get("suspended") else ""
+        flag += "FALLEN BEHIND: " + "; ".join(c["fallen_behind"]) if c["fallen_behind"] else ""
+        rows.append([c["id"], role, c["library"], " ".join(f"{k}={v}" for k, v in sorted(c["states"].items())) or "-",
+                     format_bytes(c["bytes_to_copy"]), age, "-" if c["primary"] else c["last_auxcopy"] or "never", flag or "ok"])
+    return _table(rows, ["COPY", "ROLE", "LIBRARY", "JOBS", "TO COPY", "OLDEST UNCOPIED", "LAST AUX COPY", "STATE"])
 
 
 def _operation(op: dict[str, Any]) -> str:
@@ -80,4 +87,4 @@ def _selection(r: dict[str, Any]) -> str:
     return f"job {r['job_id']} on {r['copy']}: {r['state']} ({r['action']} by {r['who']})"
 
 
-_RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection}
+_RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection, "copies": _copies}

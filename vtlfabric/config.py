@@ -130,6 +130,8 @@ class CopySpec:
     rules: SelectionRules = SelectionRules()
     combine_streams: int = 0  # at most this many destination streams (0: no limit)
     throttle: float = 0.0  # bytes per hour across all streams (0: no limit)
+    behind_bytes: int = 0  # flag the copy as fallen behind past this many bytes to copy (0: never)
+    behind_age: float = 0.0  # ...or when its oldest uncopied job is older than this (seconds, 0: never)
 
     @property
     def id(self) -> str:
@@ -462,6 +464,8 @@ def _copy(t: Table, policy: str) -> CopySpec:
         rules=SelectionRules() if primary else _rules(t, kind),
         combine_streams=t.number("combine_streams", 1, 64, 0, kind=int) if t.has("combine_streams") else 0,
         throttle=float(t.convert("throttle", parse_size, 0)),
+        behind_bytes=t.convert("fallen_behind_bytes", parse_size, 0),
+        behind_age=t.convert("fallen_behind_age", parse_duration, 0),
     )
     t.done()
     return spec

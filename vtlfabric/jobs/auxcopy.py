@@ -171,7 +171,7 @@ async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, 
     near, far = link.open_stream(source.site) if link else local_stream_pair()
     aead = fabric.config.encryption.aead
     outcome: dict[str, Exception] = {}
-    async with trio.open_nursery() as nursery:
+    async with near, far, trio.open_nursery() as nursery:  # both ends closed, whatever happens
         nursery.start_soon(_receiver, fabric, copy, far, dst_drive, outcome)
         try:
             channel = await secure.connect(near, src_ma.identity, dst_ma.name, fabric.keystore, aead=aead)
