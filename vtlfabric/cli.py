@@ -203,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
     restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
     restore.add_argument("--to", required=True, help="the directory to restore into")
+    age = add("age", lambda a: {"cmd": "age", "policy": a.policy, "wait": a.wait}, "run data aging now", waits)
+    age.add_argument("--policy", help="only this storage policy's copies")
     suspend = add("suspend", lambda a: {"cmd": "suspend", "copy": a.copy}, "suspend a copy's aux copy (it stops at a checkpoint)")
     suspend.add_argument("--copy", required=True, help="POLICY/COPY")
     resume = add("resume", lambda a: {"cmd": "resume", "copy": a.copy, "wait": a.wait}, "resume a copy's aux copy where it stopped", waits)

@@ -77,6 +77,8 @@ def _operation(op: dict[str, Any]) -> str:
         "auxcopy": lambda r: "; ".join(
             f"{c['copy']}: {c['jobs_copied']} jobs, {format_bytes(c['bytes'])} on {c['streams']} streams"
             + (f", {len(c['failed'])} failed" if c["failed"] else "") for c in r.get("copies", [])) or "nothing to copy",
+        "aging": lambda r: f"{len(r.get('aged', []))} job copies aged, cartridges back to scratch: "
+                           f"{', '.join(r.get('cartridges', [])) or 'none'}",
         "restore": lambda r: f"{r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))} from {r.get('copy')} "
                              f"at {r.get('site')} (jobs {', '.join(map(str, r.get('jobs', [])))}) into {r.get('dest')}",
     }.get(op["kind"], lambda r: str(r))(result)

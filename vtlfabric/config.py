@@ -27,6 +27,7 @@ COPY_KINDS = ("synchronous", "selective")
 FREQUENCIES = ("all", "hourly", "daily", "weekly", "monthly", "quarterly", "half-yearly", "yearly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EVERY_UNITS = ("cycles", "days", "weeks", "months")
+SCHEDULE_ACTIONS = ("backup", "auxcopy", "age")
 JOB_TYPES = ("full", "incremental", "differential")
 KEMS = ("x25519", "mlkem768-x25519")
 AEADS = ("aes-256-gcm", "chacha20-poly1305")
@@ -132,6 +133,8 @@ class CopySpec:
     throttle: float = 0.0  # bytes per hour across all streams (0: no limit)
     behind_bytes: int = 0  # flag the copy as fallen behind past this many bytes to copy (0: never)
     behind_age: float = 0.0  # ...or when its oldest uncopied job is older than this (seconds, 0: never)
+    retain_days: float = 0.0  # a full cycle ages once older than this... (0: no limit by age)
+    retain_cycles: int = 0  # ...and this many newer cycles are on the copy (0: no limit by cycles)
 
     @property
     def id(self) -> str:
@@ -156,8 +159,8 @@ class PolicySpec:
 @attrs.frozen
 class ScheduleSpec:
     name: str
-    action: str  # "backup" or "auxcopy"
-    targets: tuple[str, ...]  # clients, or copy ids ("" = every secondary copy)
+    action: str  # "backup", "auxcopy" or "age"
+    targets: tuple[str, ...]  # clients, copy ids, or policies
     job_type: str
     start: float
     every: float
@@ -466,6 +469,8 @@ def _copy(t: Table, policy: str) -> CopySpec:
         throttle=float(t.convert("throttle", parse_size, 0)),
         behind_bytes=t.convert("fallen_behind_bytes", parse_size, 0),
         behind_age=t.convert("fallen_behind_age", parse_duration, 0),
+        retain_days=float(t.number("retain_days", 0, 36500, 0)),
+        retain_cycles=t.number("retain_cycles", 0, 1000, 0, kind=int),
     )
     t.done()
     return spec
@@ -546,10 +551,11 @@ def _policy(t: Table) -> PolicySpec:
 
 
 def _schedule(t: Table) -> ScheduleSpec:
-    has_backup, has_aux = "backup" in t.data, "auxcopy" in t.data
-    if has_backup == has_aux:
-        raise t.error("backup", "a schedule has either backup = [clients] or auxcopy = [copies]")
-    action = "backup" if has_backup else "auxcopy"
+    actions = [a for a in SCHEDULE_ACTIONS if a in t.data]
+    if len(actions) != 1:
+        raise t.error("backup", "a schedule has one of backup = [clients], auxcopy = [copies] or age = [policies]")
+    action = actions[0]
+    has_backup = action == "backup"
     spec = ScheduleSpec(
         name=t.name(),
         action=action,
@@ -695,10 +701,13 @@ def _check_schedules(t: Table, config: FabricConfig) -> None:
     clients = {c.name for s in config.sites for c in s.clients}
     copies = {c.id for c in config.copies() if not c.primary}
     for i, sched in enumerate(config.schedules):
-        known = clients if sched.action == "backup" else copies
+        known, what = {
+            "backup": (clients, "client"), "auxcopy": (copies, "secondary copy (POLICY/COPY)"),
+            "age": ({p.name for p in config.policies}, "policy"),
+        }[sched.action]
         for target in sched.targets:
             if target not in known:
-                raise ConfigError(t.file, f"schedule[{i}].{sched.action}", f"{target!r} is not a known {'client' if sched.action == 'backup' else 'secondary copy (POLICY/COPY)'}")
+                raise ConfigError(t.file, f"schedule[{i}].{sched.action}", f"{target!r} is not a known {what}")
         if sched.action == "backup":
             for target in sched.targets:
                 if not any(target in p.clients for p in config.policies):

@@ -279,6 +279,41 @@ def segments(conn: sqlite3.Connection, job_id: int, copy_id: str) -> list[Segmen
     return [from_row(SegmentRecord, r) for r in rows]
 
 
+def age_jobs(conn: sqlite3.Connection, pairs: Iterable[tuple[int, str]], reason: str, now: float) -> list[tuple[int, str]]:
+    """Mark jobs aged on copies (only where still available); return those changed."""
+    done = []
+    for job_id, copy_id in pairs:
+        cur = conn.execute(
+            "UPDATE job_copies SET state = ?, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ? AND state = ?",
+            (AGED, reason, now, job_id, copy_id, AVAILABLE),
+        )
+        if cur.rowcount:
+            done.append((job_id, copy_id))
+            _history(conn, now, f"copy.{AGED}", job_id, copy_id, reason=reason)
+    return done
+
+
+def recycle_cartridges(conn: sqlite3.Connection, library: str, busy: Iterable[str], now: float) -> list[str]:
+    """Return to scratch every cartridge of the library that holds no live data: none of
+    its segments belongs to a job still running, or to a job copy that has not aged.
+    Failed and killed jobs' data is not live: it was never valid."""
+    busy = set(busy)
+    rows = conn.execute(
+        "SELECT c.barcode FROM cartridges c WHERE c.library = ? AND c.state != 'scratch' AND NOT EXISTS ("
+        "  SELECT 1 FROM segments s JOIN jobs j ON j.id = s.job_id"
+        "  LEFT JOIN job_copies jc ON jc.job_id = s.job_id AND jc.copy_id = s.copy_id"
+        "  WHERE s.barcode = c.barcode AND (j.status = 'running' OR (jc.state IS NOT NULL AND jc.state != ?)))"
+        " ORDER BY c.slot",
+        (library, AGED),
+    ).fetchall()
+    recycled = [r[0] for r in rows if r[0] not in busy]
+    for barcode in recycled:
+        conn.execute("DELETE FROM segments WHERE barcode = ?", (barcode,))
+        conn.execute("UPDATE cartridges SET state = 'scratch', copy_id = NULL, eod = 0 WHERE barcode = ?", (barcode,))
+        _history(conn, now, "cartridge.scratch", None, None, barcode=barcode, library=library)
+    return recycled
+
+
 def set_suspended(conn: sqlite3.Connection, copy_id: str, suspended: bool, who: str, now: float) -> None:
     conn.execute("UPDATE copies SET suspended = ? WHERE id = ?", (int(suspended), copy_id))
     _history(conn, now, "auxcopy.suspended" if suspended else "auxcopy.resumed", None, copy_id, who=who)

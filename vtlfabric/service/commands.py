@@ -12,6 +12,7 @@ import trio
 
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
@@ -182,6 +183,15 @@ class Commands:
         except queries.Refused as e:
             raise Failed(str(e)) from None
         return {"job_id": job_id, "copy": copy_id, "action": action, "state": state, "who": who}
+
+    async def cmd_age(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A data-aging run now: expired jobs become *aged*; empty cartridges go back to scratch."""
+        policy = arg(request, "policy", str, None)
+        known = [p.name for p in self.fabric.config.policies]
+        if policy is not None and policy not in known:
+            raise BadRequest(f"policy: no policy {policy!r} (known: {', '.join(known)})")
+        op = await self.ops.start("aging", run_data_aging, self.fabric, (policy,) if policy else ())
+        return await self._maybe_wait(op, request)
 
     async def cmd_suspend(self, request: dict[str, Any]) -> dict[str, Any]:
         """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""

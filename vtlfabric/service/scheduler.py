@@ -9,6 +9,7 @@ import trio
 
 from vtlfabric.config import ScheduleSpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.service.operations import Operation, Operations
@@ -45,6 +46,8 @@ async def _run_schedule(fabric: Fabric, ops: Operations, schedule: ScheduleSpec,
 
 
 def _firings(fabric: Fabric, schedule: ScheduleSpec) -> list[tuple[str, Any]]:
+    if schedule.action == "age":
+        return [("aging", lambda ops: ops.start("aging", run_data_aging, fabric, schedule.targets))]
     if schedule.action == "auxcopy":
         return [(copy_id, _auxcopy_starter(fabric, copy_id)) for copy_id in schedule.targets]
     out = []

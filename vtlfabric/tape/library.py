@@ -100,7 +100,7 @@ class Library:
     def _recover(self, barcode: str, eod: int) -> None:
         path = self.image_path(barcode)
         if eod == 0 or not path.exists():
-            TapeImage.create(path, barcode, self.spec.capacity).close()
+            self._relabel(barcode)
             return
         image = TapeImage.open(path, self.spec.capacity, repair=True)  # a torn last record never counted
         try:
@@ -132,6 +132,20 @@ class Library:
                 raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
             self._busy_cartridges.add(cart.barcode)
             return cart.barcode
+
+    async def recycle_aged(self, now: float) -> list[str]:
+        """Return cartridges that hold only aged (or never valid) data to scratch, and
+        relabel them. Catalog first: a crash before the relabel is mended at start,
+        where a cartridge with no committed data gets a fresh image."""
+        async with self._claiming:  # no writer may claim one of them meanwhile
+            barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, tuple(self._busy_cartridges), now)
+            for barcode in barcodes:
+                await trio.to_thread.run_sync(self._relabel, barcode)
+                log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)
+        return barcodes
+
+    def _relabel(self, barcode: str) -> None:
+        TapeImage.create(self.image_path(barcode), barcode, self.spec.capacity).close()
 
     async def claim_for_read(self, barcode: str) -> None:
         """Wait until no other drive holds this cartridge, then hold it."""
