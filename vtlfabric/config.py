@@ -562,7 +562,7 @@ def _schedule(t: Table) -> ScheduleSpec:
         targets=t.strings(action),
         job_type=t.choice("type", JOB_TYPES, "incremental") if has_backup else "",
         start=t.convert("start", parse_duration, 0.0),
-        every=t.convert("every", parse_duration),
+        every=t.convert("every", parse_duration, "30m" if action == "auxcopy" else _MISSING),  # Commvault's auto-copy default
     )
     if spec.every <= 0:
         raise t.error("every", "must be positive")
