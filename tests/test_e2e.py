@@ -192,6 +192,23 @@ def test_manual_selection_through_the_cli(daemon):
     assert human.returncode == 0 and f"job {other} on P/dr: bad (mark-bad by" in human.stdout
 
 
+def test_suspend_resume_copies_and_age_through_the_cli(daemon):
+    job_id = daemon.ok("backup", "IBMA", "--type", "full", "--wait")["result"]["job_id"]
+    assert daemon.ok("suspend", "--copy", "P/dr")["suspended"] is True
+    refused = daemon.ctl("auxcopy", "--copy", "P/dr", "--wait")
+    assert refused.returncode == 1 and "suspended" in refused.stderr
+    dr = next(c for c in daemon.ok("copies") if c["id"] == "P/dr")
+    assert dr["suspended"] and dr["to_copy"] == 1 and dr["bytes_to_copy"] > 0
+    resumed = daemon.ok("resume", "--copy", "P/dr", "--wait")
+    assert resumed["result"]["jobs_copied"] == 1
+    dr = next(c for c in daemon.ok("copies") if c["id"] == "P/dr")
+    assert not dr["suspended"] and dr["states"] == {"available": 1} and dr["last_auxcopy"]
+    aged = daemon.ok("age", "--wait")
+    assert aged["status"] == "completed" and aged["result"]["aged"] == []  # no retention set: keeps everything
+    assert daemon.ctl("age", "--policy", "NOPE").returncode == 2
+    assert [j["copies"]["P/dr"] for j in daemon.ok("jobs") if j["id"] == job_id] == ["available"]
+
+
 @pytest.mark.hercules
 def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
     if not shutil.which("hetget"):
