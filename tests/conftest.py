@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import textwrap
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from vtlfabric import config as config_mod
 from vtlfabric.catalog.db import Catalog
@@ -17,6 +19,11 @@ from vtlfabric.fabric import Fabric, build
 from vtlfabric.sim.clock import FabricClock
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+# CI replays the same examples every run (a red CI must be reproducible); a developer's
+# `make test` explores new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def site_toml(name: str, ma: str, library: str, prefix: str, *, clients: str = "", drives: int = 2,

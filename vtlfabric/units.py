@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _SIZE_UNITS = {
     "": 1, "b": 1,
@@ -25,7 +26,7 @@ def parse_size(value: int | str) -> int:
     unit = match and _SIZE_UNITS.get(match.group(2).lower())
     if not match or unit is None:
         raise ValueError(f"{value!r} is not a size such as 65536 or '64KiB'")
-    return int(float(match.group(1)) * unit)
+    return int(Fraction(match.group(1)) * unit)  # exact: a float would round large sizes
 
 
 def parse_duration(value: int | float | str) -> float:
