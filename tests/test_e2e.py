@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -228,7 +230,6 @@ def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
         got = subprocess.run(hetget_argv(image, out, file_no), capture_output=True, text=True)
         assert got.returncode == 0, got.stdout + got.stderr
         data += out.read_bytes()[:length]
-    import json
     index = json.loads(next(state.rglob(f"indexcache/**/{job_id}.json")).read_text())
     for entry in index["entries"]:
         blob = data[entry["offset"] : entry["offset"] + entry["length"]]
@@ -252,3 +253,40 @@ def test_the_demo_config_backs_up_and_copies_to_dr_within_a_minute(tmp_path):
         assert d.stop() == 0
     finally:
         d.kill()
+
+
+def _production(state: Path) -> tuple:
+    with sqlite3.connect(f"file:{state / 'catalog.db'}?mode=ro", uri=True) as db:
+        rows = (
+            db.execute("SELECT * FROM jobs ORDER BY id").fetchall(),
+            db.execute("SELECT * FROM job_copies WHERE copy_id = 'P/primary' ORDER BY job_id").fetchall(),
+            db.execute("SELECT * FROM segments WHERE copy_id = 'P/primary' ORDER BY job_id, seq").fetchall(),
+            db.execute("SELECT * FROM cartridges WHERE library = 'prod/PVTL' ORDER BY barcode").fetchall(),
+        )
+    images = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((state / "sites" / "prod").rglob("*.aws"))}
+    return rows, images
+
+
+def test_sigusr1_runs_one_dr_drill_and_production_is_untouched(daemon):
+    for client in ("IBMA", "IBMB"):
+        daemon.ok("backup", client, "--type", "full", "--wait")
+    daemon.ok("auxcopy", "--wait")
+    state = daemon.config.parent / "state"
+    before = _production(state)
+    daemon.proc.send_signal(signal.SIGUSR1)
+    daemon.proc.send_signal(signal.SIGUSR1)  # during the drill: logged and ignored
+    for _ in range(300):
+        assert daemon.ok("status")["pid"] == daemon.proc.pid, "the daemon keeps serving"
+        drills = daemon.ok("drills")
+        if drills and drills[-1]["status"] != "running":
+            break
+        time.sleep(0.1)  # clock-ok
+    assert len(drills) == 1 and drills[0]["status"] == "passed" and drills[0]["trigger"] == "signal SIGUSR1"
+    report = json.loads(Path(drills[0]["report"]).read_text())
+    assert {c["client"] for c in report["clients"]} == {"IBMA", "IBMB"}
+    for c in report["clients"]:
+        assert c["passed"] and c["site"] == "dr" and c["rpo"] == 0 and c["rto"] > 0 and c["objects"] > 0
+    assert any(e["event"] == "drill.ignored" for e in daemon.events())
+    assert _production(state) == before
+    text = daemon.ctl("drill", "--wait")
+    assert text.returncode == 0 and "passed" in text.stdout and "IBMA" in text.stdout

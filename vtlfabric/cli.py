@@ -83,7 +83,12 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         print(json.dumps(reply["result"], indent=2, sort_keys=True))
     else:
         print(render(request["cmd"], reply["result"]))
-    return EXIT_OK
+    return EXIT_FAILED if _failed_drill(reply["result"]) else EXIT_OK
+
+
+def _failed_drill(result: Any) -> bool:
+    """A drill that ran and found failures: its report is printed, and the exit status says so."""
+    return isinstance(result, dict) and result.get("kind") == "drill" and (result.get("result") or {}).get("passed") is False
 
 
 def _socket_for(args: argparse.Namespace) -> Path:
@@ -203,6 +208,10 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
     restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
     restore.add_argument("--to", required=True, help="the directory to restore into")
+    drill = add("drill", lambda a: {"cmd": "drill", "mode": a.mode, "wait": a.wait},
+                "run a DR drill (also: SIGUSR1 to the daemon); --wait prints its report", waits)
+    drill.add_argument("--mode", choices=config_mod.DRILL_MODES, help="default: the config's [drill] mode")
+    add("drills", _simple("drills"), "past drills and their results")
     age = add("age", lambda a: {"cmd": "age", "policy": a.policy, "wait": a.wait}, "run data aging now", waits)
     age.add_argument("--policy", help="only this storage policy's copies")
     suspend = add("suspend", lambda a: {"cmd": "suspend", "copy": a.copy}, "suspend a copy's aux copy (it stops at a checkpoint)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vtlfabric.jobs.drill import render_text
 from vtlfabric.units import format_bytes
 
 
@@ -66,11 +67,20 @@ def _copies(copies: list[dict[str, Any]]) -> str:
     return _table(rows, ["COPY", "ROLE", "LIBRARY", "JOBS", "TO COPY", "OLDEST UNCOPIED", "LAST AUX COPY", "STATE"])
 
 
+def _drills(drills: list[dict[str, Any]]) -> str:
+    if not drills:
+        return "no drills yet"
+    return _table([[str(d["id"]), d["mode"], d["trigger"], d["started"], d["status"], d["summary"]] for d in drills],
+                  ["ID", "MODE", "TRIGGER", "STARTED", "STATUS", "SUMMARY"])
+
+
 def _operation(op: dict[str, Any]) -> str:
     if "kind" not in op:
         return "\n".join(f"{k}: {v}" for k, v in op.items())
     if op["status"] == "running":
         return f"{op['id']} started"
+    if op["kind"] == "drill" and op.get("result"):
+        return render_text(op["result"]).rstrip()
     result = op.get("result") or {}
     detail = {
         "backup": lambda r: f"job {r.get('job_id')} {r.get('type')}: {r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))}",
@@ -89,4 +99,4 @@ def _selection(r: dict[str, Any]) -> str:
     return f"job {r['job_id']} on {r['copy']}: {r['state']} ({r['action']} by {r['who']})"
 
 
-_RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection, "copies": _copies}
+_RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection, "copies": _copies, "drills": _drills}

@@ -28,6 +28,7 @@ FREQUENCIES = ("all", "hourly", "daily", "weekly", "monthly", "quarterly", "half
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EVERY_UNITS = ("cycles", "days", "weeks", "months")
 SCHEDULE_ACTIONS = ("backup", "auxcopy", "age")
+DRILL_MODES = ("check",)  # "failover" arrives with promotion
 JOB_TYPES = ("full", "incremental", "differential")
 KEMS = ("x25519", "mlkem768-x25519")
 AEADS = ("aes-256-gcm", "chacha20-poly1305")
@@ -182,6 +183,12 @@ class DaemonSpec:
 
 
 @attrs.frozen
+class DrillSpec:
+    mode: str = "check"  # check: restore and verify at DR only, touching no production state
+    copies: tuple[str, ...] = ()  # the DR copies to drill (default: every synchronous copy away from its primary's site)
+
+
+@attrs.frozen
 class FabricConfig:
     file: Path
     daemon: DaemonSpec
@@ -190,6 +197,13 @@ class FabricConfig:
     encryption: EncryptionSpec
     policies: tuple[PolicySpec, ...]
     schedules: tuple[ScheduleSpec, ...]
+    drill: DrillSpec = DrillSpec()
+
+    def drill_copies(self) -> list[CopySpec]:
+        if self.drill.copies:
+            return [self.copy(c) for c in self.drill.copies]
+        return [c for p in self.policies for c in p.copies
+                if not c.primary and c.rules.kind == "synchronous" and c.site != p.primary.site]
 
     def site(self, name: str) -> SiteSpec:
         return next(s for s in self.sites if s.name == name)
@@ -582,6 +596,12 @@ def _daemon(t: Table, base: Path) -> DaemonSpec:
     return spec
 
 
+def _drill(t: Table) -> DrillSpec:
+    spec = DrillSpec(mode=t.choice("mode", DRILL_MODES, "check"), copies=t.strings("copies", ()))
+    t.done()
+    return spec
+
+
 def _encryption(t: Table) -> EncryptionSpec:
     spec = EncryptionSpec(
         kem=t.choice("kem", KEMS, "x25519"),
@@ -610,6 +630,7 @@ def load(path: Path | str, state_dir: Path | str | None = None) -> FabricConfig:
         sites=sites,
         links=tuple(_link(link) for link in t.tables("link")),
         encryption=_encryption(t.table("encryption", required=False)),
+        drill=_drill(t.table("drill", required=False)),
         policies=tuple(_policy(p) for p in t.tables("policy")),
         schedules=tuple(_schedule(s) for s in t.tables("schedule")),
     )
@@ -640,6 +661,10 @@ def _check_fabric(t: Table, config: FabricConfig) -> None:
                 raise ConfigError(t.file, f"link[{i}].sites", f"no site named {end!r}")
     _check_policies(t, config)
     _check_schedules(t, config)
+    secondaries = {c.id for c in config.copies() if not c.primary}
+    for target in config.drill.copies:
+        if target not in secondaries:
+            raise ConfigError(t.file, "drill.copies", f"{target!r} is not a secondary copy (POLICY/COPY)")
 
 
 def _check_sites(config: FabricConfig) -> None:

@@ -39,6 +39,7 @@ class Fabric:
     faults: Faults = attrs.field(factory=Faults)
     killable: dict[int, trio.CancelScope] = attrs.field(factory=dict)  # running backups by job id
     copy_runs: dict[str, trio.CancelScope] = attrs.field(factory=dict)  # running aux copies by copy id
+    drill_lock: trio.Lock = attrs.field(factory=trio.Lock)  # drills never overlap
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     _throttles: dict[str, Throttle] = attrs.field(factory=dict)
 

@@ -352,3 +352,25 @@ def interrupt_aux_runs(conn: sqlite3.Connection, now: float) -> None:
 def aux_runs(conn: sqlite3.Connection, copy_id: str | None = None) -> list[AuxRunRecord]:
     rows = conn.execute("SELECT * FROM auxcopy_runs WHERE ? IS NULL OR copy_id = ? ORDER BY id", (copy_id, copy_id))
     return [from_row(AuxRunRecord, r) for r in rows]
+
+
+# ---------------------------------------------------------------- drills
+
+
+def start_drill(conn: sqlite3.Connection, mode: str, trigger: str, now: float) -> int:
+    cur = conn.execute("INSERT INTO drills (mode, trigger, started, status) VALUES (?, ?, ?, 'running')", (mode, trigger, now))
+    _history(conn, now, "drill.started", mode=mode, trigger=trigger, drill=cur.lastrowid)
+    return int(cur.lastrowid)
+
+
+def finish_drill(conn: sqlite3.Connection, drill_id: int, status: str, summary: str, report: str, now: float) -> None:
+    conn.execute("UPDATE drills SET status = ?, summary = ?, report = ?, ended = ? WHERE id = ?", (status, summary, report, now, drill_id))
+    _history(conn, now, f"drill.{status}", drill=drill_id, summary=summary)
+
+
+def interrupt_drills(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute("UPDATE drills SET status = 'interrupted', ended = ? WHERE status = 'running'", (now,))
+
+
+def drills(conn: sqlite3.Connection) -> list[dict[str, object]]:
+    return [dict(r) for r in conn.execute("SELECT * FROM drills ORDER BY id")]

@@ -86,6 +86,19 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE copies ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: DR drills and where their reports are
+    """
+    CREATE TABLE drills (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        mode TEXT NOT NULL,
+        trigger TEXT NOT NULL,          -- signal, ctl
+        started REAL NOT NULL,
+        ended REAL,
+        status TEXT NOT NULL,           -- running, passed, failed, interrupted
+        summary TEXT NOT NULL DEFAULT '',
+        report TEXT NOT NULL DEFAULT '' -- path of the JSON report
+    );
+    """,
 )
 
 

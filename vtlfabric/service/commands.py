@@ -8,20 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import structlog
 import trio
 
 from vtlfabric.catalog import queries
+from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
+from vtlfabric.jobs.drill import run_drill
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.selection import to_register
 from vtlfabric.service.operations import Operation, Operations
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
 
+log = structlog.get_logger()
 SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
 
 
@@ -183,6 +187,27 @@ class Commands:
         except queries.Refused as e:
             raise Failed(str(e)) from None
         return {"job_id": job_id, "copy": copy_id, "action": action, "state": state, "who": who}
+
+    async def cmd_drill(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A DR drill now, in the config's mode unless the request names one."""
+        mode = arg(request, "mode", str, None) or self.fabric.config.drill.mode
+        if mode not in DRILL_MODES:
+            raise BadRequest(f"mode: {mode!r} is not one of {', '.join(DRILL_MODES)}")
+        if self.fabric.drill_lock.locked():
+            raise Failed("a drill is already running")
+        op = await self.ops.start("drill", run_drill, self.fabric, mode, f"ctl by {arg(request, 'who', str, 'unknown')}")
+        return await self._maybe_wait(op, request)
+
+    async def start_drill_on_signal(self) -> None:
+        """SIGUSR1: a drill in the config's mode, unless one is running (then it is only logged)."""
+        if self.fabric.drill_lock.locked():
+            log.info("drill.ignored", reason="a drill is already running", signal="SIGUSR1")
+            return
+        await self.ops.start("drill", run_drill, self.fabric, self.fabric.config.drill.mode, "signal SIGUSR1")
+
+    async def cmd_drills(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = await self.fabric.catalog.call(queries.drills)
+        return [{**r, "started": iso(r["started"]), "ended": iso(r["ended"])} for r in rows]
 
     async def cmd_age(self, request: dict[str, Any]) -> dict[str, Any]:
         """A data-aging run now: expired jobs become *aged*; empty cartridges go back to scratch."""

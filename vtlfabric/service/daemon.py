@@ -96,12 +96,17 @@ async def _recover(catalog: Catalog, now: float) -> None:
     from the last committed chunk on the next run."""
     failed = await catalog.call(queries.fail_interrupted_jobs, now, "daemon stopped while the job ran")
     await catalog.call(queries.interrupt_aux_runs, now)
+    await catalog.call(queries.interrupt_drills, now)
     if failed:
         log.warning("daemon.recovered", failed_jobs=failed)
 
 
-async def _first_signal(signals: Any) -> None:
+async def _until_stop_signal(signals: Any, commands: Commands) -> None:
+    """SIGUSR1 starts a DR drill; SIGTERM or SIGINT returns, to stop the daemon."""
     async for signum in signals:
+        if signum == signal.SIGUSR1:
+            await commands.start_drill_on_signal()
+            continue
         log.info("daemon.stopping", signal=signal.Signals(signum).name)
         return
 
@@ -113,7 +118,7 @@ async def run(config: FabricConfig, *, virtual_clock: bool = False, task_status:
         clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock))
         await _recover(catalog, clock.now())
         fabric = await build(config, catalog, clock, random.Random(config.daemon.seed))
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
             try:
                 await _serve(fabric, signals, virtual_clock, task_status)
             finally:
@@ -142,7 +147,7 @@ async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, task_status:
                 socket=str(socket_path(config)), virtual_clock=virtual_clock, seed=config.daemon.seed,
             )
             task_status.started(fabric)
-            await _first_signal(signals)
+            await _until_stop_signal(signals, commands)
             services.cancel_scope.cancel()
         if ops.running:
             log.info("daemon.draining", running=sorted(ops.running), grace=config.daemon.shutdown_grace)
