@@ -40,6 +40,7 @@ class Fabric:
     killable: dict[int, trio.CancelScope] = attrs.field(factory=dict)  # running backups by job id
     copy_runs: dict[str, trio.CancelScope] = attrs.field(factory=dict)  # running aux copies by copy id
     drill_lock: trio.Lock = attrs.field(factory=trio.Lock)  # drills never overlap
+    roles: dict[str, CopyRecord] = attrs.field(factory=dict)  # by copy id: primary, source, inoperative
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     _throttles: dict[str, Throttle] = attrs.field(factory=dict)
 
@@ -64,8 +65,34 @@ class Fabric:
         spec = self.config.link_between(a, b)
         return self.links[spec.name] if spec else None
 
+    def copy(self, copy_id: str) -> CopySpec:
+        """A copy as the fabric stands now: its role (primary, source) comes from the
+        catalog, where a promotion changes it; everything else from the config."""
+        spec = self.config.copy(copy_id)
+        role = self.roles.get(copy_id)
+        if role is None:
+            return spec
+        source = role.source.split("/", 1)[1] if role.source else None
+        return attrs.evolve(spec, primary=role.is_primary, source=source)
+
+    def copies(self) -> list[CopySpec]:
+        return [self.copy(c.id) for c in self.config.copies()]
+
+    def primary_of(self, policy: str) -> CopySpec:
+        return next(c for c in self.copies() if c.policy == policy and c.primary)
+
+    def inoperative(self, copy: CopySpec) -> str:
+        """Why a copy cannot be used now ('' if it can): marked so in the catalog, or its library is offline."""
+        role = self.roles.get(copy.id)
+        if role is not None and role.inoperative:
+            return role.inoperative
+        return f"library {copy.library} is offline" if self.library_of(copy).offline else ""
+
+    async def reload_roles(self) -> None:
+        self.roles = {r.id: r for r in await self.catalog.call(queries.copies)}
+
     def source_of(self, copy: CopySpec) -> CopySpec:
-        return self.config.copy(f"{copy.policy}/{copy.source}")
+        return self.copy(f"{copy.policy}/{copy.source}")
 
 
 async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng: random.Random) -> Fabric:
@@ -85,7 +112,7 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
         libraries.update(site_libs)
         identity = keystore.identity(site.mediaagent.name)
         mediaagents[site.name] = MediaAgent.build(site, identity, site_libs, root)
-    return Fabric(
+    fabric = Fabric(
         config=config,
         catalog=catalog,
         clock=clock,
@@ -96,6 +123,8 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
         links={spec.name: Link(spec, rng) for spec in config.links},
         workloads={c.name: Workload(c) for s in config.sites for c in s.clients},
     )
+    await fabric.reload_roles()
+    return fabric
 
 
 def _copy_record(copy: CopySpec) -> CopyRecord:

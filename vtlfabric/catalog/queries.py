@@ -41,10 +41,12 @@ def _history(conn: sqlite3.Connection, now: float, event: str, job_id: int | Non
 
 
 def sync_copies(conn: sqlite3.Connection, copies: Iterable[CopyRecord]) -> None:
+    """Add the config's new copies. A known copy keeps its role (primary, source) from the
+    catalog: a promotion changed it there, and a restart must not undo it."""
     for c in copies:
         conn.execute(
             "INSERT INTO copies (id, policy, library, source, is_primary) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET library = excluded.library, source = excluded.source, is_primary = excluded.is_primary",
+            "ON CONFLICT (id) DO UPDATE SET library = excluded.library",
             (c.id, c.policy, c.library, c.source, int(c.is_primary)),
         )
 
@@ -324,7 +326,7 @@ def suspended_copies(conn: sqlite3.Connection) -> set[str]:
 
 
 def copies(conn: sqlite3.Connection) -> list[CopyRecord]:
-    rows = conn.execute("SELECT id, policy, library, source, is_primary FROM copies ORDER BY id")
+    rows = conn.execute("SELECT id, policy, library, source, is_primary, inoperative FROM copies ORDER BY id")
     return [from_row(CopyRecord, r) for r in rows]
 
 

@@ -54,6 +54,7 @@ class CopyRecord:
     library: str
     source: str | None
     is_primary: bool
+    inoperative: str = ""
 
 
 @attrs.frozen

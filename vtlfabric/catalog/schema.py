@@ -99,6 +99,10 @@ MIGRATIONS: tuple[str, ...] = (
         report TEXT NOT NULL DEFAULT '' -- path of the JSON report
     );
     """,
+    # 4: a copy can be inoperative (why, or ''), e.g. an old primary until it is repaired
+    """
+    ALTER TABLE copies ADD COLUMN inoperative TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

@@ -15,7 +15,7 @@ log = structlog.get_logger()
 
 
 async def run_data_aging(fabric: Fabric, policies: tuple[str, ...] = ()) -> dict[str, Any]:
-    copies = [c for c in fabric.config.copies() if not policies or c.policy in policies]
+    copies = [c for c in fabric.copies() if not policies or c.policy in policies]
     jobs = await fabric.catalog.call(queries.list_jobs)
     now = fabric.now()
     aged = await fabric.catalog.call(queries.age_jobs, to_age(jobs, copies, now), "retention", now)

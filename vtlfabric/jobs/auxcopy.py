@@ -48,9 +48,9 @@ class RunTotals:
 
 def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
     """The secondary copies to run, each after its source (cascades need that)."""
-    chosen = [c for c in fabric.config.copies() if not c.primary and (copy_id is None or c.id == copy_id)]
+    chosen = [c for c in fabric.copies() if not c.primary and (copy_id is None or c.id == copy_id)]
     if copy_id is not None and not chosen:
-        raise ValueError(f"copy: {copy_id!r} is not a secondary copy (known: {', '.join(c.id for c in fabric.config.copies() if not c.primary)})")
+        raise ValueError(f"copy: {copy_id!r} is not a secondary copy (known: {', '.join(c.id for c in fabric.copies() if not c.primary)})")
 
     def depth(c: CopySpec) -> int:
         return 0 if c.source is None else 1 + depth(fabric.source_of(c))

@@ -68,7 +68,7 @@ async def run_backup(
 ) -> dict[str, Any]:
     subclient = _check_request(fabric, client, subclient, job_type)
     policy = fabric.config.policy_of(client)
-    primary = policy.primary
+    primary = fabric.primary_of(policy.name)
     workload = fabric.workloads[client]
     the_plan = await plan(fabric, client, subclient, job_type)
     generation = workload.generation(fabric.now())
@@ -119,7 +119,7 @@ def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
 async def _write_job(
     fabric: Fabric, job_id: int, copy_id: str, workload: Workload, objects: list[SourceObject], fail_at: int | None
 ) -> dict[str, Any]:
-    library = fabric.library_of(fabric.config.copy(copy_id))
+    library = fabric.library_of(fabric.copy(copy_id))
     chunk = fabric.config.encryption.chunk_size
     digest = hashlib.sha256()
     entries: list[IndexEntry] = []
@@ -158,7 +158,7 @@ async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written
     if written and status == "completed":
         # The index is saved before the job counts, so a completed job always has one.
         index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written["bytes"], written["digest"], tuple(written.pop("entries")))
-        await fabric.mediaagent_of(policy.primary).index_cache.save(index)
+        await fabric.mediaagent_of(fabric.copy(primary)).index_cache.save(index)
     elif written:
         written.pop("entries", None)
     await fabric.catalog.call(

@@ -66,8 +66,8 @@ def _resolve_copy(fabric: Fabric, request: RestoreRequest) -> CopySpec:
         policy = fabric.config.policy_of(request.client)
     except StopIteration:
         raise RestoreError(f"client: no client named {request.client!r} in any policy") from None
-    copy_id = request.copy_id or policy.primary.id
-    copy = next((c for c in policy.copies if c.id == copy_id), None)
+    copy_id = request.copy_id or fabric.primary_of(policy.name).id
+    copy = next((fabric.copy(c.id) for c in policy.copies if c.id == copy_id), None)
     if copy is None:
         raise RestoreError(f"copy: {copy_id!r} is not a copy of policy {policy.name} ({', '.join(c.id for c in policy.copies)})")
     if request.site and request.site != copy.site:

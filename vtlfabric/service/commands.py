@@ -95,7 +95,7 @@ class Commands:
         fabric = self.fabric
         runs = await fabric.catalog.call(queries.aux_runs)
         suspended = await fabric.catalog.call(queries.suspended_copies)
-        return [{**_copy_status(fabric, c, jobs, runs), "suspended": c.id in suspended} for c in fabric.config.copies()]
+        return [{**_copy_status(fabric, c, jobs, runs), "suspended": c.id in suspended} for c in fabric.copies()]
 
     async def cmd_jobs(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         client = arg(request, "client", str, None)
@@ -176,7 +176,7 @@ class Commands:
         job = await self.fabric.catalog.call(queries.get_job, job_id)
         if job is None:
             raise BadRequest(f"job_id: no job {job_id}")
-        copies = {c.id: c for c in self.fabric.config.policy(job.policy).copies}
+        copies = {c.id: self.fabric.copy(c.id) for c in self.fabric.config.policy(job.policy).copies}
         if copy_id not in copies:
             raise BadRequest(f"copy: job {job_id} belongs to policy {job.policy}, whose copies are {', '.join(copies)}")
         if copies[copy_id].primary and action != "mark-bad":
@@ -239,7 +239,7 @@ class Commands:
             copy_order(self.fabric, copy_id)
         except ValueError as e:
             raise BadRequest(str(e)) from None
-        return self.fabric.config.copy(copy_id)
+        return self.fabric.copy(copy_id)
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

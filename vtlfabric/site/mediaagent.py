@@ -8,7 +8,7 @@ import attrs
 
 from vtlfabric.config import SiteSpec
 from vtlfabric.net.secure import Identity
-from vtlfabric.site.index import IndexStore, JobIndex
+from vtlfabric.site.index import IndexFormatError, IndexStore, JobIndex
 from vtlfabric.tape.library import Library
 
 
@@ -35,7 +35,16 @@ class MediaAgent:
         )
 
     async def index_for(self, job_id: int, copy_id: str, is_primary: bool) -> JobIndex:
-        """The primary's index lives in the index cache; a secondary copy's in the disk library."""
-        if is_primary:
-            return await self.index_cache.load(job_id)
-        return await self.disk_library.load(job_id, copy_id)
+        """A backup's index lives in the index cache of the MediaAgent that wrote it; a
+        copied job's in the disk library of the one that received it. After a promotion
+        a copy's role and where its jobs' indexes are can differ, so look in both."""
+        stores = [(self.index_cache, ""), (self.disk_library, copy_id)]
+        if not is_primary:
+            stores.reverse()
+        try:
+            return await stores[0][0].load(job_id, stores[0][1])
+        except IndexFormatError as first:
+            try:
+                return await stores[1][0].load(job_id, stores[1][1])
+            except IndexFormatError:
+                raise first from None
