@@ -267,20 +267,26 @@ def _production(state: Path) -> tuple:
     return rows, images
 
 
-def test_sigusr1_runs_one_dr_drill_and_production_is_untouched(daemon):
+def test_sigusr1_runs_one_dr_drill_and_production_is_untouched(tmp_path):
+    path = write_fabric(tmp_path / "fabric", dr={"robot_time": "1s"})  # a drill long enough to signal it twice
+    daemon = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        _drill_on_signal(daemon)
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+
+
+def _drill_on_signal(daemon: Daemon) -> None:
     for client in ("IBMA", "IBMB"):
         daemon.ok("backup", client, "--type", "full", "--wait")
     daemon.ok("auxcopy", "--wait")
     state = daemon.config.parent / "state"
     before = _production(state)
     daemon.proc.send_signal(signal.SIGUSR1)
+    drills = _wait_for_drill(daemon, lambda d: d and d[-1]["status"] == "running")
     daemon.proc.send_signal(signal.SIGUSR1)  # during the drill: logged and ignored
-    for _ in range(300):
-        assert daemon.ok("status")["pid"] == daemon.proc.pid, "the daemon keeps serving"
-        drills = daemon.ok("drills")
-        if drills and drills[-1]["status"] != "running":
-            break
-        time.sleep(0.1)  # clock-ok
+    drills = _wait_for_drill(daemon, lambda d: d and d[-1]["status"] != "running")
     assert len(drills) == 1 and drills[0]["status"] == "passed" and drills[0]["trigger"] == "signal SIGUSR1"
     report = json.loads(Path(drills[0]["report"]).read_text())
     assert {c["client"] for c in report["clients"]} == {"IBMA", "IBMB"}
@@ -290,3 +296,13 @@ def test_sigusr1_runs_one_dr_drill_and_production_is_untouched(daemon):
     assert _production(state) == before
     text = daemon.ctl("drill", "--wait")
     assert text.returncode == 0 and "passed" in text.stdout and "IBMA" in text.stdout
+
+
+def _wait_for_drill(daemon: Daemon, done) -> list:
+    for _ in range(600):
+        assert daemon.ok("status")["pid"] == daemon.proc.pid, "the daemon keeps serving"
+        drills = daemon.ok("drills")
+        if done(drills):
+            return drills
+        time.sleep(0.05)  # clock-ok
+    raise AssertionError(f"drill did not reach the expected state: {drills}")

@@ -214,6 +214,12 @@ def _parser() -> argparse.ArgumentParser:
     add("drills", _simple("drills"), "past drills and their results")
     age = add("age", lambda a: {"cmd": "age", "policy": a.policy, "wait": a.wait}, "run data aging now", waits)
     age.add_argument("--policy", help="only this storage policy's copies")
+    promote = add("promote", lambda a: {"cmd": "promote", "copy": a.copy, "yes": a.yes},
+                  "make a secondary copy the primary (reports what it loses first)")
+    promote.add_argument("copy", help="POLICY/COPY")
+    promote.add_argument("--yes", action="store_true", help="promote even though the old primary still works")
+    repair = add("repair", lambda a: {"cmd": "repair", "copy": a.copy}, "declare a copy usable again")
+    repair.add_argument("copy", help="POLICY/COPY")
     suspend = add("suspend", lambda a: {"cmd": "suspend", "copy": a.copy}, "suspend a copy's aux copy (it stops at a checkpoint)")
     suspend.add_argument("--copy", required=True, help="POLICY/COPY")
     resume = add("resume", lambda a: {"cmd": "resume", "copy": a.copy, "wait": a.wait}, "resume a copy's aux copy where it stopped", waits)

@@ -61,6 +61,7 @@ def _copies(copies: list[dict[str, Any]]) -> str:
         role = "primary" if c["primary"] else f"{c['kind']} from {c['source']}"
         age = "-" if c["oldest_uncopied_age"] is None else f"{c['oldest_uncopied_age']:.0f}s"
         flag = "SUSPENDED " if c.get("suspended") else ""
+        flag += f"INOPERATIVE: {c['inoperative']} " if c.get("inoperative") else ""
         flag += "FALLEN BEHIND: " + "; ".join(c["fallen_behind"]) if c["fallen_behind"] else ""
         rows.append([c["id"], role, c["library"], " ".join(f"{k}={v}" for k, v in sorted(c["states"].items())) or "-",
                      format_bytes(c["bytes_to_copy"]), age, "-" if c["primary"] else c["last_auxcopy"] or "never", flag or "ok"])

@@ -103,6 +103,10 @@ def finish_job(
     )
     if status == "completed":
         conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, primary, AVAILABLE, now))
+        conn.execute(  # a full satisfies a "next backup must be a full" left by a promotion
+            "DELETE FROM meta WHERE key = (SELECT 'full_required:' || client || '/' || subclient FROM jobs WHERE id = ? AND type = 'full')",
+            (job_id,),
+        )
     _history(conn, now, f"job.{status}", job_id, reason=reason)
 
 
@@ -376,3 +380,42 @@ def interrupt_drills(conn: sqlite3.Connection, now: float) -> None:
 
 def drills(conn: sqlite3.Connection) -> list[dict[str, object]]:
     return [dict(r) for r in conn.execute("SELECT * FROM drills ORDER BY id")]
+
+
+# ---------------------------------------------------------------- promotion
+
+
+def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> dict[str, object]:
+    """What promoting ``copy_id`` loses: valid jobs on the current primary it does not hold."""
+    rows = conn.execute(
+        "SELECT j.id, j.bytes, j.started FROM jobs j JOIN job_copies p ON p.job_id = j.id AND p.copy_id = ? AND p.state = ? "
+        "WHERE j.status = 'completed' AND NOT EXISTS ("
+        "  SELECT 1 FROM job_copies c WHERE c.job_id = j.id AND c.copy_id = ? AND c.state = ?) ORDER BY j.id",
+        (primary_id, AVAILABLE, copy_id, AVAILABLE),
+    ).fetchall()
+    return {"jobs": [r[0] for r in rows], "bytes": sum(r[1] for r in rows), "newest_backup": max((r[2] for r in rows), default=None)}
+
+
+def promote(conn: sqlite3.Connection, copy_id: str, old_id: str, subclients: Iterable[str], why: str, who: str, now: float) -> dict[str, object]:
+    """One transaction: ``copy_id`` becomes the primary; the old primary becomes a secondary
+    fed from it, inoperative until repaired. If the new primary was not in sync, every
+    subclient's next backup must be a full (Commvault's rule)."""
+    loss = promotion_loss(conn, copy_id, old_id)
+    conn.execute("UPDATE copies SET is_primary = 0, source = ?, inoperative = ? WHERE id = ?", (copy_id, why, old_id))
+    conn.execute("UPDATE copies SET is_primary = 1, source = NULL, inoperative = '' WHERE id = ?", (copy_id,))
+    if loss["jobs"]:
+        for sub in subclients:
+            set_meta(conn, f"full_required:{sub}", f"promotion of {copy_id} while it was not in sync")
+    _history(conn, now, "copy.promoted", None, copy_id, old_primary=old_id, who=who, lost_jobs=loss["jobs"])
+    return loss
+
+
+def full_required(conn: sqlite3.Connection, client: str, subclient: str) -> str | None:
+    return get_meta(conn, f"full_required:{client}/{subclient}")
+
+
+def repair_copy(conn: sqlite3.Connection, copy_id: str, who: str, now: float) -> str:
+    row = conn.execute("SELECT inoperative FROM copies WHERE id = ?", (copy_id,)).fetchone()
+    conn.execute("UPDATE copies SET inoperative = '' WHERE id = ?", (copy_id,))
+    _history(conn, now, "copy.repaired", None, copy_id, who=who, was=row[0] if row else "")
+    return row[0] if row else ""

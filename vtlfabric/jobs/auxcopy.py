@@ -95,8 +95,10 @@ def plan_streams(fabric: Fabric, copy: CopySpec, override: int | None, jobs: int
 async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[str, Any]:
     async with fabric.aux_lock(copy.id):
         if copy.id in await fabric.catalog.call(queries.suspended_copies):
-            log.info("auxcopy.skipped", copy=copy.id, reason="suspended")
-            return {"run_id": None, "copy": copy.id, "streams": 0, "jobs_copied": 0, "bytes": 0, "failed": [], "status": "suspended"}
+            return _skipped(copy, "suspended", "suspended")
+        down = fabric.inoperative(copy) or fabric.inoperative(fabric.source_of(copy))
+        if down:
+            return _skipped(copy, "inoperative", down)
         source = fabric.source_of(copy)
         jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id)
         n_streams = plan_streams(fabric, copy, streams, len(jobs))
@@ -123,6 +125,11 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[
                 "bytes": totals.bytes, "failed": totals.failures, "status": status}
 
 
+def _skipped(copy: CopySpec, status: str, reason: str) -> dict[str, Any]:
+    log.info("auxcopy.skipped", copy=copy.id, reason=reason)
+    return {"run_id": None, "copy": copy.id, "streams": 0, "jobs_copied": 0, "bytes": 0, "failed": [], "status": status, "reason": reason}
+
+
 async def _run_streams(fabric: Fabric, copy: CopySpec, source: CopySpec, jobs: list[Any], n_streams: int, totals: RunTotals) -> None:
     """One shared queue, oldest job first: a stream takes the next job as soon as it is
     free, so each stream's jobs run oldest first and the streams finish close together."""
@@ -143,8 +150,8 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
             for attempt in range(1, ATTEMPTS + 1):
                 copied, error = await _attempt(fabric, copy, source, job, src_drive, dst_drive)
                 if error is None:
-                    totals.jobs += copied > 0
-                    totals.bytes += copied
+                    totals.jobs += copied is not None
+                    totals.bytes += copied or 0
                     break
                 reason = str(error) or type(error).__name__
                 bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
@@ -154,20 +161,22 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
                     await trio.sleep(attempt * (1 + fabric.rng.random()))
 
 
-async def _attempt(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> tuple[int, Exception | None]:
+async def _attempt(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> tuple[int | None, Exception | None]:
     """One attempt; a retryable failure comes back as a value (nurseries wrap it in a group)."""
     error: Exception | None = None
     try:
         return await _copy_one(fabric, copy, source, job, src_drive, dst_drive), None
     except* RETRYABLE as group:
         error = first_leaf(group)  # type: ignore[assignment]
-    return 0, error
+    return None, error
 
 
-async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> int:
-    """One attempt at one job, over a fresh session. Returns the bytes sent."""
+async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> int | None:
+    """One attempt at one job, over a fresh session. Returns the bytes sent (None: skipped)."""
     src_ma, dst_ma = fabric.mediaagent_of(source), fabric.mediaagent_of(copy)
     link = fabric.link_between(source.site, copy.site)
+    if link is None and source.site != copy.site:
+        raise CopyFailed(f"no WAN link joins site {source.site} to site {copy.site}")
     near, far = link.open_stream(source.site) if link else local_stream_pair()
     aead = fabric.config.encryption.aead
     outcome: dict[str, Exception] = {}

@@ -39,6 +39,9 @@ async def plan(fabric: Fabric, client: str, subclient: str, requested: str) -> P
     """Commvault's rule: with no valid full to build on, any backup runs as a full."""
     if requested == "full":
         return Plan("full", None, "")
+    required = await fabric.catalog.call(queries.full_required, client, subclient)
+    if required:
+        return Plan("full", None, f"{requested} converted to full: {required}")
     full = await fabric.catalog.call(queries.last_valid_job, client, subclient, ("full",))
     if full is None:
         return Plan("full", None, f"{requested} converted to full: no valid full backup yet")

@@ -66,12 +66,13 @@ async def _receive_control(channel: SecureChannel) -> dict[str, Any]:
 
 async def send_job(
     fabric: Fabric, channel: SecureChannel, job: JobRecord, source: CopySpec, index: JobIndex, drive: Drive, throttle: Throttle,
-) -> int:
-    """Send one job from the source copy's media; return the bytes sent."""
+) -> int | None:
+    """Send one job from the source copy's media; return the bytes sent, or None if the
+    destination already holds it (or should not)."""
     await _send_control(channel, op="job", job_id=job.id, bytes=job.bytes, digest=job.digest, index=index.to_json())
     reply = await _receive_control(channel)
     if reply["op"] == "skip":
-        return 0
+        return None
     if reply["op"] != "resume" or not isinstance(reply.get("offset"), int) or not 0 <= reply["offset"] <= job.bytes:
         raise CopyFailed(f"protocol: bad reply to job offer: {reply}")
     offset = reply["offset"]

@@ -95,7 +95,9 @@ class Commands:
         fabric = self.fabric
         runs = await fabric.catalog.call(queries.aux_runs)
         suspended = await fabric.catalog.call(queries.suspended_copies)
-        return [{**_copy_status(fabric, c, jobs, runs), "suspended": c.id in suspended} for c in fabric.copies()]
+        ordered = sorted(fabric.copies(), key=lambda c: (c.policy, not c.primary))  # primary first: restores prefer it
+        return [{**_copy_status(fabric, c, jobs, runs), "suspended": c.id in suspended, "precedence": n, "inoperative": fabric.inoperative(c)}
+                for n, c in enumerate(ordered, 1)]
 
     async def cmd_jobs(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         client = arg(request, "client", str, None)
@@ -218,6 +220,45 @@ class Commands:
         op = await self.ops.start("aging", run_data_aging, self.fabric, (policy,) if policy else ())
         return await self._maybe_wait(op, request)
 
+    async def cmd_promote(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Make a secondary copy the primary. Without ``yes`` it only reports what the
+        promotion would lose, unless the old primary is inoperative."""
+        fabric = self.fabric
+        copy = self._secondary(arg(request, "copy", str))
+        if copy.rules.kind != "synchronous":
+            raise BadRequest(f"copy: {copy.id} is {copy.rules.kind}; only a synchronous copy holds every job and can be promoted")
+        old = fabric.primary_of(copy.policy)
+        running = [c.id for c in fabric.copies() if c.policy == copy.policy and c.id in fabric.copy_runs]
+        if running:
+            raise Failed(f"aux copy running for {', '.join(running)}: suspend it or let it finish first")
+        loss = await fabric.catalog.call(queries.promotion_loss, copy.id, old.id)
+        report = {"copy": copy.id, "old_primary": old.id, "old_primary_state": fabric.inoperative(old) or "operational",
+                  "lost_jobs": loss["jobs"], "lost_bytes": loss["bytes"], "newest_lost_backup": iso(loss["newest_backup"])}
+        if not arg(request, "yes", bool, False) and not fabric.inoperative(old):
+            raise Failed(_loss_text(report) + f"; {old.id} is operational: run again with --yes to promote {copy.id}")
+        subclients = [f"{c}/{s.name}" for c in fabric.config.policy(copy.policy).clients for s in fabric.config.client(c).subclients]
+        why = f"was primary until {copy.id} was promoted" + (f" ({fabric.inoperative(old)})" if fabric.inoperative(old) else "")
+        await fabric.catalog.call(queries.promote, copy.id, old.id, subclients, why, arg(request, "who", str, "unknown"), fabric.now())
+        await fabric.reload_roles()
+        log.warning("copy.promoted", copy=copy.id, old_primary=old.id, lost_jobs=loss["jobs"], site=copy.site)
+        return {**report, "promoted": True}
+
+    async def cmd_repair(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Declare a copy usable again (after a promotion, or a fault that was fixed)."""
+        copy = self.fabric.copy(self._any_copy(arg(request, "copy", str)))
+        if self.fabric.library_of(copy).offline:
+            raise Failed(f"library {copy.library} is still offline: bring it online first (ctl fault library:{copy.library} online)")
+        was = await self.fabric.catalog.call(queries.repair_copy, copy.id, arg(request, "who", str, "unknown"), self.fabric.now())
+        await self.fabric.reload_roles()
+        log.info("copy.repaired", copy=copy.id, was=was)
+        return {"copy": copy.id, "repaired": True, "was": was or "operational"}
+
+    def _any_copy(self, copy_id: str) -> str:
+        known = [c.id for c in self.fabric.config.copies()]
+        if copy_id not in known:
+            raise BadRequest(f"copy: no copy {copy_id!r} (known: {', '.join(known)})")
+        return copy_id
+
     async def cmd_suspend(self, request: dict[str, Any]) -> dict[str, Any]:
         """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""
         copy = self._secondary(arg(request, "copy", str))
@@ -254,6 +295,13 @@ class Commands:
             if op.status != "completed":
                 raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
         return op.to_json()
+
+
+def _loss_text(report: dict[str, Any]) -> str:
+    if not report["lost_jobs"]:
+        return f"promoting {report['copy']} loses nothing: it holds every valid job of {report['old_primary']}"
+    return (f"promoting {report['copy']} loses {len(report['lost_jobs'])} job(s) not yet copied from {report['old_primary']} "
+            f"({report['lost_bytes']} bytes, newest backup {report['newest_lost_backup']}): jobs {report['lost_jobs']}")
 
 
 def _count_by(items: Any, key: Any) -> dict[str, int]:
