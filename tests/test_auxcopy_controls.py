@@ -59,7 +59,7 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
                 if row is not None and row.bytes_done > 0:
                     break
             await catalog.call(queries.set_suspended, DR, True, "test", fabric.now())
-            fabric.copy_runs[DR].cancel()
+            fabric.stop_copy(DR, "suspended")
         assert results[0]["status"] == "suspended"
         row = await catalog.call(queries.job_copy, done["job_id"], DR)
         assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done["bytes"]

@@ -122,8 +122,7 @@ async def _suspend_then_resume(fabric: Fabric, copy_id: str) -> None:
         nursery.start_soon(run_copy, fabric, copy, None)
         await trio.sleep(1.0)  # somewhere in the run, or after it
         await fabric.catalog.call(queries.set_suspended, copy_id, True, "tester", fabric.now())
-        if copy_id in fabric.copy_runs:
-            fabric.copy_runs[copy_id].cancel()
+        fabric.stop_copy(copy_id, "suspended")
     await fabric.catalog.call(queries.set_suspended, copy_id, False, "tester", fabric.now())
     await run_copy(fabric, copy, None)
 

@@ -115,7 +115,8 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[
                 status = "completed" if not failed else "failed"
                 reason = "" if not failed else f"{failed} job(s) not copied"
             if scope.cancelled_caught:
-                status, reason = "suspended", "suspended by operator"
+                why = fabric.copy_stops.pop(copy.id, "stopped")
+                status, reason = ("suspended" if why == "suspended" else "interrupted"), why
         finally:
             fabric.copy_runs.pop(copy.id, None)
             with trio.CancelScope(shield=True):

@@ -4,6 +4,7 @@ a bad one gets one error naming the field, and nothing is started."""
 from __future__ import annotations
 
 import os
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -228,20 +229,28 @@ class Commands:
         if copy.rules.kind != "synchronous":
             raise BadRequest(f"copy: {copy.id} is {copy.rules.kind}; only a synchronous copy holds every job and can be promoted")
         old = fabric.primary_of(copy.policy)
-        running = [c.id for c in fabric.copies() if c.policy == copy.policy and c.id in fabric.copy_runs]
-        if running:
-            raise Failed(f"aux copy running for {', '.join(running)}: suspend it or let it finish first")
         loss = await fabric.catalog.call(queries.promotion_loss, copy.id, old.id)
         report = {"copy": copy.id, "old_primary": old.id, "old_primary_state": fabric.inoperative(old) or "operational",
                   "lost_jobs": loss["jobs"], "lost_bytes": loss["bytes"], "newest_lost_backup": iso(loss["newest_backup"])}
         if not arg(request, "yes", bool, False) and not fabric.inoperative(old):
             raise Failed(_loss_text(report) + f"; {old.id} is operational: run again with --yes to promote {copy.id}")
+        async with AsyncExitStack() as held:
+            # The policy's aux copies stop at their last checkpoint and none starts meanwhile.
+            for other in sorted((c for c in fabric.copies() if c.policy == copy.policy), key=lambda c: c.id):
+                fabric.stop_copy(other.id, f"stopped for the promotion of {copy.id}")
+                await held.enter_async_context(fabric.aux_lock(other.id))
+            loss = await self._promote(copy, old, arg(request, "who", str, "unknown"))
+        return {**report, "lost_jobs": loss["jobs"], "lost_bytes": loss["bytes"], "promoted": True}
+
+    async def _promote(self, copy: Any, old: Any, who: str) -> dict[str, Any]:
+        fabric = self.fabric
         subclients = [f"{c}/{s.name}" for c in fabric.config.policy(copy.policy).clients for s in fabric.config.client(c).subclients]
-        why = f"was primary until {copy.id} was promoted" + (f" ({fabric.inoperative(old)})" if fabric.inoperative(old) else "")
-        await fabric.catalog.call(queries.promote, copy.id, old.id, subclients, why, arg(request, "who", str, "unknown"), fabric.now())
+        down = fabric.inoperative(old)
+        why = f"was primary until {copy.id} was promoted" + (f" ({down})" if down else "")
+        loss = await fabric.catalog.call(queries.promote, copy.id, old.id, subclients, why, who, fabric.now())
         await fabric.reload_roles()
-        log.warning("copy.promoted", copy=copy.id, old_primary=old.id, lost_jobs=loss["jobs"], site=copy.site)
-        return {**report, "promoted": True}
+        log.warning("copy.promoted", copy=copy.id, old_primary=old.id, lost_jobs=loss["jobs"], site=copy.site, who=who)
+        return loss
 
     async def cmd_repair(self, request: dict[str, Any]) -> dict[str, Any]:
         """Declare a copy usable again (after a promotion, or a fault that was fixed)."""
@@ -263,10 +272,8 @@ class Commands:
         """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""
         copy = self._secondary(arg(request, "copy", str))
         await self.fabric.catalog.call(queries.set_suspended, copy.id, True, arg(request, "who", str, "unknown"), self.fabric.now())
-        scope = self.fabric.copy_runs.get(copy.id)
-        if scope is not None:
-            scope.cancel()
-        return {"copy": copy.id, "suspended": True, "stopped_running": scope is not None}
+        stopped = self.fabric.stop_copy(copy.id, "suspended")
+        return {"copy": copy.id, "suspended": True, "stopped_running": stopped}
 
     async def cmd_resume(self, request: dict[str, Any]) -> dict[str, Any]:
         """Allow the copy's aux copy again, and run it now: it resumes where it stopped."""
