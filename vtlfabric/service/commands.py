@@ -322,7 +322,7 @@ def _job_json(job: Any) -> dict[str, Any]:
     return {
         "id": job.id, "client": job.client, "subclient": job.subclient, "policy": job.policy,
         "type": job.type, "requested_type": job.requested_type, "status": job.status, "reason": job.reason,
-        "generation": job.generation, "started": iso(job.started), "ended": iso(job.ended),
+        "generation": job.generation, "base_generation": job.base_generation, "started": iso(job.started), "ended": iso(job.ended),
         "objects": job.objects, "bytes": job.bytes, "copies": dict(job.copies),
     }
 

@@ -1,0 +1,102 @@
+"""DR day through the real daemon: production's library fails mid-schedule, the DR copy
+is promoted, backups and restores go on at DR, then production is repaired and fails back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_fabric
+from tests.daemon import Daemon
+from tests.test_e2e import files
+from vtlfabric import config as config_mod
+from vtlfabric.site.client import Workload
+
+pytestmark = pytest.mark.e2e
+
+SCHEDULES = """
+[[schedule]]
+name = "backups"
+backup = ["IBMA", "IBMB"]
+start = "1s"
+every = "3s"
+
+[[schedule]]
+name = "copies"
+auxcopy = ["P/dr"]
+start = "2s"
+every = "4s"
+"""
+
+
+def wait_for(what, check, timeout=60.0):
+    deadline = time.monotonic() + timeout  # clock-ok: a real daemon, real time
+    while time.monotonic() < deadline:  # clock-ok
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)  # clock-ok
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_files(config: Path, job: dict) -> dict[Path, bytes]:
+    workload = Workload(config_mod.load(config).client(job["client"]))
+    since = None if job["type"] == "full" else job["base_generation"]
+    return {Path(job["subclient"]) / o.path.lstrip("/"): workload.content(o)
+            for o in workload.objects(job["subclient"], job["generation"], since=since)}
+
+
+def test_promote_mid_schedule_back_up_at_dr_and_fail_back(tmp_path):
+    path = write_fabric(tmp_path / "fabric", schedules=SCHEDULES)
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        wait_for("a job at DR", lambda: [j for j in d.ok("jobs") if j["copies"].get("P/dr") == "available"])
+        d.ok("suspend", "--copy", "P/dr")  # so DR surely lacks the newest jobs when disaster strikes
+        wait_for("a backup DR lacks", lambda: [j for j in d.ok("jobs") if j["status"] == "completed" and "P/dr" not in j["copies"]])
+        d.ok("fault", "library:prod/PVTL", "offline")
+        promoted = d.ok("promote", "P/dr")
+        assert promoted["promoted"] and promoted["lost_jobs"], promoted
+        last_before = max(j["id"] for j in d.ok("jobs"))
+
+        def after_promotion():
+            jobs = [j for j in d.ok("jobs") if j["id"] > last_before and j["status"] == "completed"]
+            subs = {(j["client"], j["subclient"]) for j in jobs}
+            return jobs if len(subs) == 3 else None
+
+        after_promotion_jobs = wait_for("backups at DR after the promotion", after_promotion)
+        first = {}
+        for j in sorted(after_promotion_jobs, key=lambda j: j["id"]):
+            first.setdefault((j["client"], j["subclient"]), j)
+        assert all(j["type"] == "full" for j in first.values()), "out of sync: each subclient's next backup is a full"
+        assert all(j["copies"] == {"P/dr": "available"} for j in after_promotion_jobs)
+        newest = max(after_promotion_jobs, key=lambda j: j["id"])
+        out = tmp_path / "at-dr"
+        d.ok("restore", "--job", str(newest["id"]), "--site", "dr", "--to", str(out), "--wait")
+        assert files(out) == job_files(path, newest)
+
+        bad = d.ctl("repair", "P/primary")
+        assert bad.returncode == 1 and "offline" in bad.stderr
+        d.ok("fault", "library:prod/PVTL", "online")
+        d.ok("repair", "P/primary")
+        d.ok("auxcopy", "--copy", "P/primary", "--wait")
+        d.ok("promote", "P/primary", "--yes")
+        d.ok("repair", "P/dr")
+        d.ok("resume", "--copy", "P/dr", "--wait")
+        copies = {c["id"]: c for c in d.ok("copies")}
+        assert copies["P/primary"]["primary"] and copies["P/primary"]["precedence"] == 1
+        assert d.stop() == 0  # no more scheduled backups while every copy is checked
+        d.start()
+        checked = 0
+        for job in d.ok("jobs"):
+            for copy_id, state in job["copies"].items():
+                if state == "available":
+                    dest = tmp_path / f"all-{job['id']}-{copy_id.replace('/', '_')}"
+                    d.ok("restore", "--job", str(job["id"]), "--copy", copy_id, "--to", str(dest), "--wait")
+                    assert files(dest) == job_files(path, job), f"job {job['id']} from {copy_id}"
+                    checked += 1
+        assert checked >= 2 * len(first)
+        assert d.stop() == 0
+    finally:
+        d.kill()
