@@ -6,7 +6,7 @@ import attrs
 import trio
 
 from tests.conftest import open_fabric, write_fabric
-from tests.test_fabric_jobs import expected_files, restored_files
+from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.jobs.auxcopy import plan_streams, run_auxcopy, run_copy
 from vtlfabric.jobs.backup import run_backup

@@ -15,8 +15,7 @@ import pytest
 
 from tests.conftest import write_fabric
 from tests.daemon import CLI, Daemon, raw_request
-from vtlfabric import config as config_mod
-from vtlfabric.site.client import Workload
+from tests.expect import restored_files, subclient_files, workload_of
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parent.parent
@@ -34,12 +33,7 @@ def daemon(tmp_path):
 
 
 def expected(config: Path, client: str, subclient: str, generation: int) -> dict[Path, bytes]:
-    workload = Workload(config_mod.load(config).client(client))
-    return {Path(subclient) / o.path.lstrip("/"): workload.content(o) for o in workload.objects(subclient, generation)}
-
-
-def files(root: Path) -> dict[Path, bytes]:
-    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return subclient_files(workload_of(config, client), subclient, generation)
 
 
 def test_backup_auxcopy_and_restore_at_dr_through_the_cli(daemon, tmp_path):
@@ -61,7 +55,7 @@ def test_backup_auxcopy_and_restore_at_dr_through_the_cli(daemon, tmp_path):
     out = tmp_path / "restored"
     restore = daemon.ok("restore", "--client", "IBMB", "--latest", "--copy", "P/dr", "--site", "dr", "--to", str(out), "--wait")
     assert restore["status"] == "completed" and restore["result"]["site"] == "dr"
-    assert files(out) == expected(daemon.config, "IBMB", "ALLUSR", job["generation"])
+    assert restored_files(out) == expected(daemon.config, "IBMB", "ALLUSR", job["generation"])
 
     human = daemon.ctl("jobs")
     assert human.returncode == 0 and "P/dr=available" in human.stdout
@@ -167,7 +161,7 @@ latency = "5ms"
         assert job["copies"]["P/dr"] == "available"
         out = tmp_path / "restored"
         d.ok("restore", "--client", "IBMB", "--job", str(job_id), "--copy", "P/dr", "--to", str(out), "--wait")
-        assert files(out) == expected(path, "IBMB", "ALLUSR", job["generation"])
+        assert restored_files(out) == expected(path, "IBMB", "ALLUSR", job["generation"])
         assert d.ok("auxcopy", "--wait")["result"]["jobs_copied"] == 0, "never copied twice"
         assert d.stop() == 0
     finally:

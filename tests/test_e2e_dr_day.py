@@ -10,9 +10,7 @@ import pytest
 
 from tests.conftest import write_fabric
 from tests.daemon import Daemon
-from tests.test_e2e import files
-from vtlfabric import config as config_mod
-from vtlfabric.site.client import Workload
+from tests.expect import job_files, restored_files, workload_of
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +39,8 @@ def wait_for(what, check, timeout=60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def job_files(config: Path, job: dict) -> dict[Path, bytes]:
-    workload = Workload(config_mod.load(config).client(job["client"]))
-    since = None if job["type"] == "full" else job["base_generation"]
-    return {Path(job["subclient"]) / o.path.lstrip("/"): workload.content(o)
-            for o in workload.objects(job["subclient"], job["generation"], since=since)}
+def files_of(config: Path, job: dict) -> dict[Path, bytes]:
+    return job_files(workload_of(config, job["client"]), job["subclient"], job["type"], job["generation"], job["base_generation"])
 
 
 def test_promote_mid_schedule_back_up_at_dr_and_fail_back(tmp_path):
@@ -74,7 +69,7 @@ def test_promote_mid_schedule_back_up_at_dr_and_fail_back(tmp_path):
         newest = max(after_promotion_jobs, key=lambda j: j["id"])
         out = tmp_path / "at-dr"
         d.ok("restore", "--job", str(newest["id"]), "--site", "dr", "--to", str(out), "--wait")
-        assert files(out) == job_files(path, newest)
+        assert restored_files(out) == files_of(path, newest)
 
         bad = d.ctl("repair", "P/primary")
         assert bad.returncode == 1 and "offline" in bad.stderr
@@ -94,7 +89,7 @@ def test_promote_mid_schedule_back_up_at_dr_and_fail_back(tmp_path):
                 if state == "available":
                     dest = tmp_path / f"all-{job['id']}-{copy_id.replace('/', '_')}"
                     d.ok("restore", "--job", str(job["id"]), "--copy", copy_id, "--to", str(dest), "--wait")
-                    assert files(dest) == job_files(path, job), f"job {job['id']} from {copy_id}"
+                    assert restored_files(dest) == files_of(path, job), f"job {job['id']} from {copy_id}"
                     checked += 1
         assert checked >= 2 * len(first)
         assert d.stop() == 0

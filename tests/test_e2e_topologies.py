@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import CLIENTS, site_toml
 from tests.daemon import Daemon
-from tests.test_e2e import expected, files
+from tests.expect import restored_files
+from tests.test_e2e import expected
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +108,7 @@ def test_a_cascade_ends_in_a_verified_restore_from_the_vault(fabric, tmp_path):
     out = tmp_path / "vault"
     done = fabric.ok("restore", "--client", "IBMA", "--latest", "--copy", "P/vault", "--site", "dr", "--to", str(out), "--wait")
     assert done["result"]["jobs"] == [full_a["id"]], "the vault's latest point is the full it holds"
-    assert files(out) == expected(fabric.config, "IBMA", "ALLUSR", full_a["generation"])
+    assert restored_files(out) == expected(fabric.config, "IBMA", "ALLUSR", full_a["generation"])
 
 
 def test_a_fan_out_ends_in_a_verified_restore_from_the_second_dr_site(fabric, tmp_path):
@@ -117,4 +118,4 @@ def test_a_fan_out_ends_in_a_verified_restore_from_the_second_dr_site(fabric, tm
     out = tmp_path / "dr2"
     done = fabric.ok("restore", "--client", "IBMA", "--latest", "--copy", "P/dr2", "--site", "dr2", "--to", str(out), "--wait")
     assert done["result"]["site"] == "dr2" and len(done["result"]["jobs"]) == 2
-    assert files(out) == expected(fabric.config, "IBMA", "ALLUSR", newest["generation"])
+    assert restored_files(out) == expected(fabric.config, "IBMA", "ALLUSR", newest["generation"])

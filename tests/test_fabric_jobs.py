@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 
 from tests.conftest import open_fabric, write_fabric
+from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy
@@ -22,21 +21,6 @@ DR = "P/dr"
 
 async def job(fabric: Fabric, job_id: int):
     return await fabric.catalog.call(queries.get_job, job_id)
-
-
-def expected_files(fabric: Fabric, client: str, generation_of: dict[str, int]) -> dict[Path, bytes]:
-    """What a point-in-time restore must produce: every object of each subclient as it
-    stood at that subclient's newest backup, rebuilt from the client's own workload."""
-    workload = fabric.workloads[client]
-    out = {}
-    for sub, gen in generation_of.items():
-        for obj in workload.objects(sub, gen):
-            out[Path(sub) / obj.path.lstrip("/")] = workload.content(obj)
-    return out
-
-
-def restored_files(root: Path) -> dict[Path, bytes]:
-    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 async def test_backup_copy_restore_at_dr_is_byte_exact(fabric, tmp_path, autojump_clock):

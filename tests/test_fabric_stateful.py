@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import open_fabric, write_fabric
-from tests.test_fabric_jobs import restored_files
+from tests.expect import job_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.aging import run_data_aging
@@ -147,10 +147,7 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
             if (job.id, copy_id) not in checked:
                 dest = scratch / f"{job.id}-{copy_id.replace('/', '_')}"
                 await run_restore(fabric, RestoreRequest(job.client, dest, job_id=job.id, copy_id=copy_id))
-                workload = fabric.workloads[job.client]
-                since = None if job.type == "full" else job.base_generation
-                want = {Path(job.subclient) / o.path.lstrip("/"): workload.content(o)
-                        for o in workload.objects(job.subclient, job.generation, since=since)}
+                want = job_files(fabric.workloads[job.client], job.subclient, job.type, job.generation, job.base_generation)
                 assert restored_files(dest) == want, f"job {job.id} from {copy_id}"
                 checked.add((job.id, copy_id))
     # No cartridge holds live data while marked scratch.

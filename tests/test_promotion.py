@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.test_fabric_jobs import restored_files
+from tests.expect import job_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy
@@ -29,12 +29,8 @@ async def check_every_copy(fabric: Fabric, root: Path) -> int:
                 continue
             dest = root / f"{job.id}-{copy_id.replace('/', '_')}"
             await run_restore(fabric, RestoreRequest(job.client, dest, job_id=job.id, copy_id=copy_id))
-            workload = fabric.workloads[job.client]
-            since = None if job.type == "full" else job.base_generation
-            assert restored_files(dest) == {
-                Path(job.subclient) / o.path.lstrip("/"): workload.content(o)
-                for o in workload.objects(job.subclient, job.generation, since=since)
-            }, f"job {job.id} from {copy_id}"
+            want = job_files(fabric.workloads[job.client], job.subclient, job.type, job.generation, job.base_generation)
+            assert restored_files(dest) == want, f"job {job.id} from {copy_id}"
             checked += 1
     return checked
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import open_fabric, write_fabric
-from tests.test_fabric_jobs import expected_files, restored_files
+from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.queries import AVAILABLE
 from vtlfabric.catalog.records import JobRecord

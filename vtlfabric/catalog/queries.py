@@ -128,7 +128,7 @@ def _copies_by_job(conn: sqlite3.Connection, where: str = "", args: tuple = ()) 
 
 def _jobs(conn: sqlite3.Connection, where: str, args: tuple = ()) -> list[JobRecord]:
     rows = conn.execute(f"SELECT * FROM jobs {where}", args).fetchall()
-    copies = _copies_by_job(conn)
+    copies = _copies_by_job(conn, f"WHERE job_id IN (SELECT id FROM jobs {where})", args)  # only these jobs' rows
     return [JobRecord(**{k: r[k] for k in r.keys()}, copies=copies.get(r["id"], {})) for r in rows]
 
 
@@ -212,13 +212,6 @@ def reset_job_copy(conn: sqlite3.Connection, job_id: int, copy_id: str, reason: 
         (TO_BE_COPIED, reason, now, job_id, copy_id),
     )
     _history(conn, now, "copy.reset", job_id, copy_id, reason=reason)
-
-
-def copy_candidates(conn: sqlite3.Connection, copy_id: str) -> list[tuple[JobRecord, JobCopyRecord]]:
-    """Every job that has a row on this copy, with that row: what selection chooses from."""
-    rows = conn.execute("SELECT * FROM job_copies WHERE copy_id = ?", (copy_id,)).fetchall()
-    jobs = {j.id: j for j in _jobs(conn, "WHERE id IN (SELECT job_id FROM job_copies WHERE copy_id = ?)", (copy_id,))}
-    return [(jobs[r["job_id"]], from_row(JobCopyRecord, r)) for r in rows]
 
 
 # ---------------------------------------------------------------- media

@@ -33,9 +33,6 @@ class JobRecord:
     def valid(self) -> bool:
         return self.status in VALID_STATUSES
 
-    def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
 
 @attrs.frozen
 class JobCopyRecord:

@@ -58,9 +58,16 @@ def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
     return sorted(chosen, key=lambda c: (depth(c), c.id))
 
 
+MAX_STREAMS = 64
+
+
+def check_streams(streams: int | None) -> None:
+    if streams is not None and not 1 <= streams <= MAX_STREAMS:
+        raise ValueError(f"streams: must be between 1 and {MAX_STREAMS}")
+
+
 async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int | None = None) -> dict[str, Any]:
-    if streams is not None and not 1 <= streams <= 64:
-        raise ValueError("streams: must be between 1 and 64")
+    check_streams(streams)
     results = [await run_copy(fabric, copy, streams) for copy in copy_order(fabric, copy_id)]
     statuses = {r["status"] for r in results}
     return {

@@ -11,7 +11,7 @@ import structlog
 import trio
 
 from vtlfabric.catalog import queries
-from vtlfabric.config import JOB_TYPES
+from vtlfabric.config import JOB_TYPES, CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.site.client import SourceObject, Workload
 from vtlfabric.site.index import IndexEntry, JobIndex
@@ -103,7 +103,7 @@ async def run_backup(
     finally:
         fabric.killable.pop(job_id, None)
         with trio.CancelScope(shield=True):
-            await _finish(fabric, job_id, status, reason, written, primary.id, policy)
+            await _finish(fabric, job_id, status, reason, written, primary)
     bound.info(f"backup.{status}", reason=reason, objects=written["objects"] if written else 0)
     if status != "completed":
         raise BackupFailed(f"job {job_id} {status}: {reason}")
@@ -156,18 +156,18 @@ def _read_object(workload: Workload, obj: SourceObject) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: dict[str, Any] | None, primary: str, policy: Any) -> None:
+async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: dict[str, Any] | None, primary: CopySpec) -> None:
     job = await fabric.catalog.call(queries.get_job, job_id)
     if written and status == "completed":
         # The index is saved before the job counts, so a completed job always has one.
         index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written["bytes"], written["digest"], tuple(written.pop("entries")))
-        await fabric.mediaagent_of(fabric.copy(primary)).index_cache.save(index)
+        await fabric.mediaagent_of(primary).index_cache.save(index)
     elif written:
         written.pop("entries", None)
     await fabric.catalog.call(
         partial(
             queries.finish_job, job_id=job_id, status=status, reason=reason, now=fabric.now(),
             objects=written["objects"] if written else 0, nbytes=written["bytes"] if written else 0,
-            digest=written["digest"] if written else "", primary=primary,
+            digest=written["digest"] if written else "", primary=primary.id,
         )
     )

@@ -16,7 +16,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.aging import run_data_aging
-from vtlfabric.jobs.auxcopy import copy_order, run_auxcopy
+from vtlfabric.jobs.auxcopy import check_streams, copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.drill import run_drill
@@ -141,10 +141,9 @@ class Commands:
         copy_id, streams = arg(request, "copy", str, None), arg(request, "streams", int, None)
         try:
             copy_order(self.fabric, copy_id)
+            check_streams(streams)
         except ValueError as e:
             raise BadRequest(str(e)) from None
-        if streams is not None and not 1 <= streams <= 64:
-            raise BadRequest("streams: must be between 1 and 64")
         suspended = await self.fabric.catalog.call(queries.suspended_copies)
         if copy_id in suspended:
             raise Failed(f"aux copy of {copy_id} is suspended: vtlfabric ctl resume --copy {copy_id}")

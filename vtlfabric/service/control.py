@@ -39,10 +39,14 @@ async def read_line(stream: trio.abc.Stream, limit: int = MAX_REQUEST) -> bytes:
     return line
 
 
-def peer_name(stream: trio.SocketStream) -> str:
+async def peer_name(stream: trio.SocketStream) -> str:
     """Who is on the other end of the socket, as the kernel says (SO_PEERCRED)."""
     creds = stream.socket.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
+    return await trio.to_thread.run_sync(_user_name, uid)  # NSS may ask a directory server
+
+
+def _user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -62,7 +66,7 @@ async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise BadRequest("request: expected a JSON object")
-            request["who"] = peer_name(stream)  # from the kernel, never from the request
+            request["who"] = await peer_name(stream)  # from the kernel, never from the request
             reply = _reply(True, await commands.dispatch(request))
         except trio.TooSlowError:
             reply = _reply(False, "request: not received in time", 2)
