@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import test_tape_image as tape_image_tests
 from vtlfabric.tape import awstape
 from vtlfabric.tape.image import MAX_BLOCK_SIZE, TapeImage
 
@@ -50,13 +51,7 @@ FILES = [
 
 
 def write_image(path: Path, files: list[list[bytes]], *, chunk_size: int, close_last: bool = True) -> None:
-    with TapeImage.create(path, BARCODE, CAPACITY, chunk_size=chunk_size) as image:
-        for n, blocks in enumerate(files, 1):
-            assert image.begin_file() == n
-            assert image.write_blocks(blocks) == len(blocks)
-            if close_last or n < len(files):
-                image.end_file()
-        image.flush()
+    tape_image_tests.write_image(path, files, close_last=close_last, barcode=BARCODE, capacity=CAPACITY, chunk_size=chunk_size).close()
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:

@@ -25,8 +25,8 @@ def payload(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def write_image(path: Path, files: list[list[bytes]], *, close_last: bool = True, **kwargs) -> TapeImage:
-    image = TapeImage.create(path, BARCODE, kwargs.pop("capacity", BIG), **kwargs)
+def write_image(path: Path, files: list[list[bytes]], *, close_last: bool = True, barcode: str = BARCODE, **kwargs) -> TapeImage:
+    image = TapeImage.create(path, barcode, kwargs.pop("capacity", BIG), **kwargs)
     for n, blocks in enumerate(files, 1):
         assert image.begin_file() == n
         assert image.write_blocks(blocks) == len(blocks)
