@@ -80,3 +80,46 @@ async def test_drills_never_overlap(fabric, autojump_clock):
         with pytest.raises(DrillRunning):
             await run_drill(fabric, "check", "second")
     assert len(await fabric.catalog.call(queries.drills)) == 1
+
+
+async def test_a_failover_drill_promotes_backs_up_restores_and_fails_back(fabric, tmp_path, autojump_clock):
+    from tests.test_promotion import check_every_copy
+
+    await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    await run_backup(fabric, "IBMB", None, "full")
+    await run_auxcopy(fabric)
+    await trio.sleep(3600)
+    late = await run_backup(fabric, "IBMB", None, "incremental")  # the drill's sync step copies it first
+    await trio.sleep(600)
+    report = await run_drill(fabric, "failover", "test")
+    assert report["passed"], report["summary"]
+    assert [s["step"] for s in report["steps"]] == ["promote", "repair", "fail back", "repair"]
+    assert "1 job(s) copied to P/dr first" in report["steps"][0]["detail"], "a planned failover is brought in sync first"
+    clients = {c["client"]: c for c in report["clients"]}
+    assert set(clients) == {"IBMA", "IBMB"} and all(c["passed"] and c["site"] == "dr" and c["jobs"] for c in clients.values())
+    assert clients["IBMB"]["rpo"] >= 600 and clients["IBMA"]["rpo"] == 0
+
+    # Failed back: production is primary and usable, DR is usable, and each drill backup
+    # (written at DR while it was primary) is on both copies.
+    assert fabric.primary_of("P").id == "P/primary"
+    assert not fabric.inoperative(fabric.copy("P/primary")) and not fabric.inoperative(fabric.copy("P/dr"))
+    drill_jobs = [j for c in clients.values() for j in c["jobs"]]
+    assert len(drill_jobs) == 2 and late["job_id"] not in drill_jobs
+    for job_id in drill_jobs:
+        job = await fabric.catalog.call(queries.get_job, job_id)
+        assert job.copies == {"P/primary": "available", "P/dr": "available"}
+        assert all(s.barcode.startswith("DR") for s in await fabric.catalog.call(queries.segments, job_id, "P/dr"))
+    await check_every_copy(fabric, tmp_path / "all")
+    after = await run_backup(fabric, "IBMB", None, "incremental")
+    assert after["type"] == "incremental", "a lossless failover forces no full"
+    assert all(s.barcode.startswith("PR") for s in await fabric.catalog.call(queries.segments, after["job_id"], "P/primary"))
+
+
+async def test_a_failover_drill_refuses_while_the_primary_is_down(fabric, autojump_clock):
+    from vtlfabric.sim import faults
+
+    await run_backup(fabric, "IBMB", None, "full")
+    await faults.inject(fabric, "mediaagent:prod", "unreachable")
+    report = await run_drill(fabric, "failover", "test")
+    assert not report["passed"] and "disaster, not a drill" in report["steps"][0]["detail"]
+    assert fabric.primary_of("P").id == "P/primary", "nothing was promoted"

@@ -47,7 +47,7 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
     done = await run_backup(fabric, "IBMB", None, "full")
     await run_auxcopy(fabric)
     # Production is gone: its library is offline and its index cache deleted.
-    faults.inject(fabric, "library:prod/PVTL", "offline")
+    await faults.inject(fabric, "library:prod/PVTL", "offline")
     for f in (fabric.mediaagents["prod"].index_cache.root).rglob("*.json"):
         f.unlink()
     dest = tmp_path / "dr-restore"
@@ -60,7 +60,7 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
 
 async def test_killed_and_failed_jobs_are_never_copied(fabric, autojump_clock):
     good = await run_backup(fabric, "IBMA", "ALLUSR", "full")
-    faults.inject(fabric, "client:IBMB", "fail-backup")
+    await faults.inject(fabric, "client:IBMB", "fail-backup")
     with pytest.raises(BackupFailed):
         await run_backup(fabric, "IBMB", None, "full")
 

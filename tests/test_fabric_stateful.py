@@ -91,7 +91,7 @@ async def _do(fabric: Fabric, step: tuple) -> None:
             if job_id in fabric.killable:
                 fabric.killable[job_id].cancel()
     elif kind == "fail":
-        faults.inject(fabric, f"client:{step[1][0]}", "fail-backup")
+        await faults.inject(fabric, f"client:{step[1][0]}", "fail-backup")
         await _backup_ignoring_failure(fabric, step[1])
     elif kind in ("pick", "do-not-copy"):
         if await fabric.catalog.call(queries.get_job, step[1]) is not None:

@@ -21,6 +21,7 @@ import trio.testing
 from vtlfabric import config as config_mod
 from vtlfabric.cliformat import render
 from vtlfabric.service import daemon, logs
+from vtlfabric.sim import faults
 
 DEFAULT_CONFIG = "config/vtlfabric.toml"
 EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -214,10 +215,12 @@ def _parser() -> argparse.ArgumentParser:
     add("drills", _simple("drills"), "past drills and their results")
     age = add("age", lambda a: {"cmd": "age", "policy": a.policy, "wait": a.wait}, "run data aging now", waits)
     age.add_argument("--policy", help="only this storage policy's copies")
-    promote = add("promote", lambda a: {"cmd": "promote", "copy": a.copy, "yes": a.yes},
+    promote = add("promote", lambda a: {"cmd": "promote", "copy": a.copy, "yes": a.yes, "planned": a.planned},
                   "make a secondary copy the primary (reports what it loses first)")
     promote.add_argument("copy", help="POLICY/COPY")
     promote.add_argument("--yes", action="store_true", help="promote even though the old primary still works")
+    promote.add_argument("--planned", action="store_true",
+                         help="hold backups off and copy every missing job to the copy first, so nothing is lost (refused if it cannot)")
     repair = add("repair", lambda a: {"cmd": "repair", "copy": a.copy}, "declare a copy usable again")
     repair.add_argument("copy", help="POLICY/COPY")
     suspend = add("suspend", lambda a: {"cmd": "suspend", "copy": a.copy}, "suspend a copy's aux copy (it stops at a checkpoint)")
@@ -233,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         p = add(action, _select(action), text)
         p.add_argument("job", type=int)
         p.add_argument("--copy", required=True, help="POLICY/COPY")
-    fault = add("fault", _fault, "inject a fault: client:NAME fail-backup | link:NAME partition|partition-a-b|partition-b-a|heal|corrupt | library:SITE/NAME offline|online")
+    fault = add("fault", _fault, f"inject a fault: {faults.USAGE}")
     fault.add_argument("target")
     fault.add_argument("action")
     return parser

@@ -28,7 +28,7 @@ FREQUENCIES = ("all", "hourly", "daily", "weekly", "monthly", "quarterly", "half
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EVERY_UNITS = ("cycles", "days", "weeks", "months")
 SCHEDULE_ACTIONS = ("backup", "auxcopy", "age")
-DRILL_MODES = ("check",)  # "failover" arrives with promotion
+DRILL_MODES = ("check", "failover")
 JOB_TYPES = ("full", "incremental", "differential")
 KEMS = ("x25519", "mlkem768-x25519")
 AEADS = ("aes-256-gcm", "chacha20-poly1305")
@@ -184,7 +184,7 @@ class DaemonSpec:
 
 @attrs.frozen
 class DrillSpec:
-    mode: str = "check"  # check: restore and verify at DR only, touching no production state
+    mode: str = "check"  # check: restore and verify at DR only, touching no production state; failover: promote, back up, restore, fail back
     copies: tuple[str, ...] = ()  # the DR copies to drill (default: every synchronous copy away from its primary's site)
 
 

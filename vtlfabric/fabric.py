@@ -15,6 +15,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import CopyRecord
 from vtlfabric.config import CopySpec, FabricConfig
+from vtlfabric.jobs.gate import RoleGate
 from vtlfabric.jobs.throttle import Throttle
 from vtlfabric.net.secure import Keystore
 from vtlfabric.net.wan import Link
@@ -44,6 +45,11 @@ class Fabric:
     roles: dict[str, CopyRecord] = attrs.field(factory=dict)  # by copy id: primary, source, inoperative
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     _throttles: dict[str, Throttle] = attrs.field(factory=dict)
+    _gates: dict[str, RoleGate] = attrs.field(factory=dict)
+
+    def role_gate(self, policy: str) -> RoleGate:
+        """Backups of a policy and its promotions exclude each other (see jobs/gate.py)."""
+        return self._gates.setdefault(policy, RoleGate())
 
     def aux_lock(self, copy_id: str) -> trio.Lock:
         """One aux copy at a time per copy: a second request waits, then finds little to do."""
@@ -92,11 +98,24 @@ class Fabric:
         return next(c for c in self.copies() if c.policy == policy and c.primary)
 
     def inoperative(self, copy: CopySpec) -> str:
-        """Why a copy cannot be used now ('' if it can): marked so in the catalog, or its library is offline."""
+        """Why a copy cannot be used now ('' if it can): marked so in the catalog (after a
+        promotion, until repaired), or a fault that holds now."""
         role = self.roles.get(copy.id)
         if role is not None and role.inoperative:
             return role.inoperative
-        return f"library {copy.library} is offline" if self.library_of(copy).offline else ""
+        return self.fault_on(copy)
+
+    def fault_on(self, copy: CopySpec) -> str:
+        """A fault that makes the copy unusable now: its library offline, its MediaAgent
+        unreachable, its site cut off from the WAN, or a failed cartridge of its data."""
+        library = self.library_of(copy)
+        if library.unavailable():
+            return library.unavailable()
+        links = [self.links[spec.name] for spec in self.config.links if copy.site in (spec.a, spec.b)]
+        if links and all(link.partitioned for link in links):
+            return f"the WAN to site {copy.site} is partitioned"
+        failed = sorted(b for b, owner in library.failed_media.items() if owner == copy.id)
+        return f"media failure: cartridge {', '.join(failed)} has failed" if failed else ""
 
     async def reload_roles(self) -> None:
         self.roles = {r.id: r for r in await self.catalog.call(queries.copies)}

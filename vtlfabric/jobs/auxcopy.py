@@ -27,7 +27,7 @@ from vtlfabric.jobs.selection import jobs_to_copy, to_register
 from vtlfabric.net import secure
 from vtlfabric.net.wan import local_stream_pair
 from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import Drive, LibraryOffline, OutOfMedia, reserve_drives
+from vtlfabric.tape.library import Drive, LibraryOffline, MediaFailure, OutOfMedia, reserve_drives
 
 log = structlog.get_logger()
 ATTEMPTS = 3
@@ -35,7 +35,7 @@ ATTEMPTS = 3
 # else is a bug, and fails the whole run loudly.
 RETRYABLE = (
     CopyFailed, secure.SecureChannelError, trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel,
-    LibraryOffline, OutOfMedia, TapeFormatError, OSError,
+    LibraryOffline, MediaFailure, OutOfMedia, TapeFormatError, OSError,
 )
 
 

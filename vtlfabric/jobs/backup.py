@@ -71,7 +71,12 @@ async def run_backup(
 ) -> dict[str, Any]:
     subclient = _check_request(fabric, client, subclient, job_type)
     policy = fabric.config.policy_of(client)
-    primary = fabric.primary_of(policy.name)
+    async with fabric.role_gate(policy.name).backup():
+        return await _backup(fabric, client, subclient, job_type, fabric.primary_of(policy.name), task_status)
+
+
+async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any) -> dict[str, Any]:
+    policy = fabric.config.policy_of(client)
     workload = fabric.workloads[client]
     the_plan = await plan(fabric, client, subclient, job_type)
     generation = workload.generation(fabric.now())

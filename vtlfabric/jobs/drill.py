@@ -3,6 +3,13 @@ each client, at the DR site only, from DR media and the DR MediaAgent's disk-lib
 index, it restores the latest point in time the DR copy holds into a scratch area and
 verifies every object. It writes nothing but its own report and catalog row.
 
+A *failover* drill proves the DR site can take over and hand back: a planned
+promotion of the DR copy (backups held off while it catches up, so nothing is lost and
+no full is forced), one backup of every client to it, a restore and verify of that
+backup at DR, then the fail-back (repair, a planned promotion of the old primary, which
+copies the drill's backups home first, and a repair of the DR copy). It refuses to start
+while the primary is inoperative: that is a disaster, not a drill.
+
 RPO per client: the age, at drill start, of its newest valid backup the DR copy does
 not hold yet (0 when it holds them all). RTO per client: the time to restore and
 verify, on the fabric's clock.
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +31,18 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import promotion
+from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
 from vtlfabric.sim.clock import iso
 from vtlfabric.site.index import IndexFormatError
 from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import LibraryOffline
+from vtlfabric.tape.library import LibraryOffline, MediaFailure
 
 log = structlog.get_logger()
 # What a restore at DR can fail with; each is a failed client in the report, never a crash.
-RESTORE_FAILURES = (RestoreError, IndexFormatError, TapeFormatError, LibraryOffline, OSError)
+RESTORE_FAILURES = (RestoreError, IndexFormatError, TapeFormatError, LibraryOffline, MediaFailure, OSError)
+STEP_FAILURES = (promotion.PromotionRefused, promotion.NotPromotable)
 
 
 @attrs.frozen
@@ -48,8 +59,43 @@ class ClientResult:
     failure: str = ""
 
 
+@attrs.frozen
+class Step:
+    """One step of a failover drill."""
+
+    copy: str
+    step: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
 class DrillRunning(Exception):
     pass
+
+
+@attrs.define
+class Steps:
+    """Runs a failover drill's steps and records each one; a failed step is recorded, not raised."""
+
+    fabric: Fabric
+    done: list[Step]
+    copy: str
+    who: str
+
+    async def run(self, name: str, fn: Callable[[], Awaitable[Any]], describe: Callable[[Any], str] = str) -> Any:
+        begin = self.fabric.now()
+        try:
+            result = await fn()
+        except STEP_FAILURES as e:
+            self.record(name, False, begin, str(e) or type(e).__name__)
+            return None
+        self.record(name, True, begin, describe(result))
+        return result if result is not None else True
+
+    def record(self, name: str, ok: bool, begin: float, detail: str) -> None:
+        self.done.append(Step(self.copy, name, ok, round(self.fabric.now() - begin, 3), detail))
+        log.info("drill.step", copy=self.copy, step=name, ok=ok, detail=detail)
 
 
 async def run_drill(fabric: Fabric, mode: str, trigger: str) -> dict[str, Any]:
@@ -62,12 +108,17 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> dict[str, Any]:
         root = fabric.config.daemon.state_dir / "drills"
         log.info("drill.started", drill=drill_id, mode=mode, trigger=trigger)
         jobs = await fabric.catalog.call(queries.list_jobs)
-        results = []
-        for copy in fabric.config.drill_copies():
-            policy = next(p for p in fabric.config.policies if p.name == copy.policy)
-            for client in policy.clients:
-                results.append(await _check_client(fabric, copy, client, jobs, started, root / f"{drill_id}.restore"))
-        report = _report(drill_id, mode, trigger, started, fabric.now(), results)
+        results: list[ClientResult] = []
+        steps: list[Step] = []
+        scratch = root / f"{drill_id}.restore"
+        for spec in fabric.config.drill_copies():
+            copy = fabric.copy(spec.id)
+            if mode == "failover":
+                results += await _failover(fabric, copy, jobs, started, scratch, Steps(fabric, steps, copy.id, f"drill {drill_id}"))
+            else:
+                results += [await _check_client(fabric, copy, client, rpo(jobs, client, copy.id, started), scratch)
+                            for client in fabric.config.policy(copy.policy).clients]
+        report = _report(drill_id, mode, trigger, started, fabric.now(), results, steps)
         path = await trio.to_thread.run_sync(_write_report, root, drill_id, report)
         status = "passed" if report["passed"] else "failed"
         await fabric.catalog.call(queries.finish_drill, drill_id, status, report["summary"], str(path), fabric.now())
@@ -81,12 +132,12 @@ def rpo(jobs: list[JobRecord], client: str, copy_id: str, at: float) -> float:
     return round(at - max(j.started for j in missing), 3) if missing else 0.0
 
 
-async def _check_client(fabric: Fabric, copy: CopySpec, client: str, jobs: list[JobRecord], started: float, scratch: Path) -> ClientResult:
-    point = rpo(jobs, client, copy.id, started)
+async def _check_client(fabric: Fabric, copy: CopySpec, client: str, point: float, scratch: Path, job_id: int | None = None) -> ClientResult:
+    """Restore the latest point in time (or one job) from the copy at its site, and verify it."""
     dest = scratch / client
     begin = fabric.now()
     try:
-        done = await run_restore(fabric, RestoreRequest(client, dest, copy_id=copy.id, site=copy.site))
+        done = await run_restore(fabric, RestoreRequest(client, dest, job_id, copy_id=copy.id, site=copy.site))
     except RESTORE_FAILURES as e:
         log.warning("drill.client_failed", client=client, copy=copy.id, site=copy.site, error=str(e))
         result = ClientResult(client, copy.id, copy.site, False, point, round(fabric.now() - begin, 3), failure=str(e) or type(e).__name__)
@@ -97,18 +148,22 @@ async def _check_client(fabric: Fabric, copy: CopySpec, client: str, jobs: list[
     return result
 
 
-def _report(drill_id: int, mode: str, trigger: str, started: float, ended: float, results: list[ClientResult]) -> dict[str, Any]:
-    passed = bool(results) and all(r.passed for r in results)
+def _report(
+    drill_id: int, mode: str, trigger: str, started: float, ended: float, results: list[ClientResult], steps: list[Step]
+) -> dict[str, Any]:
+    bad_steps = [f"{s.copy} {s.step}" for s in steps if not s.ok]
+    passed = bool(results) and all(r.passed for r in results) and not bad_steps
     failed = [r.client for r in results if not r.passed]
     summary = (f"drill {drill_id} ({mode}) {'passed' if passed else 'FAILED'}: {len(results) - len(failed)}/{len(results)} clients "
                f"restored and verified; worst RPO {max((r.rpo for r in results), default=0):.0f}s, "
-               f"worst RTO {max((r.rto for r in results), default=0):.1f}s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+               f"worst RTO {max((r.rto for r in results), default=0):.1f}s" + (f"; failed: {', '.join(failed)}" if failed else "")
+               + (f"; failed steps: {', '.join(bad_steps)}" if bad_steps else ""))
     if not results:
         summary = f"drill {drill_id} ({mode}) FAILED: no DR copy to drill"
     return {
         "id": drill_id, "mode": mode, "trigger": trigger, "started": iso(started), "ended": iso(ended), "passed": passed,
         "summary": summary, "objects_verified": sum(r.objects for r in results), "bytes_verified": sum(r.bytes for r in results),
-        "clients": [attrs.asdict(r) for r in results],
+        "clients": [attrs.asdict(r) for r in results], "steps": [attrs.asdict(s) for s in steps],
     }
 
 
@@ -129,4 +184,56 @@ def render_text(report: dict[str, Any]) -> str:
     for c in report["clients"]:
         lines.append(f"{c['client']:<12} {c['copy']:<14} {c['site']:<8} {'pass' if c['passed'] else 'FAIL':<7} "
                      f"{c['rpo']:>8.0f}s {c['rto']:>7.1f}s {c['objects']:>8}  {c['failure'] or 'jobs ' + ','.join(map(str, c['jobs']))}")
+    if report["steps"]:
+        lines += ["", f"{'COPY':<14} {'STEP':<12} {'RESULT':<7} {'TIME':>8}  DETAIL"]
+        lines += [f"{s['copy']:<14} {s['step']:<12} {'ok' if s['ok'] else 'FAIL':<7} {s['seconds']:>7.1f}s  {s['detail']}" for s in report["steps"]]
     return "\n".join(lines) + "\n"
+
+
+async def _failover(fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], started: float, scratch: Path, steps: Steps) -> list[ClientResult]:
+    clients = fabric.config.policy(copy.policy).clients
+    points = {c: rpo(jobs, c, copy.id, started) for c in clients}
+    old = fabric.primary_of(copy.policy)
+    refusal = _refusal(fabric, copy, old)
+    if refusal:
+        steps.record("start", False, fabric.now(), refusal)
+        return [ClientResult(c, copy.id, copy.site, False, points[c], 0.0, failure=refusal) for c in clients]
+    promoted = await steps.run("promote", lambda: promotion.promote(fabric, copy, steps.who, accept_loss=True, planned=True), promotion.loss_text)
+    if not promoted:
+        return [ClientResult(c, copy.id, copy.site, False, points[c], 0.0, failure="the promotion failed") for c in clients]
+    results = [await _backup_and_restore(fabric, copy, client, points[client], scratch) for client in clients]
+    await _fail_back(fabric, copy, fabric.copy(old.id), steps)
+    return results
+
+
+def _refusal(fabric: Fabric, copy: CopySpec, old: CopySpec) -> str:
+    if copy.id == old.id:
+        return f"{copy.id} is the primary copy already: fail back before drilling it"
+    if copy.rules.kind != "synchronous":
+        return f"{copy.id} is {copy.rules.kind}: only a synchronous copy can take over"
+    down = fabric.inoperative(old)
+    if down:
+        return f"the primary {old.id} is inoperative ({down}): that is a disaster, not a drill; promote with ctl promote"
+    down = fabric.inoperative(copy)
+    return f"{copy.id} is inoperative: {down}" if down else ""
+
+
+async def _backup_and_restore(fabric: Fabric, copy: CopySpec, client: str, point: float, scratch: Path) -> ClientResult:
+    """One backup of the client to the promoted copy, then restore and verify it at that site."""
+    try:
+        backup = await run_backup(fabric, client)
+    except BackupFailed as e:
+        log.warning("drill.client_failed", client=client, copy=copy.id, site=copy.site, error=str(e))
+        return ClientResult(client, copy.id, copy.site, False, point, 0.0, failure=f"backup at {copy.site}: {e}")
+    return await _check_client(fabric, copy, client, point, scratch, backup["job_id"])
+
+
+async def _fail_back(fabric: Fabric, copy: CopySpec, old: CopySpec, steps: Steps) -> None:
+    """Hand the primary role back, losing nothing: the drill's backups are copied home first."""
+    if not await steps.run("repair", lambda: promotion.repair(fabric, old, steps.who), lambda was: f"{old.id} usable again"):
+        return
+    back = await steps.run("fail back", lambda: promotion.promote(fabric, old, steps.who, accept_loss=True, planned=True), promotion.loss_text)
+    if back:
+        await steps.run("repair", lambda: promotion.repair(fabric, fabric.copy(copy.id), steps.who), lambda was: f"{copy.id} usable again")
+    else:
+        log.error("drill.left_failed_over", copy=copy.id, old_primary=old.id, hint="fail back with ctl promote --planned")

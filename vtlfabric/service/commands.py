@@ -4,7 +4,6 @@ a bad one gets one error naming the field, and nothing is started."""
 from __future__ import annotations
 
 import os
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import trio
 from vtlfabric.catalog import queries
 from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import promotion
 from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import check_streams, copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
@@ -223,42 +223,22 @@ class Commands:
     async def cmd_promote(self, request: dict[str, Any]) -> dict[str, Any]:
         """Make a secondary copy the primary. Without ``yes`` it only reports what the
         promotion would lose, unless the old primary is inoperative."""
-        fabric = self.fabric
-        copy = self._secondary(arg(request, "copy", str))
-        if copy.rules.kind != "synchronous":
-            raise BadRequest(f"copy: {copy.id} is {copy.rules.kind}; only a synchronous copy holds every job and can be promoted")
-        old = fabric.primary_of(copy.policy)
-        loss = await fabric.catalog.call(queries.promotion_loss, copy.id, old.id)
-        report = {"copy": copy.id, "old_primary": old.id, "old_primary_state": fabric.inoperative(old) or "operational",
-                  "lost_jobs": loss["jobs"], "lost_bytes": loss["bytes"], "newest_lost_backup": iso(loss["newest_backup"])}
-        if not arg(request, "yes", bool, False) and not fabric.inoperative(old):
-            raise Failed(_loss_text(report) + f"; {old.id} is operational: run again with --yes to promote {copy.id}")
-        async with AsyncExitStack() as held:
-            # The policy's aux copies stop at their last checkpoint and none starts meanwhile.
-            for other in sorted((c for c in fabric.copies() if c.policy == copy.policy), key=lambda c: c.id):
-                fabric.stop_copy(other.id, f"stopped for the promotion of {copy.id}")
-                await held.enter_async_context(fabric.aux_lock(other.id))
-            loss = await self._promote(copy, old, arg(request, "who", str, "unknown"))
-        return {**report, "lost_jobs": loss["jobs"], "lost_bytes": loss["bytes"], "promoted": True}
-
-    async def _promote(self, copy: Any, old: Any, who: str) -> dict[str, Any]:
-        fabric = self.fabric
-        subclients = [f"{c}/{s.name}" for c in fabric.config.policy(copy.policy).clients for s in fabric.config.client(c).subclients]
-        down = fabric.inoperative(old)
-        why = f"was primary until {copy.id} was promoted" + (f" ({down})" if down else "")
-        loss = await fabric.catalog.call(queries.promote, copy.id, old.id, subclients, why, who, fabric.now())
-        await fabric.reload_roles()
-        log.warning("copy.promoted", copy=copy.id, old_primary=old.id, lost_jobs=loss["jobs"], site=copy.site, who=who)
-        return loss
+        copy = self.fabric.copy(self._any_copy(arg(request, "copy", str)))
+        try:
+            return await promotion.promote(self.fabric, copy, arg(request, "who", str, "unknown"),
+                                           accept_loss=arg(request, "yes", bool, False), planned=arg(request, "planned", bool, False))
+        except promotion.NotPromotable as e:
+            raise BadRequest(str(e)) from None
+        except promotion.PromotionRefused as e:
+            raise Failed(str(e)) from None
 
     async def cmd_repair(self, request: dict[str, Any]) -> dict[str, Any]:
         """Declare a copy usable again (after a promotion, or a fault that was fixed)."""
         copy = self.fabric.copy(self._any_copy(arg(request, "copy", str)))
-        if self.fabric.library_of(copy).offline:
-            raise Failed(f"library {copy.library} is still offline: bring it online first (ctl fault library:{copy.library} online)")
-        was = await self.fabric.catalog.call(queries.repair_copy, copy.id, arg(request, "who", str, "unknown"), self.fabric.now())
-        await self.fabric.reload_roles()
-        log.info("copy.repaired", copy=copy.id, was=was)
+        try:
+            was = await promotion.repair(self.fabric, copy, arg(request, "who", str, "unknown"))
+        except promotion.PromotionRefused as e:
+            raise Failed(str(e)) from None
         return {"copy": copy.id, "repaired": True, "was": was or "operational"}
 
     def _any_copy(self, copy_id: str) -> str:
@@ -290,7 +270,7 @@ class Commands:
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            done = faults.inject(self.fabric, arg(request, "target", str), arg(request, "action", str))
+            done = await faults.inject(self.fabric, arg(request, "target", str), arg(request, "action", str))
         except faults.FaultError as e:
             raise BadRequest(str(e)) from None
         return {"fault": done}
@@ -301,13 +281,6 @@ class Commands:
             if op.status != "completed":
                 raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
         return op.to_json()
-
-
-def _loss_text(report: dict[str, Any]) -> str:
-    if not report["lost_jobs"]:
-        return f"promoting {report['copy']} loses nothing: it holds every valid job of {report['old_primary']}"
-    return (f"promoting {report['copy']} loses {len(report['lost_jobs'])} job(s) not yet copied from {report['old_primary']} "
-            f"({report['lost_bytes']} bytes, newest backup {report['newest_lost_backup']}): jobs {report['lost_jobs']}")
 
 
 def _count_by(items: Any, key: Any) -> dict[str, int]:

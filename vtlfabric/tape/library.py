@@ -28,6 +28,10 @@ class OutOfMedia(Exception):
     pass
 
 
+class MediaFailure(Exception):
+    """A cartridge that can no longer be read or written."""
+
+
 @attrs.define(eq=False)
 class Drive:
     library: Library
@@ -41,8 +45,11 @@ class Drive:
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         """Tape I/O moves large blocks: keep it off the event loop."""
-        if self.library.offline:
-            raise LibraryOffline(f"library {self.library.spec.id} is offline")
+        down = self.library.unavailable()
+        if down:
+            raise LibraryOffline(down)
+        if self.barcode in self.library.failed_media:
+            raise MediaFailure(f"cartridge {self.barcode} in {self.library.spec.id} has failed")
         return await trio.to_thread.run_sync(fn, *args)
 
     async def load(self, barcode: str) -> TapeImage:
@@ -50,6 +57,8 @@ class Drive:
             return self.image
         await self.unload()
         await trio.sleep(self.library.spec.robot_time)
+        if barcode in self.library.failed_media:
+            raise MediaFailure(f"cartridge {barcode} in {self.library.spec.id} has failed")
         self.image = await self.io(TapeImage.open, self.library.image_path(barcode), self.library.spec.capacity)
         self.barcode = barcode
         log.debug("drive.loaded", drive=self.name, barcode=barcode)
@@ -73,6 +82,8 @@ class Library:
     root: Path
     catalog: Catalog
     offline: bool = False
+    unreachable: bool = False  # its MediaAgent cannot be reached
+    failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for
     _free: list[Drive] = attrs.field(factory=list)
     _drive_slots: trio.Semaphore = attrs.field(init=False)
     _busy_cartridges: set[str] = attrs.field(factory=set)
@@ -85,6 +96,14 @@ class Library:
 
     def image_path(self, barcode: str) -> Path:
         return self.root / f"{barcode}.aws"
+
+    def unavailable(self) -> str:
+        """Why no drive of this library can be used now ('' if they can)."""
+        if self.offline:
+            return f"library {self.spec.id} is offline"
+        if self.unreachable:
+            return f"the MediaAgent of {self.spec.id} is unreachable"
+        return ""
 
     @property
     def drives_in_use(self) -> int:
@@ -127,7 +146,7 @@ class Library:
         Claims are serialised: the busy set must include every earlier claim before
         the catalog is asked, or two drives could be handed the same cartridge."""
         async with self._claiming:
-            cart = await self.catalog.call(queries.claim_cartridge, self.spec.id, copy_id, tuple(self._busy_cartridges))
+            cart = await self.catalog.call(queries.claim_cartridge, self.spec.id, copy_id, (*self._busy_cartridges, *self.failed_media))
             if cart is None:
                 raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
             self._busy_cartridges.add(cart.barcode)
@@ -138,7 +157,7 @@ class Library:
         relabel them. Catalog first: a crash before the relabel is mended at start,
         where a cartridge with no committed data gets a fresh image."""
         async with self._claiming:  # no writer may claim one of them meanwhile
-            barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, tuple(self._busy_cartridges), now)
+            barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media), now)
             for barcode in barcodes:
                 await trio.to_thread.run_sync(self._relabel, barcode)
                 log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)
