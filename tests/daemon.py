@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -23,12 +24,13 @@ class Daemon:
     log: Path
     args: tuple[str, ...] = ()
     ctl_args: tuple[str, ...] = ()
+    env: dict[str, str] = attrs.field(factory=dict)  # added to this process's environment
     proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([*CLI, "run", "--config", str(self.config), "--log-format", "json", *self.args],
-                                         stdout=log, stderr=subprocess.STDOUT)
+                                         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout  # clock-ok: test harness, real time
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.configure(args.log_format, args.log_level)
     log = structlog.get_logger()
     try:
-        cfg = config_mod.load(args.config, state_dir=args.state_dir)
+        cfg = config_mod.load(args.config, state_dir=args.state_dir, socket=args.socket)
     except config_mod.ConfigError as e:
         print(f"vtlfabric: bad config: {e}", file=sys.stderr)
         return EXIT_BAD
@@ -50,7 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     try:
         clock = trio.testing.MockClock(autojump_threshold=0.01) if args.virtual_clock else None
-        trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock), clock=clock)
+        reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)
+        trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock, load_config=reload), clock=clock)
     except Exception:
         log.exception("daemon.crashed")
         return EXIT_FAILED
@@ -95,8 +97,10 @@ def _failed_drill(result: Any) -> bool:
 def _socket_for(args: argparse.Namespace) -> Path:
     if args.socket:
         return Path(args.socket)
-    cfg = config_mod.load(args.config, state_dir=args.state_dir)
-    return daemon.socket_path(cfg)
+    spec = config_mod.load_daemon(args.config)
+    if args.state_dir:
+        return Path(args.state_dir).resolve() / "control.sock"
+    return spec.socket or spec.state_dir / "control.sock"
 
 
 def _call(path: Path, request: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", default=os.environ.get("VTLFABRIC_CONFIG", DEFAULT_CONFIG))
-    run.add_argument("--state-dir", help="override the config's state dir")
+    run.add_argument("--state-dir", help="override the config's state dir (systemd: ${STATE_DIRECTORY})")
+    run.add_argument("--socket", help="override the config's control socket (systemd: ${RUNTIME_DIRECTORY}/control.sock)")
     run.add_argument("--virtual-clock", action="store_true", help="run on Trio's mock clock: time jumps whenever the fabric is idle")
     run.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")

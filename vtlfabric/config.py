@@ -614,8 +614,16 @@ def _encryption(t: Table) -> EncryptionSpec:
     return spec
 
 
-def load(path: Path | str, state_dir: Path | str | None = None) -> FabricConfig:
-    """Read and check the whole fabric config; raise one ConfigError or return it whole."""
+def load_daemon(path: Path | str) -> DaemonSpec:
+    """Only the [daemon] table: enough to find a running daemon's socket even while the
+    rest of the file is being edited (and may not load)."""
+    path = Path(path).resolve()
+    return _daemon(_read_toml(path).table("daemon", required=False), path.parent)
+
+
+def load(path: Path | str, state_dir: Path | str | None = None, socket: Path | str | None = None) -> FabricConfig:
+    """Read and check the whole fabric config; raise one ConfigError or return it whole.
+    ``state_dir`` and ``socket`` override the config's (systemd hands them to us)."""
     path = Path(path).resolve()
     t = _read_toml(path)
     base = path.parent
@@ -624,6 +632,8 @@ def load(path: Path | str, state_dir: Path | str | None = None) -> FabricConfig:
     daemon = _daemon(t.table("daemon", required=False), base)
     if state_dir is not None:
         daemon = attrs.evolve(daemon, state_dir=Path(state_dir).resolve())
+    if socket is not None:
+        daemon = attrs.evolve(daemon, socket=Path(socket).resolve())
     config = FabricConfig(
         file=path,
         daemon=daemon,

@@ -130,7 +130,7 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
     keystore = await trio.to_thread.run_sync(
         Keystore.load_or_create, state / "keys", [s.mediaagent.name for s in config.sites], config.encryption.kem
     )
-    await catalog.call(queries.sync_copies, [_copy_record(c) for c in config.copies()])
+    await catalog.call(queries.sync_copies, [copy_record(c) for c in config.copies()])
     libraries: dict[str, Library] = {}
     mediaagents: dict[str, MediaAgent] = {}
     for site in config.sites:
@@ -156,6 +156,6 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
     return fabric
 
 
-def _copy_record(copy: CopySpec) -> CopyRecord:
+def copy_record(copy: CopySpec) -> CopyRecord:
     source = f"{copy.policy}/{copy.source}" if copy.source else None
     return CopyRecord(copy.id, copy.policy, copy.library, source, copy.primary)

@@ -2,8 +2,10 @@
 
 Start-up order follows the data: catalog, then sites (libraries are trimmed to
 what the catalog committed), then the operations nursery, the scheduler and the
-control socket. SIGTERM or Ctrl-C cancels everything; jobs finish their
-checkpoint under a shield, and the process exits 0.
+control socket; then it tells systemd it is ready. SIGTERM or Ctrl-C stops
+taking work, gives running jobs the grace period, cancels the rest at their
+last checkpoint, and the process exits 0. Signals and systemd's notify
+protocol are in lifecycle.py.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import fcntl
 import os
 import random
-import signal
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,14 +23,17 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import config as config_mod
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import FabricConfig
 from vtlfabric.fabric import Fabric, build
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.control import serve
+from vtlfabric.service.lifecycle import SIGNALS, Lifecycle
+from vtlfabric.service.notify import Notifier, watchdog_interval
 from vtlfabric.service.operations import Operations
-from vtlfabric.service.scheduler import run_scheduler
+from vtlfabric.service.scheduler import Scheduler
 from vtlfabric.sim.clock import FabricClock
 
 log = structlog.get_logger()
@@ -101,26 +107,21 @@ async def _recover(catalog: Catalog, now: float) -> None:
         log.warning("daemon.recovered", failed_jobs=failed)
 
 
-async def _until_stop_signal(signals: Any, commands: Commands) -> None:
-    """SIGUSR1 starts a DR drill; SIGTERM or SIGINT returns, to stop the daemon."""
-    async for signum in signals:
-        if signum == signal.SIGUSR1:
-            await commands.start_drill_on_signal()
-            continue
-        log.info("daemon.stopping", signal=signal.Signals(signum).name)
-        return
-
-
-async def run(config: FabricConfig, *, virtual_clock: bool = False, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the fabric until cancelled or signalled."""
+async def run(
+    config: FabricConfig, *, virtual_clock: bool = False, load_config: Callable[[], FabricConfig] | None = None,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the fabric until cancelled or signalled. SIGHUP reloads with ``load_config``
+    (by default, the config's file as it is then)."""
+    load_config = load_config or partial(config_mod.load, config.file)
     catalog = await Catalog.open(config.daemon.state_dir / "catalog.db")
     try:
         clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock))
         await _recover(catalog, clock.now())
         fabric = await build(config, catalog, clock, random.Random(config.daemon.seed))
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+        with trio.open_signal_receiver(*SIGNALS) as signals:
             try:
-                await _serve(fabric, signals, virtual_clock, task_status)
+                await _serve(fabric, signals, virtual_clock, load_config, task_status)
             finally:
                 with trio.CancelScope(shield=True):
                     await _save_fabric_time(fabric)
@@ -130,27 +131,37 @@ async def run(config: FabricConfig, *, virtual_clock: bool = False, task_status:
     log.info("daemon.stopped")
 
 
-async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, task_status: Any) -> None:
+async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, load_config: Callable[[], FabricConfig], task_status: Any) -> None:
     """Serve until a signal, then stop taking work, give running jobs the grace period
     to finish, and cancel what remains: a cancelled job stops at its last checkpoint."""
     config = fabric.config
+    notifier = Notifier.from_environ()
     async with trio.open_nursery() as jobs:
         ops = Operations(jobs)
         async with trio.open_nursery() as services:
             commands = Commands(fabric, ops, trio.current_time())
+            scheduler = Scheduler(fabric, ops)
+            lifecycle = Lifecycle(commands, scheduler, notifier, load_config)
             await services.start(serve, commands, socket_path(config))
-            await services.start(run_scheduler, fabric, ops)
+            await services.start(scheduler.run)
             if virtual_clock:
                 services.start_soon(_keep_fabric_time, fabric)
             log.info(
                 "daemon.ready", pid=os.getpid(), config=str(config.file), state_dir=str(config.daemon.state_dir),
                 socket=str(socket_path(config)), virtual_clock=virtual_clock, seed=config.daemon.seed,
             )
+            await notifier.send(READY=1, MAINPID=os.getpid(), STATUS=await lifecycle.status_line())
+            if notifier.enabled:
+                services.start_soon(lifecycle.report_status)
+            interval = watchdog_interval()
+            if notifier.enabled and interval:
+                services.start_soon(lifecycle.watchdog, interval)
             task_status.started(fabric)
-            await _until_stop_signal(signals, commands)
+            await lifecycle.until_stop(signals)
             services.cancel_scope.cancel()
         if ops.running:
             log.info("daemon.draining", running=sorted(ops.running), grace=config.daemon.shutdown_grace)
         with trio.move_on_after(config.daemon.shutdown_grace):
             await ops.wait_idle()
         jobs.cancel_scope.cancel()
+    notifier.close()

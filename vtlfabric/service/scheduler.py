@@ -1,9 +1,13 @@
-"""Runs the config's schedules: backups and auto-copies, each on its own period."""
+"""Runs the config's schedules: backups, auto-copies and data aging, each on its own period.
+
+A config reload restarts the schedules from the new config. What each schedule last
+started is kept across the restart, so a run still going is not stacked."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import structlog
 import trio
 
@@ -17,32 +21,48 @@ from vtlfabric.service.operations import Operation, Operations
 log = structlog.get_logger()
 
 
-async def run_scheduler(fabric: Fabric, ops: Operations, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    async with trio.open_nursery() as nursery:
-        origin = trio.current_time()
-        for schedule in fabric.config.schedules:
-            nursery.start_soon(_run_schedule, fabric, ops, schedule, origin)
-        task_status.started()
+@attrs.define
+class Scheduler:
+    fabric: Fabric
+    ops: Operations
+    _last: dict[str, Operation] = attrs.field(factory=dict)  # by schedule name and target
+    _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        while True:
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    origin = trio.current_time()
+                    for schedule in self.fabric.config.schedules:
+                        nursery.start_soon(self._run_schedule, schedule, origin)
+                    task_status.started()
+                    task_status = trio.TASK_STATUS_IGNORED
+                    await trio.sleep_forever()
 
-async def _run_schedule(fabric: Fabric, ops: Operations, schedule: ScheduleSpec, origin: float) -> None:
-    """Fire at origin + start, then every period. A run still going when the next is due
-    is not stacked: that firing is skipped and logged."""
-    last: dict[str, Operation] = {}
-    due = origin + schedule.start
-    while True:
-        await trio.sleep_until(due)
-        for key, starter in _firings(fabric, schedule):
-            previous = last.get(key)
-            if previous is not None and not previous.done.is_set():
-                log.info("schedule.skipped", schedule=schedule.name, target=key, running=previous.id)
-                continue
-            try:
-                last[key] = await starter(ops)
-                log.info("schedule.fired", schedule=schedule.name, target=key, operation=last[key].id)
-            except Exception as e:
-                log.warning("schedule.failed", schedule=schedule.name, target=key, error=str(e))
-        due += schedule.every
+    def restart(self) -> None:
+        """Start over from the fabric's (new) config."""
+        self._scope.cancel()
+
+    async def _run_schedule(self, schedule: ScheduleSpec, origin: float) -> None:
+        """Fire at origin + start, then every period. A run still going when the next is due
+        is not stacked: that firing is skipped and logged."""
+        due = origin + schedule.start
+        while True:
+            await trio.sleep_until(due)
+            for key, starter in _firings(self.fabric, schedule):
+                await self._fire(schedule, key, starter)
+            due += schedule.every
+
+    async def _fire(self, schedule: ScheduleSpec, key: str, starter: Any) -> None:
+        previous = self._last.get(f"{schedule.name}:{key}")
+        if previous is not None and not previous.done.is_set():
+            log.info("schedule.skipped", schedule=schedule.name, target=key, running=previous.id)
+            return
+        try:
+            op = self._last[f"{schedule.name}:{key}"] = await starter(self.ops)
+            log.info("schedule.fired", schedule=schedule.name, target=key, operation=op.id)
+        except Exception as e:
+            log.warning("schedule.failed", schedule=schedule.name, target=key, error=str(e))
 
 
 def _firings(fabric: Fabric, schedule: ScheduleSpec) -> list[tuple[str, Any]]:
