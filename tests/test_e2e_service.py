@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fabric_toml, write_fabric
-from tests.daemon import Daemon
+from tests.daemon import CLI, Daemon
 
 pytestmark = pytest.mark.e2e
 WATCHDOG_USEC = 1_000_000  # a ping every 0.5 s
@@ -130,3 +133,53 @@ def wait_until(predicate, d: Daemon, seconds: float = 20.0) -> None:
             return
         time.sleep(0.1)  # clock-ok
     raise AssertionError(f"timed out\n{d.tail()}")
+
+
+def test_ctl_events_follow_prints_job_copy_fault_and_drill_events_as_they_happen(tmp_path):
+    d = Daemon(write_fabric(tmp_path / "fabric"), tmp_path / "daemon.log").start()
+    follow = subprocess.Popen([*CLI, "ctl", "events", "--follow", "--config", str(d.config)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # clock-ok: let the follower connect
+        d.ok("backup", "IBMB", "--type", "full", "--wait")
+        d.ok("auxcopy", "--wait")
+        d.ok("fault", "link:wan", "partition")
+        assert d.ctl("drill", "--wait").returncode == 1  # IBMA has no backup: the drill fails, and says so
+        seen: list[dict] = []
+        end = time.monotonic() + 20  # clock-ok
+        while time.monotonic() < end and "drill.failed" not in [e["event"] for e in seen]:  # clock-ok
+            seen.append(json.loads(follow.stdout.readline()))
+        names = [e["event"] for e in seen]
+        for expected in ("backup.started", "backup.completed", "auxcopy.job_available", "fault.injected", "drill.started", "drill.client_failed"):
+            assert expected in names, names
+        assert all({"event", "level", "timestamp"} <= set(e) for e in seen)
+        done = next(e for e in seen if e["event"] == "backup.completed")
+        assert done["client"] == "IBMB" and isinstance(done["job_id"], int)
+        assert not any(e["event"].startswith("control.") for e in seen), "only fabric events"
+
+        recent = d.ctl("events")
+        assert recent.returncode == 0 and "backup.completed" in recent.stdout
+        assert all(json.loads(line) for line in recent.stdout.splitlines())
+        assert d.stop() == 0
+        assert follow.wait(10) == 0, "the stream ends when the daemon stops"
+    finally:
+        follow.kill()
+        d.kill()
+
+
+def test_under_systemd_logs_are_journal_lines_with_priorities(tmp_path):
+    log = tmp_path / "daemon.log"
+    config = write_fabric(tmp_path / "fabric")
+    with open(log, "wb") as out:
+        st = os.fstat(out.fileno())
+        proc = subprocess.Popen([*CLI, "run", "--config", str(config)], stdout=out, stderr=out,
+                                env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    try:
+        d = Daemon(config, log, proc=proc)
+        wait_until(lambda: "daemon.ready" in log.read_text(), d)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        lines = log.read_text().splitlines()
+        ready = next(line for line in lines if "daemon.ready" in line)
+        assert ready.startswith("<6>daemon.ready ") and "pid=" in ready and "timestamp" not in ready
+    finally:
+        proc.kill()

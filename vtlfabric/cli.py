@@ -22,6 +22,7 @@ import trio.testing
 from vtlfabric import config as config_mod
 from vtlfabric.cliformat import render
 from vtlfabric.service import daemon, logs
+from vtlfabric.service.events import EventBus
 from vtlfabric.sim import faults
 
 DEFAULT_CONFIG = "config/vtlfabric.toml"
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    logs.configure(args.log_format, args.log_level)
+    bus = EventBus()
+    logs.configure(args.log_format, args.log_level, bus)
     log = structlog.get_logger()
     try:
         cfg = config_mod.load(args.config, state_dir=args.state_dir, socket=args.socket)
@@ -52,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         clock = trio.testing.MockClock(autojump_threshold=0.01) if args.virtual_clock else None
         reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)
-        trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock, load_config=reload), clock=clock)
+        trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock, load_config=reload, bus=bus), clock=clock)
     except Exception:
         log.exception("daemon.crashed")
         return EXIT_FAILED
@@ -74,6 +76,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"vtlfabric: {e}", file=sys.stderr)
         return EXIT_BAD
+    if request["cmd"] == "events":
+        return _print_events(path, request)
     try:
         reply = _call(path, request)
     except OSError as e:
@@ -116,6 +120,28 @@ def _call(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     if not data:
         raise ConnectionResetError(0, "the daemon closed the connection without a reply")
     return json.loads(data)
+
+
+def _print_events(path: Path, request: dict[str, Any]) -> int:
+    """One JSON event a line, as they come, until the daemon ends the stream or Ctrl-C."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            lines = sock.makefile("r", encoding="utf-8")
+            header = json.loads(lines.readline() or "{}")
+            if not header.get("ok"):
+                print(f"vtlfabric: {header.get('error', 'the daemon closed the connection')}", file=sys.stderr)
+                return int(header.get("code", EXIT_FAILED))
+            for line in lines:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    except OSError as e:
+        print(f"vtlfabric: cannot reach the daemon at {path}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def _simple(cmd: str) -> Any:
@@ -174,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="override the config's state dir (systemd: ${STATE_DIRECTORY})")
     run.add_argument("--socket", help="override the config's control socket (systemd: ${RUNTIME_DIRECTORY}/control.sock)")
     run.add_argument("--virtual-clock", action="store_true", help="run on Trio's mock clock: time jumps whenever the fabric is idle")
-    run.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    run.add_argument("--log-format", choices=("auto", "json", "journal", "console"), default="auto",
+                     help="auto: journal under systemd, console on a terminal, else json")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     run.set_defaults(handler=cmd_run)
 
@@ -218,6 +245,9 @@ def _parser() -> argparse.ArgumentParser:
                 "run a DR drill (also: SIGUSR1 to the daemon); --wait prints its report", waits)
     drill.add_argument("--mode", choices=config_mod.DRILL_MODES, help="default: the config's [drill] mode")
     add("drills", _simple("drills"), "past drills and their results")
+    events = add("events", lambda a: {"cmd": "events", "follow": a.follow},
+                 "job, copy, media, fault and drill events, one JSON object a line (recent ones, or --follow)")
+    events.add_argument("--follow", "-f", action="store_true", help="print events as they happen until interrupted")
     age = add("age", lambda a: {"cmd": "age", "policy": a.policy, "wait": a.wait}, "run data aging now", waits)
     age.add_argument("--policy", help="only this storage policy's copies")
     promote = add("promote", lambda a: {"cmd": "promote", "copy": a.copy, "yes": a.yes, "planned": a.planned},

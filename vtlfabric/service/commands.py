@@ -22,6 +22,7 @@ from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.drill import run_drill
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.selection import to_register
+from vtlfabric.service.events import EventBus, EventFeed
 from vtlfabric.service.operations import Operation, Operations
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
@@ -57,6 +58,7 @@ class Commands:
     fabric: Fabric
     ops: Operations
     started_at: float
+    bus: EventBus = attrs.field(factory=EventBus)
     pid: int = attrs.field(factory=os.getpid)
 
     async def dispatch(self, request: dict[str, Any]) -> Any:
@@ -206,6 +208,9 @@ class Commands:
             log.info("drill.ignored", reason="a drill is already running", signal="SIGUSR1")
             return
         await self.ops.start("drill", run_drill, self.fabric, self.fabric.config.drill.mode, "signal SIGUSR1")
+
+    async def cmd_events(self, request: dict[str, Any]) -> EventFeed:
+        return EventFeed(self.bus, arg(request, "follow", bool, False))
 
     async def cmd_drills(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         rows = await self.fabric.catalog.call(queries.drills)

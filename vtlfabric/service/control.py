@@ -20,6 +20,7 @@ import structlog
 import trio
 
 from vtlfabric.service.commands import BadRequest, Commands, Failed
+from vtlfabric.service.events import EventFeed
 
 log = structlog.get_logger()
 MAX_REQUEST = 1 << 20
@@ -67,7 +68,11 @@ async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
             if not isinstance(request, dict):
                 raise BadRequest("request: expected a JSON object")
             request["who"] = await peer_name(stream)  # from the kernel, never from the request
-            reply = _reply(True, await commands.dispatch(request))
+            result = await commands.dispatch(request)
+            if isinstance(result, EventFeed):
+                await _send_events(stream, result)
+                return
+            reply = _reply(True, result)
         except trio.TooSlowError:
             reply = _reply(False, "request: not received in time", 2)
         except (BadRequest, ValueError) as e:  # JSONDecodeError is a ValueError
@@ -81,6 +86,25 @@ async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
             await stream.send_all(reply)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+async def _send_events(stream: trio.SocketStream, feed: EventFeed) -> None:
+    """The reply line, then one event a line; a reader that went away ends it."""
+    try:
+        await stream.send_all(_reply(True, "events"))
+        if not feed.follow:
+            for event in list(feed.bus.recent):
+                await stream.send_all(_event_line(event))
+            return
+        async with feed.bus.follow() as follower:
+            while True:
+                await stream.send_all(_event_line(await follower.next()))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+def _event_line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, default=str, sort_keys=True).encode() + b"\n"
 
 
 async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -30,6 +30,7 @@ from vtlfabric.config import FabricConfig
 from vtlfabric.fabric import Fabric, build
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.control import serve
+from vtlfabric.service.events import EventBus
 from vtlfabric.service.lifecycle import SIGNALS, Lifecycle
 from vtlfabric.service.notify import Notifier, watchdog_interval
 from vtlfabric.service.operations import Operations
@@ -109,11 +110,13 @@ async def _recover(catalog: Catalog, now: float) -> None:
 
 async def run(
     config: FabricConfig, *, virtual_clock: bool = False, load_config: Callable[[], FabricConfig] | None = None,
-    task_status: Any = trio.TASK_STATUS_IGNORED,
+    bus: EventBus | None = None, task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the fabric until cancelled or signalled. SIGHUP reloads with ``load_config``
     (by default, the config's file as it is then)."""
     load_config = load_config or partial(config_mod.load, config.file)
+    bus = bus or EventBus()
+    bus.attach()
     catalog = await Catalog.open(config.daemon.state_dir / "catalog.db")
     try:
         clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock))
@@ -121,7 +124,7 @@ async def run(
         fabric = await build(config, catalog, clock, random.Random(config.daemon.seed))
         with trio.open_signal_receiver(*SIGNALS) as signals:
             try:
-                await _serve(fabric, signals, virtual_clock, load_config, task_status)
+                await _serve(fabric, signals, virtual_clock, load_config, bus, task_status)
             finally:
                 with trio.CancelScope(shield=True):
                     await _save_fabric_time(fabric)
@@ -131,7 +134,9 @@ async def run(
     log.info("daemon.stopped")
 
 
-async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, load_config: Callable[[], FabricConfig], task_status: Any) -> None:
+async def _serve(
+    fabric: Fabric, signals: Any, virtual_clock: bool, load_config: Callable[[], FabricConfig], bus: EventBus, task_status: Any
+) -> None:
     """Serve until a signal, then stop taking work, give running jobs the grace period
     to finish, and cancel what remains: a cancelled job stops at its last checkpoint."""
     config = fabric.config
@@ -139,7 +144,7 @@ async def _serve(fabric: Fabric, signals: Any, virtual_clock: bool, load_config:
     async with trio.open_nursery() as jobs:
         ops = Operations(jobs)
         async with trio.open_nursery() as services:
-            commands = Commands(fabric, ops, trio.current_time())
+            commands = Commands(fabric, ops, trio.current_time(), bus)
             scheduler = Scheduler(fabric, ops)
             lifecycle = Lifecycle(commands, scheduler, notifier, load_config)
             await services.start(serve, commands, socket_path(config))

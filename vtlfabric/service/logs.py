@@ -20,24 +20,51 @@ def _fabric_time(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# sd-daemon(3) priority prefixes: journald files each line at its level.
+_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+
+def _journal_line(_: Any, __: str, event: dict[str, Any]) -> str:
+    """``<6>backup.completed job_id=7 copy=IBMI/primary ...``: journald stamps the time itself."""
+    priority = _PRIORITY.get(event.pop("level", "info"), 6)
+    event.pop("timestamp", None)
+    name = event.pop("event", "")
+    return f"<{priority}>{name} " + structlog.processors.LogfmtRenderer(sort_keys=True)(_, __, event)
+
+
+def on_journal() -> bool:
+    """stderr is the journal stream systemd connected (JOURNAL_STREAM is its device:inode)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 def choose_format(requested: str | None) -> str:
     if requested and requested != "auto":
         return requested
-    if os.environ.get("JOURNAL_STREAM") or not sys.stderr.isatty():
-        return "json"
-    return "console"
+    if on_journal():
+        return "journal"
+    return "console" if sys.stderr.isatty() else "json"
 
 
-def configure(fmt: str | None = None, level: str = "info") -> None:
+def configure(fmt: str | None = None, level: str = "info", bus: Any = None) -> None:
+    """``bus`` (an events.EventBus) sees every event before it is rendered."""
     fmt = choose_format(fmt)
-    renderer: Any = structlog.processors.JSONRenderer(sort_keys=True) if fmt == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    renderer: Any = {
+        "json": structlog.processors.JSONRenderer(sort_keys=True),
+        "journal": _journal_line,
+    }.get(fmt) or structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _fabric_time,
-            structlog.processors.format_exc_info if fmt == "json" else structlog.dev.set_exc_info,
+            structlog.processors.format_exc_info if fmt != "console" else structlog.dev.set_exc_info,
+            *([bus] if bus is not None else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
