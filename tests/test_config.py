@@ -49,6 +49,9 @@ def _error(path: Path) -> config.ConfigError:
         ("prod.toml", 'capacity = "4MiB"', 'capacity = "lots"', "capacity", "size"),
         ("fabric.toml", 'bandwidth = "50MB"', 'bandwidth = 0', "bandwidth", "positive"),
         ("fabric.toml", 'chunk_size = "256KiB"', 'chunk_size = "1KiB"', "chunk_size", "between"),
+        ("fabric.toml", "[encryption]", '[metrics]\nlisten = "0.0.0.0:9464"\n[encryption]', "metrics.listen", "not a loopback"),
+        ("fabric.toml", "[encryption]", '[metrics]\nlisten = "9464"\n[encryption]', "metrics.listen", "HOST:PORT"),
+        ("fabric.toml", 'seed = 7', 'seed = 7\nsocket_group = 5', "daemon.socket_group", "str"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, file, old, new, key, words):
@@ -59,6 +62,13 @@ def test_bad_config_names_file_and_key(tmp_path, file, old, new, key, words):
     assert key in err.key
     assert words.lower() in str(err).lower()
     assert not (tmp_path / "state").exists(), "a bad config touches nothing"
+
+
+def test_metrics_listen_on_loopback(tmp_path):
+    path = write_fabric(tmp_path)
+    _edit(path, "[encryption]", '[metrics]\nlisten = "[::1]:9100"\n[encryption]')
+    assert config.load(path).metrics == config.MetricsSpec("::1", 9100)
+    assert config.load(SHIPPED).metrics == config.MetricsSpec("127.0.0.1", 9464)
 
 
 def test_syntax_error_names_file(tmp_path):

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import fabric_toml, write_fabric
-from tests.daemon import CLI, Daemon
+from tests.daemon import CLI, Daemon, raw_request
 
 pytestmark = pytest.mark.e2e
 WATCHDOG_USEC = 1_000_000  # a ping every 0.5 s
@@ -183,3 +188,118 @@ def test_under_systemd_logs_are_journal_lines_with_priorities(tmp_path):
         assert ready.startswith("<6>daemon.ready ") and "pid=" in ready and "timestamp" not in ready
     finally:
         proc.kill()
+
+
+def test_prometheus_metrics_pass_promtool_and_cover_jobs_copies_libraries_wan_and_drills(tmp_path):
+    path = write_fabric(tmp_path / "fabric", extra_daemon="")
+    path.write_text(path.read_text() + '\n[metrics]\nlisten = "127.0.0.1:0"\n')
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        d.ok("backup", "IBMB", "--type", "full", "--wait")
+        d.ok("backup", "IBMA", "--type", "full", "--wait")
+        d.ok("auxcopy", "--wait")
+        d.ok("drill", "--wait")
+        address = d.ok("status")["endpoints"]["metrics"]
+        assert address.startswith("127.0.0.1:")
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as reply:
+            assert reply.headers["Content-Type"].startswith("text/plain; version=")
+            text = reply.read().decode()
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+        assert samples['vtlfabric_jobs{status="completed",type="full"}'] == 2
+        assert samples['vtlfabric_copy_lag_jobs{copy="P/dr"}'] == 0 and samples['vtlfabric_copy_primary{copy="P/primary"}'] == 1
+        assert samples['vtlfabric_auxcopy_copied_bytes_total{copy="P/dr"}'] == samples['vtlfabric_backup_bytes_total{policy="P"}'] > 0
+        assert samples['vtlfabric_wan_goodput_bytes_total{direction="prod->dr",link="wan"}'] > 0
+        assert 'vtlfabric_wan_retransmits_total{link="wan"}' in samples
+        assert samples['vtlfabric_library_drives{library="dr/DVTL"}'] == 2
+        assert samples["vtlfabric_drill_passed"] == 1 and samples['vtlfabric_drill_client_passed{client="IBMA",copy="P/dr"}'] == 1
+        assert 'vtlfabric_drill_rto_seconds{client="IBMB",copy="P/dr"}' in samples
+
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://{address}/other", timeout=10)
+        host, port = address.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as junk:
+            junk.sendall(b"\x00\x01 not http\r\n\r\n")
+            assert b"400" in junk.recv(1024)
+        assert d.ok("status")["pid"] == d.proc.pid
+        assert d.stop() == 0
+    finally:
+        d.kill()
+
+
+ASK_STATUS = """
+import json, socket, sys
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    s.connect(sys.argv[1])
+    s.sendall(b'{"cmd": "status"}\\n')
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+print(data.decode())
+"""
+
+
+def as_nobody(sock: Path) -> dict:
+    done = subprocess.run([SYSTEM_PYTHON, "-c", ASK_STATUS, str(sock)], user="nobody", group="nogroup", extra_groups=[],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # nobody may not reach this checkout's interpreter
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(SYSTEM_PYTHON), reason="needs root and /usr/bin/python3 to connect as nobody")
+@pytest.mark.parametrize("group", [None, "nogroup"])
+def test_the_control_socket_serves_its_owner_and_its_group_only(tmp_path, group):
+    shared = Path(tempfile.mkdtemp(prefix="vtlfabric-sock-"))  # a directory others can reach
+    shared.chmod(0o755)
+    sock = shared / "control.sock"
+    path = write_fabric(tmp_path / "fabric", extra_daemon=f'socket_group = "{group}"' if group else "")
+    d = Daemon(path, tmp_path / "daemon.log", args=("--socket", str(sock)), ctl_args=("--socket", str(sock))).start()
+    try:
+        assert d.ok("status")["pid"] == d.proc.pid, "the owner"
+        if group:
+            assert oct(sock.stat().st_mode & 0o777) == "0o660" and grp.getgrgid(sock.stat().st_gid).gr_name == group
+            reply = as_nobody(sock)
+            assert reply["ok"], reply
+        else:
+            assert oct(sock.stat().st_mode & 0o777) == "0o600"
+            sock.chmod(0o666)  # loosened by hand: the kernel's word on the peer still decides
+            reply = as_nobody(sock)
+            assert not reply["ok"] and "permission denied: nobody" in reply["error"]
+            assert any(e["event"] == "control.refused" and e["user"] == "nobody" for e in d.events())
+        assert d.stop() == 0
+    finally:
+        d.kill()
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_slow_oversized_and_malformed_requests_never_stall_other_clients(tmp_path):
+    d = Daemon(write_fabric(tmp_path / "fabric"), tmp_path / "daemon.log").start()
+    sock = str(d.config.parent / "state" / "control.sock")
+    idle = []
+    try:
+        for _ in range(30):  # clients that connect and say nothing
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock)
+            idle.append(s)
+        began = time.monotonic()  # clock-ok
+        assert d.ok("status")["pid"] == d.proc.pid
+        assert time.monotonic() - began < 5, "idle clients do not hold others up"  # clock-ok
+        try:  # answered with an error, or dropped before the sender is done
+            huge = raw_request(Path(sock), b"x" * (3 << 20))
+            assert not huge["ok"] and "longer than" in huge["error"]
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert not raw_request(Path(sock), b"\xff\xfe garbage\n")["ok"]
+        assert not raw_request(Path(sock), b'{"cmd": "status"')["ok"], "no newline, then EOF"
+        idle[0].settimeout(15)
+        assert b"not received in time" in idle[0].recv(65536), "a slow request is answered with an error"
+        assert d.ok("status")["pid"] == d.proc.pid and d.stop() == 0
+    finally:
+        for s in idle:
+            s.close()
+        d.kill()

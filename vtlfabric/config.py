@@ -6,6 +6,8 @@ Every error is one ``ConfigError`` naming the file and the dotted key.
 
 from __future__ import annotations
 
+import grp
+import ipaddress
 import re
 import tomllib
 from collections.abc import Callable
@@ -168,6 +170,14 @@ class ScheduleSpec:
 
 
 @attrs.frozen
+class MetricsSpec:
+    """Where Prometheus scrapes: a loopback address only, port 0 for any free one."""
+
+    host: str
+    port: int
+
+
+@attrs.frozen
 class EncryptionSpec:
     kem: str
     aead: str
@@ -180,6 +190,7 @@ class DaemonSpec:
     seed: int
     socket: Path | None
     shutdown_grace: float
+    socket_group: str | None = None  # members may use the control socket too (besides its owner and root)
 
 
 @attrs.frozen
@@ -198,6 +209,7 @@ class FabricConfig:
     policies: tuple[PolicySpec, ...]
     schedules: tuple[ScheduleSpec, ...]
     drill: DrillSpec = DrillSpec()
+    metrics: MetricsSpec | None = None
 
     def drill_copies(self) -> list[CopySpec]:
         if self.drill.copies:
@@ -591,9 +603,33 @@ def _daemon(t: Table, base: Path) -> DaemonSpec:
         seed=t.get("seed", int, 0),
         socket=(base / socket).resolve() if socket else None,
         shutdown_grace=t.convert("shutdown_grace", parse_duration, "10s"),
+        socket_group=t.get("socket_group", str, None),
     )
+    if spec.socket_group is not None:
+        try:
+            grp.getgrnam(spec.socket_group)
+        except KeyError:
+            raise t.error("socket_group", f"no group named {spec.socket_group!r} on this host") from None
     t.done()
     return spec
+
+
+def _metrics(t: Table) -> MetricsSpec | None:
+    listen = t.get("listen", str, "")
+    t.done()
+    if not listen:
+        return None
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise t.error("listen", f"{listen!r} is not HOST:PORT, e.g. \"127.0.0.1:9464\"")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise t.error("listen", f"{host!r} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only")
+    return MetricsSpec("127.0.0.1" if host == "localhost" else host, int(port))
 
 
 def _drill(t: Table) -> DrillSpec:
@@ -641,6 +677,7 @@ def load(path: Path | str, state_dir: Path | str | None = None, socket: Path | s
         links=tuple(_link(link) for link in t.tables("link")),
         encryption=_encryption(t.table("encryption", required=False)),
         drill=_drill(t.table("drill", required=False)),
+        metrics=_metrics(t.table("metrics", required=False)),
         policies=tuple(_policy(p) for p in t.tables("policy")),
         schedules=tuple(_schedule(s) for s in t.tables("schedule")),
     )

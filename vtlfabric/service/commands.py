@@ -59,6 +59,7 @@ class Commands:
     ops: Operations
     started_at: float
     bus: EventBus = attrs.field(factory=EventBus)
+    endpoints: dict[str, str] = attrs.field(factory=dict)  # what else the daemon serves, e.g. metrics: "127.0.0.1:9464"
     pid: int = attrs.field(factory=os.getpid)
 
     async def dispatch(self, request: dict[str, Any]) -> Any:
@@ -84,6 +85,7 @@ class Commands:
             "state_dir": str(fabric.config.daemon.state_dir),
             "fabric_time": iso(fabric.now()),
             "uptime": round(trio.current_time() - self.started_at, 1),
+            "endpoints": self.endpoints,
             "running": [op.to_json() for op in self.ops.running.values()],
             "jobs": _count_by(jobs, lambda j: j.status),
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],

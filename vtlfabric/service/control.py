@@ -7,6 +7,7 @@ Malformed, oversized or slow requests get an error; they never reach the fabric.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -16,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 import trio
 
@@ -40,18 +42,33 @@ async def read_line(stream: trio.abc.Stream, limit: int = MAX_REQUEST) -> bytes:
     return line
 
 
-async def peer_name(stream: trio.SocketStream) -> str:
+@attrs.frozen
+class Peer:
+    uid: int
+    gid: int
+    name: str
+    groups: frozenset[int]
+
+
+async def peer_of(stream: trio.SocketStream) -> Peer:
     """Who is on the other end of the socket, as the kernel says (SO_PEERCRED)."""
     creds = stream.socket.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return await trio.to_thread.run_sync(_user_name, uid)  # NSS may ask a directory server
+    _pid, uid, gid = struct.unpack("3i", creds)
+    return await trio.to_thread.run_sync(_peer, uid, gid)  # NSS may ask a directory server
 
 
-def _user_name(uid: int) -> str:
+def _peer(uid: int, gid: int) -> Peer:
     try:
-        return pwd.getpwuid(uid).pw_name
+        name = pwd.getpwuid(uid).pw_name
+        groups = frozenset(os.getgrouplist(name, gid))
     except KeyError:
-        return f"uid {uid}"
+        name, groups = f"uid {uid}", frozenset({gid})
+    return Peer(uid, gid, name, groups)
+
+
+def allowed(peer: Peer, group: int | None) -> bool:
+    """The socket's owner (the daemon's user), root, or a member of the configured group."""
+    return peer.uid in (os.geteuid(), 0) or (group is not None and group in peer.groups)
 
 
 def _reply(ok: bool, payload: Any, code: int = 0) -> bytes:
@@ -59,15 +76,19 @@ def _reply(ok: bool, payload: Any, code: int = 0) -> bytes:
     return json.dumps(body, default=str).encode() + b"\n"
 
 
-async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
+async def _handle(commands: Commands, group: int | None, stream: trio.SocketStream) -> None:
     async with stream:
         try:
             with trio.fail_after(REQUEST_TIMEOUT):  # only reading the request is bounded; --wait may take long
                 line = await read_line(stream)
+            peer = await peer_of(stream)
+            if not allowed(peer, group):  # read first: closing on unread data would reset the reply
+                log.warning("control.refused", uid=peer.uid, user=peer.name)
+                raise Failed(f"permission denied: {peer.name} is not the daemon's user nor in its socket_group")
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise BadRequest("request: expected a JSON object")
-            request["who"] = await peer_name(stream)  # from the kernel, never from the request
+            request["who"] = peer.name  # from the kernel, never from the request
             result = await commands.dispatch(request)
             if isinstance(result, EventFeed):
                 await _send_events(stream, result)
@@ -108,20 +129,26 @@ def _event_line(event: dict[str, Any]) -> bytes:
 
 
 async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the control socket: mode 0600, or 0660 owned by ``[daemon] socket_group``."""
     if path.exists() or path.is_symlink():
         path.unlink()  # a stale socket from a crash; the state-dir lock says no one else owns it
+    group_name = commands.fabric.config.daemon.socket_group
+    group = (await trio.to_thread.run_sync(grp.getgrnam, group_name)).gr_gid if group_name else None
     sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
     old_umask = os.umask(0o177)  # created 0600: no window where others could connect
     try:
         await sock.bind(str(path))
     finally:
         os.umask(old_umask)
+    if group is not None:  # the group gets in only once the group owns it
+        os.chown(path, -1, group)
+        os.chmod(path, 0o660)
     sock.listen(64)
     listener = trio.SocketListener(sock)
     log.info("control.listening", socket=str(path))
     try:
         async with trio.open_nursery() as nursery:
             task_status.started()
-            await trio.serve_listeners(partial(_handle, commands), [listener], handler_nursery=nursery)
+            await trio.serve_listeners(partial(_handle, commands, group), [listener], handler_nursery=nursery)
     finally:
         path.unlink(missing_ok=True)

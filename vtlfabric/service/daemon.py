@@ -32,6 +32,7 @@ from vtlfabric.service.commands import Commands
 from vtlfabric.service.control import serve
 from vtlfabric.service.events import EventBus
 from vtlfabric.service.lifecycle import SIGNALS, Lifecycle
+from vtlfabric.service.metrics import serve_metrics
 from vtlfabric.service.notify import Notifier, watchdog_interval
 from vtlfabric.service.operations import Operations
 from vtlfabric.service.scheduler import Scheduler
@@ -149,6 +150,8 @@ async def _serve(
             lifecycle = Lifecycle(commands, scheduler, notifier, load_config)
             await services.start(serve, commands, socket_path(config))
             await services.start(scheduler.run)
+            if config.metrics is not None:
+                commands.endpoints["metrics"] = await services.start(serve_metrics, commands, config.metrics)
             if virtual_clock:
                 services.start_soon(_keep_fabric_time, fabric)
             log.info(

@@ -54,6 +54,8 @@ def needs_restart(old: FabricConfig, new: FabricConfig) -> list[str]:
         out.append("daemon.state_dir changed")
     if new.daemon.socket != old.daemon.socket:
         out.append("daemon.socket changed")
+    if new.metrics != old.metrics:
+        out.append("[metrics] changed")
     if new.encryption != old.encryption:
         out.append("[encryption] changed")
     before = {s.name: (s.mediaagent, s.libraries) for s in old.sites}
