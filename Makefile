@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/vtlfabric.toml
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench soak venv clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check vtlfabric tests
+
+# The crash soak's long form: kill -9 the daemon at SOAK_CYCLES random moments (make test runs 30).
+SOAK_CYCLES ?= 500
+soak: $(STAMP)
+	SOAK_CYCLES=$(SOAK_CYCLES) $(BIN)/python -m pytest -q -s tests/test_soak.py
 
 bench: $(STAMP)
 	@echo "bench: no benchmarks yet (see the performance issue)"

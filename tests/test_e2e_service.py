@@ -5,6 +5,8 @@ from __future__ import annotations
 import grp
 import json
 import os
+import pty
+import re
 import shutil
 import signal
 import socket
@@ -302,4 +304,45 @@ def test_slow_oversized_and_malformed_requests_never_stall_other_clients(tmp_pat
     finally:
         for s in idle:
             s.close()
+        d.kill()
+
+
+def on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run a command with a pseudo-terminal as its stdout and stderr; return its status and output."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        out += data
+    os.close(master)
+    return proc.wait(30), out.decode(errors="replace")
+
+
+def test_auxcopy_and_restore_wait_show_a_progress_bar_on_a_terminal_and_plain_lines_otherwise(tmp_path):
+    slow = '\n[[link]]\nname = "wan"\nsites = ["prod", "dr"]\nbandwidth = "1MB"\nlatency = "5ms"\n'
+    d = Daemon(write_fabric(tmp_path / "fabric", link=slow, chunk="64KiB"), tmp_path / "daemon.log").start()
+    try:
+        d.ok("backup", "IBMB", "--type", "full", "--wait")
+        status, out = on_a_terminal([*CLI, "ctl", "auxcopy", "--wait", "--config", str(d.config)])
+        assert status == 0, out
+        bars = re.findall(r"auxcopy:\d+ \[[#-]+\]\s+\d+%\s+[\d.]+ \w+ / [\d.]+ \w+\s+[\d.]+ \w+/s\s+\d+ jobs? left", out)
+        assert len(bars) >= 2 and "\r" in out, out
+        assert "completed: P/dr: 1 jobs" in out
+
+        restore = [*CLI, "ctl", "restore", "--client", "IBMB", "--latest", "--copy", "P/dr", "--to", str(tmp_path / "r"), "--wait"]
+        status, out = on_a_terminal([*restore, "--config", str(d.config)])
+        assert status == 0 and "restore:" in out and "%" in out, out
+
+        plain = d.ctl("restore", "--client", "IBMB", "--latest", "--to", str(tmp_path / "r2"), "--wait")
+        assert plain.returncode == 0 and "\r" not in plain.stdout + plain.stderr and "%" not in plain.stderr
+        assert plain.stdout.strip().startswith("restore:") and len(plain.stdout.strip().splitlines()) == 1
+        assert d.stop() == 0
+    finally:
         d.kill()

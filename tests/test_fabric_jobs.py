@@ -250,3 +250,22 @@ async def test_latest_at_dr_is_the_latest_point_dr_holds(fabric, tmp_path, autoj
     gen = {j.id: j.generation for j in await fabric.catalog.call(queries.list_jobs)}
     assert restored_files(tmp_path / "dr") == expected_files(fabric, "IBMB", {"ALLUSR": gen[full["job_id"]]})
     assert restored_files(tmp_path / "prod") == expected_files(fabric, "IBMB", {"ALLUSR": gen[incr["job_id"]]})
+
+
+async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fabric, autojump_clock):
+    from vtlfabric.jobs.verify import VerifyFailed, run_verify
+
+    first = await run_backup(fabric, "IBMB", None, "full")
+    await run_backup(fabric, "IBMA", "IFS", "full")
+    await run_auxcopy(fabric)
+    done = await run_verify(fabric)
+    assert done["jobs_verified"] == 4 and all(c["status"] == "completed" for c in done["copies"])
+
+    [seg] = [s for s in await fabric.catalog.call(queries.segments, first["job_id"], "P/dr")][:1]
+    image = fabric.libraries["dr/DVTL"].image_path(seg.barcode)
+    data = bytearray(image.read_bytes())
+    data[-70_000] ^= 0xFF  # one flipped byte inside a data block of the DR copy
+    image.write_bytes(bytes(data))
+    with pytest.raises(VerifyFailed, match=f"job {first['job_id']} on P/dr"):
+        await run_verify(fabric, "P/dr")
+    assert (await run_verify(fabric, "P/primary"))["jobs_verified"] == 2, "production is fine"

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ import trio
 import trio.testing
 
 from vtlfabric import config as config_mod
-from vtlfabric.cliformat import render
+from vtlfabric.cliformat import progress_bar, render
 from vtlfabric.service import daemon, logs
 from vtlfabric.service.events import EventBus
 from vtlfabric.sim import faults
 
 DEFAULT_CONFIG = "config/vtlfabric.toml"
+PROGRESS_COMMANDS = ("auxcopy", "restore", "verify")  # --wait on a terminal draws a bar
+BAR_EVERY = 0.25
 EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
@@ -79,7 +82,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     if request["cmd"] == "events":
         return _print_events(path, request)
     try:
-        reply = _call(path, request)
+        bar = request.get("wait") and request["cmd"] in PROGRESS_COMMANDS and sys.stderr.isatty() and not args.json
+        reply = _wait_with_bar(path, request) if bar else _call(path, request)
     except OSError as e:
         print(f"vtlfabric: cannot reach the daemon at {path}: {e.strerror or e} (is `vtlfabric run` running?)", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -91,6 +95,23 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     else:
         print(render(request["cmd"], reply["result"]))
     return EXIT_FAILED if _failed_drill(reply["result"]) else EXIT_OK
+
+
+def _wait_with_bar(path: Path, request: dict[str, Any]) -> dict[str, Any]:
+    """Start the operation, then poll it and draw a progress bar on the terminal until it ends."""
+    reply = _call(path, {**request, "wait": False})
+    began = time.monotonic()  # clock-ok: the CLI shows the operator's own elapsed time
+    while reply.get("ok") and reply["result"]["status"] == "running":
+        op = reply["result"]
+        sys.stderr.write("\r\033[K" + progress_bar(op["id"], op["progress"], time.monotonic() - began))  # clock-ok
+        sys.stderr.flush()
+        time.sleep(BAR_EVERY)  # clock-ok
+        reply = _call(path, {"cmd": "operation", "id": op["id"]})
+    sys.stderr.write("\r\033[K")
+    if reply.get("ok") and reply["result"]["status"] != "completed":
+        op = reply["result"]
+        return {"ok": False, "code": EXIT_FAILED, "error": op["error"] or f"{op['id']} {op['status']}: {op['result']}"}
+    return reply
 
 
 def _failed_drill(result: Any) -> bool:
@@ -245,6 +266,9 @@ def _parser() -> argparse.ArgumentParser:
                 "run a DR drill (also: SIGUSR1 to the daemon); --wait prints its report", waits)
     drill.add_argument("--mode", choices=config_mod.DRILL_MODES, help="default: the config's [drill] mode")
     add("drills", _simple("drills"), "past drills and their results")
+    verify = add("verify", lambda a: {"cmd": "verify", "copy": a.copy, "wait": a.wait},
+                 "data verification: read back every available job and check it against its backup digest", waits)
+    verify.add_argument("--copy", help="POLICY/COPY (default: every copy)")
     events = add("events", lambda a: {"cmd": "events", "follow": a.follow},
                  "job, copy, media, fault and drill events, one JSON object a line (recent ones, or --follow)")
     events.add_argument("--follow", "-f", action="store_true", help="print events as they happen until interrupted")

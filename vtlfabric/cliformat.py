@@ -90,6 +90,8 @@ def _operation(op: dict[str, Any]) -> str:
             + (f", {len(c['failed'])} failed" if c["failed"] else "") for c in r.get("copies", [])) or "nothing to copy",
         "aging": lambda r: f"{len(r.get('aged', []))} job copies aged, cartridges back to scratch: "
                            f"{', '.join(r.get('cartridges', [])) or 'none'}",
+        "verify": lambda r: "; ".join(f"{c['copy']}: {c['jobs_verified']} jobs, {format_bytes(c['bytes'])} "
+                                      + (c["status"] if c["status"] != "completed" else "verified") for c in r.get("copies", [])),
         "restore": lambda r: f"{r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))} from {r.get('copy')} "
                              f"at {r.get('site')} (jobs {', '.join(map(str, r.get('jobs', [])))}) into {r.get('dest')}",
     }.get(op["kind"], lambda r: str(r))(result)
@@ -101,3 +103,14 @@ def _selection(r: dict[str, Any]) -> str:
 
 
 _RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection, "copies": _copies, "drills": _drills}
+
+
+def progress_bar(op_id: str, progress: dict[str, Any], elapsed: float, width: int = 24) -> str:
+    """``auxcopy:3 [#########-----]  48%  12.3 MiB / 25.6 MiB  4.1 MiB/s  2 jobs left``"""
+    done, total = progress["bytes_done"], progress["bytes_total"]
+    fraction = min(1.0, done / total) if total else 0.0
+    filled = round(fraction * width)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    left = progress["jobs_total"] - progress["jobs_done"]
+    return (f"{op_id} [{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}  {format_bytes(done)} / {format_bytes(total)}  "
+            f"{format_bytes(rate)}/s  {left} job{'s' if left != 1 else ''} left")

@@ -22,6 +22,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.groups import first_leaf
+from vtlfabric.jobs import progress
 from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
 from vtlfabric.jobs.selection import jobs_to_copy, to_register
 from vtlfabric.net import secure
@@ -108,6 +109,7 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[
             return _skipped(copy, "inoperative", down)
         source = fabric.source_of(copy)
         jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id)
+        progress.current().plan({j.id: j.bytes for j in jobs})
         n_streams = plan_streams(fabric, copy, streams, len(jobs))
         run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())
         bound = log.bind(run=run_id, copy=copy.id, source=source.id)
@@ -160,6 +162,8 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
                 if error is None:
                     totals.jobs += copied is not None
                     totals.bytes += copied or 0
+                    progress.current().at(job.id, job.bytes)
+                    progress.current().job_done(job.id)
                     break
                 reason = str(error) or type(error).__name__
                 bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)

@@ -14,23 +14,22 @@ authentication. The final flag on the last chunk makes truncation visible.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import attrs
 import structlog
-import trio
 
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import progress
 from vtlfabric.jobs.throttle import Throttle
 from vtlfabric.net.secure import SecureChannel
 from vtlfabric.site.index import IndexFormatError, JobIndex
 from vtlfabric.tape.library import Drive
-from vtlfabric.tape.stream import JobWriter, read_segments
+from vtlfabric.tape.stream import JobWriter, read_digest, read_segments
 
 log = structlog.get_logger()
 CONTROL = b"control"
@@ -87,6 +86,7 @@ async def send_job(
             await throttle.take(chunk)
             await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
             sent, n, pending = sent + chunk, n + 1, pending[chunk:]
+            progress.current().at(job.id, offset + sent)
     await throttle.take(len(pending))
     await channel.send(pending, context=_chunk_context(job.id, n), final=True)
     sent += len(pending)
@@ -166,10 +166,6 @@ async def _receive_chunks(fabric: Fabric, channel: SecureChannel, writer: JobWri
 async def _verify(fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, digest: str) -> str:
     """Read the job back from the destination media; the copy counts only if it matches."""
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
-    sha = hashlib.sha256()
-    async for data in read_segments(fabric.library_of(copy), drive, segments):
-        sha.update(data)
-        await trio.lowlevel.checkpoint()
-    if sha.hexdigest() != digest:
+    if await read_digest(fabric.library_of(copy), drive, segments) != digest:
         return f"job {job_id}: digest on {copy.id} does not match the source"
     return ""

@@ -33,15 +33,10 @@ from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import promotion
 from vtlfabric.jobs.backup import BackupFailed, run_backup
-from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
+from vtlfabric.jobs.restore import RESTORE_FAILURES, RestoreRequest, run_restore
 from vtlfabric.sim.clock import iso
-from vtlfabric.site.index import IndexFormatError
-from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import LibraryOffline, MediaFailure
 
 log = structlog.get_logger()
-# What a restore at DR can fail with; each is a failed client in the report, never a crash.
-RESTORE_FAILURES = (RestoreError, IndexFormatError, TapeFormatError, LibraryOffline, MediaFailure, OSError)
 STEP_FAILURES = (promotion.PromotionRefused, promotion.NotPromotable)
 
 

@@ -19,7 +19,10 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
-from vtlfabric.site.index import IndexEntry, JobIndex
+from vtlfabric.jobs import progress
+from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
+from vtlfabric.tape.image import TapeFormatError
+from vtlfabric.tape.library import LibraryOffline, MediaFailure
 from vtlfabric.tape.stream import read_segments
 
 log = structlog.get_logger()
@@ -27,6 +30,11 @@ log = structlog.get_logger()
 
 class RestoreError(Exception):
     pass
+
+
+# What reading a job back can fail with: each is a failed restore (or drill client, or
+# verified job) with its reason, never a crash.
+RESTORE_FAILURES = (RestoreError, IndexFormatError, TapeFormatError, LibraryOffline, MediaFailure, OSError)
 
 
 @attrs.frozen
@@ -106,6 +114,7 @@ async def run_restore(fabric: Fabric, request: RestoreRequest) -> dict[str, Any]
         bound.warning("restore.subclients_missing", subclients=missing)
     totals = {"objects": 0, "bytes": 0}
     failures: list[str] = []
+    progress.current().plan({j.id: j.bytes for j in chain})
     for job in chain:
         index = await _index(fabric, copy, job.id)
         await _restore_job(fabric, copy, job, index, request.dest, totals, failures)
@@ -149,10 +158,12 @@ async def _restore_job(
                 else:
                     totals["objects"] += 1
                     totals["bytes"] += entry.length
+                progress.current().at(job.id, entry.offset + entry.length)
                 i += 1
             consumed = entries[i].offset - start if i < len(entries) else len(buffer)
             del buffer[:consumed]
             start += consumed
+    progress.current().job_done(job.id)
     if i < len(entries):
         failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in entries[i:]]
     elif stream_sha.hexdigest() != index.digest:

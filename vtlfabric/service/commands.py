@@ -22,6 +22,7 @@ from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.drill import run_drill
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.selection import to_register
+from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service.events import EventBus, EventFeed
 from vtlfabric.service.operations import Operation, Operations
 from vtlfabric.sim import faults
@@ -171,6 +172,14 @@ class Commands:
             client = job.client
         restore = RestoreRequest(client, dest, job_id, arg(request, "copy", str, None), arg(request, "site", str, None))
         op = await self.ops.start("restore", run_restore, self.fabric, restore)
+        return await self._maybe_wait(op, request)
+
+    async def cmd_verify(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Data verification: read back every available job of a copy (or all) and check it."""
+        copy_id = arg(request, "copy", str, None)
+        if copy_id is not None:
+            self._any_copy(copy_id)
+        op = await self.ops.start("verify", run_verify, self.fabric, copy_id)
         return await self._maybe_wait(op, request)
 
     async def cmd_select(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import structlog
 import trio
 
 from vtlfabric.groups import first_leaf
+from vtlfabric.jobs import progress
+from vtlfabric.jobs.progress import Progress
 
 log = structlog.get_logger()
 
@@ -24,9 +26,11 @@ class Operation:
     result: dict[str, Any] | None = None
     error: str = ""
     done: trio.Event = attrs.field(factory=trio.Event)
+    progress: Progress = attrs.field(factory=Progress)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "status": self.status, "result": self.result, "error": self.error}
+        return {"id": self.id, "kind": self.kind, "status": self.status, "result": self.result, "error": self.error,
+                "progress": self.progress.to_json()}
 
 
 @attrs.define(eq=False)
@@ -50,6 +54,7 @@ class Operations:
 
     async def _run(self, kind: str, fn: Callable[..., Awaitable[dict[str, Any]]], args: tuple[Any, ...], reports_id: bool, task_status: Any) -> None:
         op = Operation(kind)
+        progress.CURRENT.set(op.progress)  # this task's context: the job's tasks inherit it
 
         def register(ident: Any) -> None:
             op.id = f"{kind}:{ident}"

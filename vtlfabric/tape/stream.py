@@ -3,6 +3,7 @@ committed chunk by chunk; read back by stream offset."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 
@@ -187,3 +188,24 @@ async def read_segments(
                 yield data[lo:]
             pos += len(data)
             position = max(position, pos)
+
+
+async def read_digest(library: Library, drive: Drive, segments: list[SegmentRecord]) -> str:
+    """The SHA-256 of a job's stream as the media hold it now."""
+    sha = hashlib.sha256()
+    async for data in read_segments(library, drive, segments):
+        await trio.to_thread.run_sync(sha.update, data)  # bulk hashing stays off the loop
+    return sha.hexdigest()
+
+
+def coverage_problem(segments: list[SegmentRecord], total: int) -> str:
+    """'' if the segments hold bytes 0..total exactly once, in order; else what is wrong."""
+    position = 0
+    for seg in sorted(segments, key=lambda s: (s.offset, s.seq)):
+        if seg.length == 0:
+            continue
+        if seg.offset != position:
+            what = "overlap" if seg.offset < position else "gap"
+            return f"{what} at byte {min(seg.offset, position)} (segment {seg.seq} on {seg.barcode})"
+        position += seg.length
+    return "" if position == total else f"segments hold {position} of {total} bytes"

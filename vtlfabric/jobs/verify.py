@@ -1,0 +1,69 @@
+"""Data verification: read back every job a copy holds and check it.
+
+For each job *available* on a copy, its segments must hold the job's bytes exactly
+once, in order, and the bytes read from the media must match the digest taken at
+backup. It changes nothing: it reports, so the operator decides (mark-bad, recopy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from vtlfabric.catalog import queries
+from vtlfabric.config import CopySpec
+from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import progress
+from vtlfabric.jobs.restore import RESTORE_FAILURES
+from vtlfabric.tape.stream import coverage_problem, read_digest
+
+log = structlog.get_logger()
+
+
+class VerifyFailed(Exception):
+    pass
+
+
+async def run_verify(fabric: Fabric, copy_id: str | None = None) -> dict[str, Any]:
+    """Verify one copy or all; raises VerifyFailed naming the jobs that failed."""
+    copies = [fabric.copy(copy_id)] if copy_id else fabric.copies()
+    results = [await verify_copy(fabric, copy) for copy in copies]
+    failures = [f for r in results for f in r["failures"]]
+    if failures:
+        raise VerifyFailed(f"{len(failures)} job copy(ies) failed verification: " + "; ".join(failures[:5]))
+    return {"copies": results, "jobs_verified": sum(r["jobs_verified"] for r in results), "failures": []}
+
+
+async def verify_copy(fabric: Fabric, copy: CopySpec) -> dict[str, Any]:
+    down = fabric.inoperative(copy)
+    if down:
+        log.warning("verify.skipped", copy=copy.id, reason=down)
+        return {"copy": copy.id, "status": "inoperative", "reason": down, "jobs_verified": 0, "bytes": 0, "failures": []}
+    jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == queries.AVAILABLE]
+    library = fabric.library_of(copy)
+    progress.current().plan({j.id: j.bytes for j in jobs})
+    failures, nbytes = [], 0
+    async with library.drive() as drive:
+        for job in jobs:
+            problem = await _check_job(fabric, copy, drive, job)
+            if problem:
+                failures.append(f"job {job.id} on {copy.id}: {problem}")
+                log.error("verify.job_failed", job_id=job.id, copy=copy.id, problem=problem)
+            nbytes += job.bytes
+            progress.current().at(job.id, job.bytes)
+            progress.current().job_done(job.id)
+    log.info("verify.completed", copy=copy.id, jobs=len(jobs), failures=len(failures))
+    return {"copy": copy.id, "status": "failed" if failures else "completed", "jobs_verified": len(jobs), "bytes": nbytes, "failures": failures}
+
+
+async def _check_job(fabric: Fabric, copy: CopySpec, drive: Any, job: Any) -> str:
+    segments = await fabric.catalog.call(queries.segments, job.id, copy.id)
+    problem = coverage_problem(segments, job.bytes)
+    if problem:
+        return problem
+    try:
+        digest = await read_digest(fabric.library_of(copy), drive, segments)
+    except RESTORE_FAILURES as e:
+        return f"cannot read it back: {e}"
+    return "" if digest == job.digest else "the data on the media does not match the backup's digest"
