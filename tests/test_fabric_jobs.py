@@ -264,8 +264,11 @@ async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fa
     [seg] = [s for s in await fabric.catalog.call(queries.segments, first["job_id"], "P/dr")][:1]
     image = fabric.libraries["dr/DVTL"].image_path(seg.barcode)
     data = bytearray(image.read_bytes())
-    data[-70_000] ^= 0xFF  # one flipped byte inside a data block of the DR copy
+    data[-70_000] ^= 0xFF  # one flipped byte inside the last data file on that DR cartridge
     image.write_bytes(bytes(data))
-    with pytest.raises(VerifyFailed, match=f"job {first['job_id']} on P/dr"):
+    on_it = [s for j in await fabric.catalog.call(queries.list_jobs) for s in await fabric.catalog.call(queries.segments, j.id, "P/dr")
+             if s.barcode == seg.barcode]
+    damaged = max(on_it, key=lambda s: s.file_no).job_id
+    with pytest.raises(VerifyFailed, match=rf"^1 job copy\(ies\) failed verification: job {damaged} on P/dr"):
         await run_verify(fabric, "P/dr")
     assert (await run_verify(fabric, "P/primary"))["jobs_verified"] == 2, "production is fine"
