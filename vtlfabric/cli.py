@@ -123,9 +123,8 @@ def _socket_for(args: argparse.Namespace) -> Path:
     if args.socket:
         return Path(args.socket)
     spec = config_mod.load_daemon(args.config)
-    if args.state_dir:
-        return Path(args.state_dir).resolve() / "control.sock"
-    return spec.socket or spec.state_dir / "control.sock"
+    state_dir = Path(args.state_dir).resolve() if args.state_dir else spec.state_dir
+    return spec.socket or state_dir / "control.sock"
 
 
 def _call(path: Path, request: dict[str, Any]) -> dict[str, Any]:

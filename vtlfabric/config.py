@@ -352,6 +352,8 @@ def _read_toml(path: Path, key: str = "", origin: Path | None = None) -> Table:
             return Table(path, "", tomllib.load(f))
     except FileNotFoundError:
         raise ConfigError(origin or path, key, f"file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, "", f"cannot be read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "", f"not valid TOML: {e}") from None
 

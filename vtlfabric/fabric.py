@@ -64,6 +64,9 @@ class Fabric:
         scope.cancel()
         return True
 
+    def reset_throttles(self) -> None:
+        self._throttles.clear()
+
     def throttle(self, copy: CopySpec) -> Throttle:
         """One per copy, shared by its streams and its runs."""
         return self._throttles.setdefault(copy.id, Throttle(copy.throttle))

@@ -109,7 +109,7 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[
             return _skipped(copy, "inoperative", down)
         source = fabric.source_of(copy)
         jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id)
-        progress.current().plan({j.id: j.bytes for j in jobs})
+        progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
         n_streams = plan_streams(fabric, copy, streams, len(jobs))
         run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())
         bound = log.bind(run=run_id, copy=copy.id, source=source.id)
@@ -162,8 +162,8 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
                 if error is None:
                     totals.jobs += copied is not None
                     totals.bytes += copied or 0
-                    progress.current().at(job.id, job.bytes)
-                    progress.current().job_done(job.id)
+                    progress.current().at((copy.id, job.id), job.bytes)
+                    progress.current().job_done((copy.id, job.id))
                     break
                 reason = str(error) or type(error).__name__
                 bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
@@ -197,7 +197,7 @@ async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, 
         try:
             channel = await secure.connect(near, src_ma.identity, dst_ma.name, fabric.keystore, aead=aead)
             index = await src_ma.index_for(job.id, source.id, source.primary)
-            sent = await send_job(fabric, channel, job, source, index, src_drive, fabric.throttle(copy))
+            sent = await send_job(fabric, channel, job, source, index, src_drive, fabric.throttle(copy), copy.id)
             await channel.send(json.dumps({"op": "bye"}).encode(), context=b"control")
             await channel.aclose()
         except BaseException:

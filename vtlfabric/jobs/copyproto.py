@@ -65,6 +65,7 @@ async def _receive_control(channel: SecureChannel) -> dict[str, Any]:
 
 async def send_job(
     fabric: Fabric, channel: SecureChannel, job: JobRecord, source: CopySpec, index: JobIndex, drive: Drive, throttle: Throttle,
+    destination: str,
 ) -> int | None:
     """Send one job from the source copy's media; return the bytes sent, or None if the
     destination already holds it (or should not)."""
@@ -86,7 +87,7 @@ async def send_job(
             await throttle.take(chunk)
             await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
             sent, n, pending = sent + chunk, n + 1, pending[chunk:]
-            progress.current().at(job.id, offset + sent)
+            progress.current().at((destination, job.id), offset + sent)
     await throttle.take(len(pending))
     await channel.send(pending, context=_chunk_context(job.id, n), final=True)
     sent += len(pending)

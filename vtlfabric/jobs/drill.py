@@ -196,7 +196,12 @@ async def _failover(fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], start
     promoted = await steps.run("promote", lambda: promotion.promote(fabric, copy, steps.who, accept_loss=True, planned=True), promotion.loss_text)
     if not promoted:
         return [ClientResult(c, copy.id, copy.site, False, points[c], 0.0, failure="the promotion failed") for c in clients]
-    results = [await _backup_and_restore(fabric, copy, client, points[client], scratch) for client in clients]
+    try:
+        results = [await _backup_and_restore(fabric, copy, client, points[client], scratch) for client in clients]
+    except Exception as e:  # whatever went wrong at DR, hand production its role back
+        log.exception("drill.failover_error", copy=copy.id)
+        steps.record("at DR", False, fabric.now(), f"{type(e).__name__}: {e}")
+        results = [ClientResult(c, copy.id, copy.site, False, points[c], 0.0, failure=str(e)) for c in clients]
     await _fail_back(fabric, copy, fabric.copy(old.id), steps)
     return results
 

@@ -3,11 +3,13 @@
 The operation that runs a job sets a Progress in a context variable; the job's
 tasks (and the tasks they start, which inherit it) report into it. A job run
 outside an operation reports into a throwaway one. Bytes are kept per job, so a
-retried job is not counted twice.
+retried job is not counted twice. A job is keyed by what is done to it (a job id,
+or a copy and a job id when one operation copies or verifies it for several copies).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,20 +20,20 @@ import attrs
 class Progress:
     bytes_total: int = 0
     jobs_total: int = 0
-    _bytes_by_job: dict[int, int] = attrs.field(factory=dict)
-    _jobs_done: set[int] = attrs.field(factory=set)
+    _bytes_by_job: dict[Hashable, int] = attrs.field(factory=dict)
+    _jobs_done: set[Hashable] = attrs.field(factory=set)
 
-    def plan(self, jobs: dict[int, int]) -> None:
-        """Add jobs to do: job id -> bytes."""
+    def plan(self, jobs: dict[Hashable, int]) -> None:
+        """Add jobs to do: key -> bytes."""
         self.jobs_total += len(jobs)
         self.bytes_total += sum(jobs.values())
 
-    def at(self, job_id: int, done: int) -> None:
-        """Job ``job_id`` has ``done`` of its bytes."""
-        self._bytes_by_job[job_id] = done
+    def at(self, key: Hashable, done: int) -> None:
+        """The job ``key`` has ``done`` of its bytes."""
+        self._bytes_by_job[key] = done
 
-    def job_done(self, job_id: int) -> None:
-        self._jobs_done.add(job_id)
+    def job_done(self, key: Hashable) -> None:
+        self._jobs_done.add(key)
 
     def to_json(self) -> dict[str, Any]:
         return {"bytes_done": sum(self._bytes_by_job.values()), "bytes_total": self.bytes_total,

@@ -2,7 +2,8 @@
 
 For each job *available* on a copy, its segments must hold the job's bytes exactly
 once, in order, and the bytes read from the media must match the digest taken at
-backup. It changes nothing: it reports, so the operator decides (mark-bad, recopy).
+backup. Inoperative copies are read too: failed media is what verification is for.
+It changes nothing: it reports, so the operator decides (mark-bad, recopy).
 """
 
 from __future__ import annotations
@@ -36,13 +37,9 @@ async def run_verify(fabric: Fabric, copy_id: str | None = None) -> dict[str, An
 
 
 async def verify_copy(fabric: Fabric, copy: CopySpec) -> dict[str, Any]:
-    down = fabric.inoperative(copy)
-    if down:
-        log.warning("verify.skipped", copy=copy.id, reason=down)
-        return {"copy": copy.id, "status": "inoperative", "reason": down, "jobs_verified": 0, "bytes": 0, "failures": []}
     jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == queries.AVAILABLE]
     library = fabric.library_of(copy)
-    progress.current().plan({j.id: j.bytes for j in jobs})
+    progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
     failures, nbytes = [], 0
     async with library.drive() as drive:
         for job in jobs:
@@ -51,8 +48,8 @@ async def verify_copy(fabric: Fabric, copy: CopySpec) -> dict[str, Any]:
                 failures.append(f"job {job.id} on {copy.id}: {problem}")
                 log.error("verify.job_failed", job_id=job.id, copy=copy.id, problem=problem)
             nbytes += job.bytes
-            progress.current().at(job.id, job.bytes)
-            progress.current().job_done(job.id)
+            progress.current().at((copy.id, job.id), job.bytes)
+            progress.current().job_done((copy.id, job.id))
     log.info("verify.completed", copy=copy.id, jobs=len(jobs), failures=len(failures))
     return {"copy": copy.id, "status": "failed" if failures else "completed", "jobs_verified": len(jobs), "bytes": nbytes, "failures": failures}
 

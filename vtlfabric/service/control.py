@@ -26,6 +26,8 @@ from vtlfabric.service.events import EventFeed
 
 log = structlog.get_logger()
 MAX_REQUEST = 1 << 20
+SO_PEERGROUPS = getattr(stdsocket, "SO_PEERGROUPS", 59)  # Linux's number, where Python lacks the name
+MAX_PEER_GROUPS = 256  # Python's getsockopt buffer holds at most 1024 bytes
 REQUEST_TIMEOUT = 10.0
 
 
@@ -54,16 +56,35 @@ async def peer_of(stream: trio.SocketStream) -> Peer:
     """Who is on the other end of the socket, as the kernel says (SO_PEERCRED)."""
     creds = stream.socket.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, gid = struct.unpack("3i", creds)
-    return await trio.to_thread.run_sync(_peer, uid, gid)  # NSS may ask a directory server
+    name = await trio.to_thread.run_sync(_user_name, uid)  # NSS may ask a directory server
+    groups = _peer_groups(stream.socket)
+    if groups is None:  # more groups than Python lets getsockopt return: ask the group database
+        groups = await trio.to_thread.run_sync(_listed_groups, name, gid)
+    return Peer(uid, gid, name, frozenset(groups | {gid}))
 
 
-def _peer(uid: int, gid: int) -> Peer:
+def _peer_groups(sock: Any) -> set[int] | None:
+    """The peer's supplementary groups as the kernel holds them (SO_PEERGROUPS, Linux 4.13+),
+    not as the group database lists its name: a group dropped or granted at run time counts."""
     try:
-        name = pwd.getpwuid(uid).pw_name
-        groups = frozenset(os.getgrouplist(name, gid))
+        raw = sock.getsockopt(stdsocket.SOL_SOCKET, SO_PEERGROUPS, 4 * MAX_PEER_GROUPS)
+    except OSError:  # ERANGE: too many to fit
+        return None
+    return set(struct.unpack(f"{len(raw) // 4}I", raw))
+
+
+def _listed_groups(name: str, gid: int) -> set[int]:
+    try:
+        return set(os.getgrouplist(name, gid))
+    except (KeyError, OSError):
+        return {gid}
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        name, groups = f"uid {uid}", frozenset({gid})
-    return Peer(uid, gid, name, groups)
+        return f"uid {uid}"
 
 
 def allowed(peer: Peer, group: int | None) -> bool:

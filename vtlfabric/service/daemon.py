@@ -104,7 +104,11 @@ async def _recover(catalog: Catalog, now: float) -> None:
     from the last committed chunk on the next run."""
     failed = await catalog.call(queries.fail_interrupted_jobs, now, "daemon stopped while the job ran")
     await catalog.call(queries.interrupt_aux_runs, now)
+    drills = [d for d in await catalog.call(queries.drills) if d["status"] == "running" and d["mode"] == "failover"]
     await catalog.call(queries.interrupt_drills, now)
+    for drill in drills:  # it may have stopped between its promotion and the fail-back
+        log.error("drill.interrupted", drill=drill["id"], mode="failover",
+                  hint="check `ctl copies`: if a DR copy is still primary, fail back with ctl repair and ctl promote --planned")
     if failed:
         log.warning("daemon.recovered", failed_jobs=failed)
 
@@ -168,8 +172,8 @@ async def _serve(
             await lifecycle.until_stop(signals)
             services.cancel_scope.cancel()
         if ops.running:
-            log.info("daemon.draining", running=sorted(ops.running), grace=config.daemon.shutdown_grace)
-        with trio.move_on_after(config.daemon.shutdown_grace):
+            log.info("daemon.draining", running=sorted(ops.running), grace=fabric.config.daemon.shutdown_grace)
+        with trio.move_on_after(fabric.config.daemon.shutdown_grace):  # a reload may have changed it
             await ops.wait_idle()
         jobs.cancel_scope.cancel()
     notifier.close()

@@ -39,17 +39,25 @@ class Lifecycle:
         """Answer signals until one says stop; return its name."""
         async for signum in signals:
             name = signal.Signals(signum).name
-            if signum == signal.SIGHUP:
-                await self.reload()
-            elif signum == signal.SIGUSR1:
-                await self.commands.start_drill_on_signal()
-            elif signum == signal.SIGUSR2:
-                log.info("daemon.status", **await self.commands.cmd_status({}))
+            if signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                await self._answer(signum, name)
             else:
                 await self.notifier.send(STOPPING=1, STATUS=f"stopping on {name}")
                 log.info("daemon.stopping", signal=name)
                 return name
         return "end of signals"
+
+    async def _answer(self, signum: int, name: str) -> None:
+        """A signal that asks for something: a failure is logged, never the daemon's end."""
+        try:
+            if signum == signal.SIGHUP:
+                await self.reload()
+            elif signum == signal.SIGUSR1:
+                await self.commands.start_drill_on_signal()
+            else:
+                log.info("daemon.status", **await self.commands.cmd_status({}))
+        except Exception:
+            log.exception("daemon.signal_failed", signal=name)
 
     async def reload(self) -> None:
         await self.notifier.send(RELOADING=1, MONOTONIC_USEC=monotonic_usec(), STATUS="reloading the config")
@@ -59,12 +67,15 @@ class Lifecycle:
         except ReloadRefused as e:
             log.error("config.reload_refused", config=str(fabric.config.file), error=str(e))
         else:
-            self.scheduler.restart()
+            self.scheduler.restart()  # no checkpoint since the new config went in: no old schedule fires on it
         await self.notifier.send(READY=1, STATUS=await self.status_line())
 
     async def status_line(self) -> str:
-        status = await self.commands.cmd_status({})
-        return status_line(status)
+        try:
+            return status_line(await self.commands.cmd_status({}))
+        except Exception as e:  # a status report must never stop the daemon
+            log.exception("daemon.status_failed")
+            return f"status unavailable: {type(e).__name__}"
 
     async def report_status(self) -> None:
         while True:

@@ -54,6 +54,9 @@ async def _handle(commands: Commands, stream: trio.SocketStream) -> None:
             await _respond(conn, stream, 400, b"bad request\n", "text/plain; charset=utf-8", None)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
             pass
+        except Exception:  # a failed scrape costs that scrape, never the daemon
+            log.exception("metrics.error")
+            await _respond(conn, stream, 500, b"internal error: see the daemon's log\n", "text/plain; charset=utf-8", None)
 
 
 async def _read_request(conn: h11.Connection, stream: trio.SocketStream) -> h11.Request:

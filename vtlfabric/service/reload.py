@@ -42,8 +42,9 @@ async def reload_config(fabric: Fabric, load: Callable[[], FabricConfig]) -> dic
         raise ReloadRefused(f"{path}: needs a restart, not a reload: " + "; ".join(problems))
     changed = _changes(fabric.config, new)
     await fabric.catalog.call(queries.sync_copies, [copy_record(c) for c in new.copies()])
-    _apply(fabric, new)
-    await fabric.reload_roles()
+    roles = await fabric.catalog.call(queries.copies)
+    _apply(fabric, new)  # and nothing awaited after it: the caller restarts the schedules before any fires
+    fabric.roles = {r.id: r for r in roles}
     log.info("config.reloaded", config=str(path), changed=changed)
     return {"config": str(path), "changed": changed}
 
@@ -54,6 +55,8 @@ def needs_restart(old: FabricConfig, new: FabricConfig) -> list[str]:
         out.append("daemon.state_dir changed")
     if new.daemon.socket != old.daemon.socket:
         out.append("daemon.socket changed")
+    if new.daemon.socket_group != old.daemon.socket_group:
+        out.append("daemon.socket_group changed")
     if new.metrics != old.metrics:
         out.append("[metrics] changed")
     if new.encryption != old.encryption:
@@ -62,6 +65,9 @@ def needs_restart(old: FabricConfig, new: FabricConfig) -> list[str]:
     after = {s.name: (s.mediaagent, s.libraries) for s in new.sites}
     if before != after:
         out.append("sites, MediaAgents or libraries changed")
+    removed = sorted({c.id for c in old.copies()} - {c.id for c in new.copies()})
+    if removed:
+        out.append(f"copies removed ({', '.join(removed)}): the catalog holds their jobs and roles")
     for copy in new.copies():
         if copy.id in {c.id for c in old.copies()} and old.copy(copy.id).library != copy.library:
             out.append(f"copy {copy.id} moved to another library")
@@ -92,3 +98,4 @@ def _apply(fabric: Fabric, new: FabricConfig) -> None:
         workloads[client.name] = old if old is not None and old.client == client else Workload(client)
     fabric.links, fabric.workloads = links, workloads
     fabric.config = new
+    fabric.reset_throttles()  # running streams keep theirs; new runs take the new rates

@@ -5,6 +5,7 @@ started is kept across the restart, so a run still going is not stacked."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -27,14 +28,17 @@ class Scheduler:
     ops: Operations
     _last: dict[str, Operation] = attrs.field(factory=dict)  # by schedule name and target
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _origins: dict[ScheduleSpec, float] = attrs.field(factory=dict)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         while True:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
-                    origin = trio.current_time()
+                    now = trio.current_time()
                     for schedule in self.fabric.config.schedules:
-                        nursery.start_soon(self._run_schedule, schedule, origin)
+                        # A schedule a reload left unchanged keeps its times; a new or changed one starts now.
+                        origin = self._origins.setdefault(schedule, now)
+                        nursery.start_soon(self._run_schedule, schedule, origin, now)
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED
                     await trio.sleep_forever()
@@ -43,13 +47,20 @@ class Scheduler:
         """Start over from the fabric's (new) config."""
         self._scope.cancel()
 
-    async def _run_schedule(self, schedule: ScheduleSpec, origin: float) -> None:
+    async def _run_schedule(self, schedule: ScheduleSpec, origin: float, restarted: float) -> None:
         """Fire at origin + start, then every period. A run still going when the next is due
         is not stacked: that firing is skipped and logged."""
         due = origin + schedule.start
+        if due < restarted:  # restarted by a reload: the next time on the same grid
+            due += math.ceil((restarted - due) / schedule.every) * schedule.every
         while True:
             await trio.sleep_until(due)
-            for key, starter in _firings(self.fabric, schedule):
+            try:
+                firings = _firings(self.fabric, schedule)
+            except Exception as e:  # a schedule that no longer fits the fabric is logged, never fatal
+                log.warning("schedule.failed", schedule=schedule.name, error=str(e))
+                firings = []
+            for key, starter in firings:
                 await self._fire(schedule, key, starter)
             due += schedule.every
 
