@@ -33,7 +33,8 @@ def _status(s: dict[str, Any]) -> str:
     jobs = ", ".join(f"{n} {state}" for state, n in sorted(s["jobs"].items())) or "none"
     out = [
         f"vtlfabric pid {s['pid']}, up {s['uptime']}s, fabric time {s['fabric_time']}",
-        f"config {s['config']}, state {s['state_dir']}",
+        f"config {s['config']}, state {s['state_dir']}"
+        + "".join(f", {name} http://{address}/{name}" for name, address in sorted(s.get("endpoints", {}).items())),
         f"jobs: {jobs}",
         "running: " + (", ".join(op["id"] for op in s["running"]) or "nothing"),
         "",
