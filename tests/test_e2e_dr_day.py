@@ -51,9 +51,11 @@ def test_promote_mid_schedule_back_up_at_dr_and_fail_back(tmp_path):
         d.ok("suspend", "--copy", "P/dr")  # so DR surely lacks the newest jobs when disaster strikes
         wait_for("a backup DR lacks", lambda: [j for j in d.ok("jobs") if j["status"] == "completed" and "P/dr" not in j["copies"]])
         d.ok("fault", "library:prod/PVTL", "offline")
+        # Read before promoting: a scheduled backup may start while `ctl jobs` is on its way.
+        # Any job started between here and the promotion meets the offline library and fails.
+        last_before = max(j["id"] for j in d.ok("jobs"))
         promoted = d.ok("promote", "P/dr")
         assert promoted["promoted"] and promoted["lost_jobs"], promoted
-        last_before = max(j["id"] for j in d.ok("jobs"))
 
         def after_promotion():
             jobs = [j for j in d.ok("jobs") if j["id"] > last_before and j["status"] == "completed"]
