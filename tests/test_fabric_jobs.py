@@ -58,6 +58,16 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod", job_id=done["job_id"]))
 
 
+@pytest.mark.parametrize("fault", ["library:prod/PVTL offline", "mediaagent:prod unreachable"])
+async def test_a_backup_with_nothing_to_write_still_fails_on_a_dead_library(fabric, fault, autojump_clock):
+    await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    await faults.inject(fabric, *fault.split())
+    with pytest.raises(BackupFailed, match="offline|unreachable"):
+        await run_backup(fabric, "IBMA", "ALLUSR", "incremental")  # the workload has not changed: no objects
+    jobs = await fabric.catalog.call(queries.list_jobs)
+    assert [j.status for j in jobs] == ["completed", "failed"]
+
+
 async def test_killed_and_failed_jobs_are_never_copied(fabric, autojump_clock):
     good = await run_backup(fabric, "IBMA", "ALLUSR", "full")
     await faults.inject(fabric, "client:IBMB", "fail-backup")

@@ -131,8 +131,14 @@ class Library:
 
     @asynccontextmanager
     async def drive(self) -> AsyncIterator[Drive]:
-        """Reserve a drive; it is unloaded and handed back when the block ends."""
+        """Reserve a drive; it is unloaded and handed back when the block ends.
+
+        An offline library hands out no drive: a job that would write nothing (an
+        incremental with no changes) must fail there too, not complete on a dead library."""
         async with self._drive_slots:
+            down = self.unavailable()
+            if down:
+                raise LibraryOffline(down)
             drive = self._free.pop(0)
             try:
                 yield drive
