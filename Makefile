@@ -30,8 +30,10 @@ SOAK_CYCLES ?= 500
 soak: $(STAMP)
 	SOAK_CYCLES=$(SOAK_CYCLES) $(BIN)/python -m pytest -q -s tests/test_soak.py
 
+# Throughput of backup, aux copy, restore and verify, and the event loop's lag meanwhile.
+BENCH_SIZE ?= 64MiB
 bench: $(STAMP)
-	@echo "bench: no benchmarks yet (see the performance issue)"
+	$(BIN)/python -m tests.bench --size $(BENCH_SIZE) --json bench.json
 
 clean:
 	rm -rf $(VENV) state
