@@ -14,6 +14,7 @@ from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
 from vtlfabric.sim import faults
 from vtlfabric.site.index import IndexFormatError
+from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import LibraryOffline
 
 DR = "P/dr"
@@ -117,6 +118,33 @@ async def test_a_job_spans_cartridges_and_restores(tmp_path, autojump_clock):
         dest = tmp_path / "out"
         await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
         gen = (await catalog.call(queries.get_job, done["job_id"])).generation
+        assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+
+
+async def test_a_cartridge_with_less_room_than_one_block_is_retired_not_fatal(tmp_path, autojump_clock):
+    """Found by the crash soak: a cartridge left with room for a tiny block but not a
+    whole one was claimed again and again, and every backup with data failed on it."""
+    path = write_fabric(tmp_path / "f", prod={"capacity": "4MiB", "block_size": "32KiB"})
+    async with open_fabric(path) as fabric:
+        library = fabric.libraries["prod/PVTL"]
+        first = await run_backup(fabric, "IBMA", "IFS", "full")
+        [tight] = {s.barcode for s in await fabric.catalog.call(queries.segments, first["job_id"], "P/primary")}
+        image = TapeImage.open(library.image_path(tight), library.spec.capacity)
+        image.begin_file()  # another writer's file, filling the cartridge to ~16 KiB short of its end
+        while library.spec.capacity - image.end_offset() > 17 * 1024:
+            image.write_block(b"x" * 1024)
+        image.end_file()
+        await fabric.catalog.call(queries.set_cartridge_state, tight, "appendable", image.flush())
+        image.close()
+
+        done = await run_backup(fabric, "IBMB", None, "full")
+        barcodes = {s.barcode for s in await fabric.catalog.call(queries.segments, done["job_id"], "P/primary")}
+        assert tight not in barcodes
+        states = {c.barcode: c.state for c in await fabric.catalog.call(queries.cartridges, "prod/PVTL")}
+        assert states[tight] == "full"
+        dest = tmp_path / "out"
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"]))
+        gen = (await fabric.catalog.call(queries.get_job, done["job_id"])).generation
         assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
 
 

@@ -351,12 +351,12 @@ class TapeImage:
 
     # ------------------------------------------------------------ writing
 
-    def begin_file(self, *, dsname: str | None = None, created: date | None = None) -> int:
+    def begin_file(self, *, dsname: str | None = None, created: date | None = None, first_block: int = 1) -> int:
         """Start a tape file at the end of the image; return its number (hetget's FILENO).
 
         An unterminated last file (its writer crashed or gave up) is closed
         first, so the image stays well formed. Raises EndOfMedium if the new
-        file could not hold even a one-byte block and still be closed.
+        file could not hold a block of ``first_block`` bytes and still be closed.
         """
         self._close_open_file()
         file_no = len(self._layout.files) + 1
@@ -365,8 +365,8 @@ class TapeImage:
         hdr1 = DatasetLabel1("HDR", dsname or f"VTLFABRIC.F{file_no:04d}", self.volser, file_no, created=created)
         hdr2 = DatasetLabel2("HDR", self.block_size_limit)
         payload, records = self._encode([hdr1.encode(), hdr2.encode(), None])
-        smallest_block = awstape.encoded_block_size(1, self.chunk_size)
-        if not self._fits(len(payload) + smallest_block + self._closing_size()):
+        block = awstape.encoded_block_size(first_block, self.chunk_size)
+        if not self._fits(len(payload) + block + self._closing_size()):
             raise EndOfMedium(f"{self.path}: no room for another file")
         self._append(payload, records)
         return file_no

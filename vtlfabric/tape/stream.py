@@ -95,7 +95,7 @@ class JobWriter:
             self._seg_blocks += written
             blocks = blocks[written:]
             if blocks and self._seg_blocks == 0:
-                raise OSError(f"a {len(blocks[0])}-byte block does not fit on an empty cartridge of {self.library.spec.id}")
+                raise OSError(f"a {len(blocks[0])}-byte block does not fit in a new tape file on {self._barcode} in {self.library.spec.id}")
             if blocks:
                 await self._span()
 
@@ -130,9 +130,11 @@ class JobWriter:
             barcode = await self.library.claim_for_append(self.copy_id)
             try:
                 image = await self.drive.load(barcode)
-                file_no = await self.drive.io(image.begin_file)
+                # Room for a whole block, or a cartridge with a few KiB left would be
+                # claimed again and again, and no job with data could ever start on it.
+                file_no = await self.drive.io(partial(image.begin_file, first_block=self.library.spec.block_size))
                 break
-            except EndOfMedium:  # too little room left for even one block: retire it
+            except EndOfMedium:  # too little room left for one more block: retire it
                 eod = await self.drive.io(image.flush)
                 await self.catalog.call(queries.set_cartridge_state, barcode, "full", eod)
                 await self.drive.unload()
