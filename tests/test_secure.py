@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vtlfabric.net import secure
+from vtlfabric.net.linkspec import LinkSpec, MiB
 from vtlfabric.net.secure import Keystore, KeystoreError, Message, SecureChannel, SecureChannelError
-from vtlfabric.net.wan import Link, LinkSpec, MiB, local_stream_pair
+from vtlfabric.net.wan import Link, local_stream_pair
 
 NAMES = ["prodma", "drma"]
 

@@ -12,7 +12,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vtlfabric.net.wan import KiB, Link, LinkSpec, MiB, WanStream, local_stream_pair
+from vtlfabric.net.linkspec import KiB, LinkSpec, MiB
+from vtlfabric.net.wan import Link, WanStream, local_stream_pair
 
 MB = 10**6
 

@@ -16,15 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import structlog
-import trio
-import trio.testing
-
 from vtlfabric import config as config_mod
 from vtlfabric.cliformat import progress_bar, render
-from vtlfabric.service import daemon, logs
-from vtlfabric.service.events import EventBus
-from vtlfabric.sim import faults
+from vtlfabric.sim.faultnames import USAGE as FAULT_USAGE
 
 DEFAULT_CONFIG = "config/vtlfabric.toml"
 PROGRESS_COMMANDS = ("auxcopy", "restore", "verify")  # --wait on a terminal draws a bar
@@ -41,6 +35,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # The daemon's modules load here, not at the top: every `ctl` call is a new
+    # process, and scripts and tests make many of them.
+    import structlog
+    import trio
+    import trio.testing
+
+    from vtlfabric.service import daemon, logs
+    from vtlfabric.service.events import EventBus
+
     bus = EventBus()
     logs.configure(args.log_format, args.log_level, bus)
     log = structlog.get_logger()
@@ -237,7 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     cmds = ctl.add_subparsers(required=True, metavar="COMMAND")
 
     def add(name: str, build: Any, help: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p = cmds.add_parser(name, help=help, parents=[common, *parents])
+        p = cmds.add_parser(name, help=help, description=help, parents=[common, *parents])
         p.set_defaults(handler=cmd_ctl, build=build)
         return p
 
@@ -294,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
         p = add(action, _select(action), text)
         p.add_argument("job", type=int)
         p.add_argument("--copy", required=True, help="POLICY/COPY")
-    fault = add("fault", _fault, f"inject a fault: {faults.USAGE}")
+    fault = add("fault", _fault, f"inject a fault: {FAULT_USAGE}")
     fault.add_argument("target")
     fault.add_argument("action")
     return parser

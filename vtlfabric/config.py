@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from vtlfabric.net.wan import LinkSpec
+from vtlfabric.net.linkspec import LinkSpec
 from vtlfabric.tape.image import MAX_BLOCK_SIZE
 from vtlfabric.units import parse_duration, parse_size
 

@@ -29,6 +29,7 @@ import trio
 
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
+from vtlfabric.cliformat import drill_report_text
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import promotion
@@ -169,20 +170,10 @@ def _write_report(root: Path, drill_id: int, report: dict[str, Any]) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(path)
-    (root / f"{drill_id}.txt").write_text(render_text(report))
+    (root / f"{drill_id}.txt").write_text(drill_report_text(report))
     return path
 
 
-def render_text(report: dict[str, Any]) -> str:
-    lines = [report["summary"], f"started {report['started']}, ended {report['ended']}, trigger {report['trigger']}", ""]
-    lines.append(f"{'CLIENT':<12} {'COPY':<14} {'SITE':<8} {'RESULT':<7} {'RPO':>9} {'RTO':>8} {'OBJECTS':>8}  DETAIL")
-    for c in report["clients"]:
-        lines.append(f"{c['client']:<12} {c['copy']:<14} {c['site']:<8} {'pass' if c['passed'] else 'FAIL':<7} "
-                     f"{c['rpo']:>8.0f}s {c['rto']:>7.1f}s {c['objects']:>8}  {c['failure'] or 'jobs ' + ','.join(map(str, c['jobs']))}")
-    if report["steps"]:
-        lines += ["", f"{'COPY':<14} {'STEP':<12} {'RESULT':<7} {'TIME':>8}  DETAIL"]
-        lines += [f"{s['copy']:<14} {s['step']:<12} {'ok' if s['ok'] else 'FAIL':<7} {s['seconds']:>7.1f}s  {s['detail']}" for s in report["steps"]]
-    return "\n".join(lines) + "\n"
 
 
 async def _failover(fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], started: float, scratch: Path, steps: Steps) -> list[ClientResult]:

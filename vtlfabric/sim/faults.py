@@ -17,21 +17,13 @@ import attrs
 import structlog
 
 from vtlfabric.catalog import queries
+from vtlfabric.sim.faultnames import ACTIONS, USAGE
 
 if TYPE_CHECKING:
     from vtlfabric.fabric import Fabric
 
 log = structlog.get_logger()
 
-ACTIONS = {
-    "client": ("fail-backup",),
-    "link": ("partition", "partition-a-b", "partition-b-a", "heal", "corrupt"),
-    "library": ("offline", "online"),
-    "mediaagent": ("unreachable", "reachable"),
-    "cartridge": ("fail", "repair"),
-}
-USAGE = ("client:NAME fail-backup | link:NAME partition|partition-a-b|partition-b-a|heal|corrupt | "
-         "library:SITE/NAME offline|online | mediaagent:SITE unreachable|reachable | cartridge:BARCODE fail|repair")
 
 
 class FaultError(ValueError):

@@ -1,0 +1,13 @@
+"""The faults there are: each kind of target, how it is named, and its actions.
+Kept apart from the code that applies them, so the CLI can list them without
+loading the fabric."""
+
+ACTIONS = {
+    "client": ("fail-backup",),
+    "link": ("partition", "partition-a-b", "partition-b-a", "heal", "corrupt"),
+    "library": ("offline", "online"),
+    "mediaagent": ("unreachable", "reachable"),
+    "cartridge": ("fail", "repair"),
+}
+NAMED_BY = {"client": "NAME", "link": "NAME", "library": "SITE/NAME", "mediaagent": "SITE", "cartridge": "BARCODE"}
+USAGE = " | ".join(f"{kind}:{NAMED_BY[kind]} {'|'.join(actions)}" for kind, actions in ACTIONS.items())
