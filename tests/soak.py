@@ -51,6 +51,7 @@ age = ["P"]
 start = "2s"
 every = "3s"
 """
+CRASHED = "daemon stopped while the job ran"  # how a restart marks the jobs a kill cut short
 RETENTION = "streams = 2\nretain_days = 0.00005\nretain_cycles = 1"  # DR ages a cycle after ~4 s
 
 
@@ -125,7 +126,12 @@ class Soak:
             assert len(primaries) == 1, f"primaries: {[r[0] for r in primaries]}"
             jobs = {r["id"]: r for r in db.execute("SELECT * FROM jobs")}
             states = [(r["job_id"], r["copy_id"], r["state"]) for r in db.execute("SELECT * FROM job_copies")]
+            failed_runs = db.execute("SELECT id, reason FROM auxcopy_runs WHERE status = 'failed'").fetchall()
         assert not [j for j in jobs.values() if j["status"] == "running"], "a restart leaves no job running"
+        # Only the crashes may fail work here: any other reason is a fault the soak found.
+        unexplained = {j["id"]: j["reason"] for j in jobs.values() if j["status"] != "completed" and j["reason"] != CRASHED}
+        assert not unexplained, f"jobs failed for a reason no crash explains: {unexplained}"
+        assert not failed_runs, f"aux copy runs failed: {failed_runs}"
         for job_id, (digest, nbytes) in self.completed.items():
             job = jobs.get(job_id)
             assert job is not None and job["status"] == "completed", f"job {job_id} was lost: {dict(job) if job else None}"
