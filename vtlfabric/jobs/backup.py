@@ -138,10 +138,9 @@ async def _write_job(
             for n, obj in enumerate(objects):
                 if n == fail_at:
                     raise BackupFailed(f"client read error on {obj.path}")
-                data, sha = await trio.to_thread.run_sync(_read_object, workload, obj)
+                data, sha = await trio.to_thread.run_sync(_read_object, workload, obj, digest)
                 entries.append(IndexEntry(obj.path, obj.version, position, len(data), sha))
                 position += len(data)
-                digest.update(data)
                 await writer.write(data)
                 since_commit += len(data)
                 if since_commit >= chunk:
@@ -156,8 +155,10 @@ async def _write_job(
     return {"objects": len(entries), "bytes": sum(e.length for e in entries), "digest": digest.hexdigest(), "entries": entries}
 
 
-def _read_object(workload: Workload, obj: SourceObject) -> tuple[bytes, str]:
+def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> tuple[bytes, str]:
+    """In a worker thread: reading and hashing take time in proportion to the object."""
     data = workload.content(obj)
+    stream_digest.update(data)
     return data, hashlib.sha256(data).hexdigest()
 
 

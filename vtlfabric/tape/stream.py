@@ -51,9 +51,12 @@ class JobWriter:
         return [self._barcode] if self._barcode else []
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= WRITE_BATCH:
-            await self._write_full_blocks()
+        # A batch at a time, so a big object never means one long step on the event loop.
+        view = memoryview(data)
+        for at in range(0, len(view), WRITE_BATCH):
+            self._buffer += view[at : at + WRITE_BATCH]
+            if len(self._buffer) >= WRITE_BATCH:
+                await self._write_full_blocks()
 
     async def commit(self) -> None:
         await self._write_full_blocks()
