@@ -52,14 +52,20 @@ start = "2s"
 every = "3s"
 """
 CRASHED = "daemon stopped while the job ran"  # how a restart marks the jobs a kill cut short
-RETENTION = "streams = 2\nretain_days = 0.00005\nretain_cycles = 1"  # DR ages a cycle after ~4 s
+# Both copies age a cycle after ~4 s, so the cartridges of a long soak are recycled
+# (without it, production runs out of media after some 250 cycles).
+RETENTION = "retain_days = 0.00005\nretain_cycles = 1"
+
+
+def with_retention(toml: str) -> str:
+    for line in ('library = "prod/PVTL"', "streams = 2"):
+        toml = toml.replace(line, f"{line}\n{RETENTION}")
+    return toml
 
 
 def configs(root: Path) -> tuple[Path, str, str]:
     path = write_fabric(root, prod={"cartridges": 60, "robot_time": "20ms"}, dr={"cartridges": 30, "robot_time": "20ms"})
-    quiet = fabric_toml().replace("streams = 2", RETENTION)
-    busy = fabric_toml(schedules=SCHEDULES).replace("streams = 2", RETENTION)
-    return path, quiet, busy
+    return path, with_retention(fabric_toml()), with_retention(fabric_toml(schedules=SCHEDULES))
 
 
 @attrs.define

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
-from vtlfabric.catalog.queries import AVAILABLE
+from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.jobs.aging import run_data_aging
@@ -27,8 +27,9 @@ def histories(draw):
     for i in range(1, draw(st.integers(0, 30)) + 1):
         t += draw(st.floats(0.1, 3.0)) * DAY
         held = {A: AVAILABLE} if draw(st.integers(0, 9)) else {}
-        if draw(st.booleans()):
-            held[B] = AVAILABLE
+        on_dr = draw(st.sampled_from([None, AVAILABLE, AVAILABLE, *PENDING_STATES]))
+        if on_dr:
+            held[B] = on_dr
         kind = draw(st.sampled_from(["full", "incremental", "incremental", "differential"]))
         jobs.append(JobRecord(i, "C", draw(st.sampled_from(["X", "Y"])), "P", kind, kind, "completed", "", 1, None,
                               t, t + 60, 1, 1, "d", held))
@@ -36,7 +37,8 @@ def histories(draw):
 
 
 def copy(name: str, days: float, cycles_: int) -> CopySpec:
-    return CopySpec("P", name, name == "primary", "l/l", None, "synchronous", 1, retain_days=days, retain_cycles=cycles_)
+    source = None if name == "primary" else "primary"
+    return CopySpec("P", name, name == "primary", "l/l", source, "synchronous", 1, retain_days=days, retain_cycles=cycles_)
 
 
 retention = st.tuples(st.sampled_from([0.0, 1.0, 5.0]), st.integers(0, 3))
@@ -62,6 +64,9 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
                     if age == 0:
                         assert all(any(s == AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), \
                             "the newest cycle is never aged from the only copy holding it"
+                    if spec.id == A:  # DR is a synchronous copy of it: aged from A once DR has it
+                        assert all(j.copies.get(B) == AVAILABLE for j in cycle), \
+                            "a job the DR copy has yet to copy is never aged from its source"
 
 
 async def test_data_aging_ages_old_cycles_and_recycles_their_cartridges(tmp_path, autojump_clock):
