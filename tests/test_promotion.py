@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.conftest import open_fabric, write_fabric
 from tests.expect import job_files, restored_files
+from tests.test_reload import RecordingOps, minutes
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy
@@ -15,6 +17,7 @@ from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.service.commands import Commands, Failed
 from vtlfabric.service.operations import Operations
+from vtlfabric.service.scheduler import Scheduler
 from vtlfabric.sim import faults
 
 PRIMARY, DR = "P/primary", "P/dr"
@@ -196,4 +199,18 @@ async def test_a_planned_promotion_catches_up_first_and_loses_nothing(fabric, au
         with pytest.raises(Failed, match="does not hold jobs"):
             await ctl.cmd_promote({"copy": PRIMARY, "planned": True})  # it cannot catch up over a cut WAN
         assert fabric.primary_of("P").id == DR, "a refused planned promotion changes nothing"
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_aux_copy_schedule_naming_a_promoted_copy_runs_the_old_primary_instead(tmp_path, mock_clock):
+    schedule = '\n[[schedule]]\nname = "copies"\nauxcopy = ["P/dr"]\nstart = "1m"\nevery = "10m"\n'
+    async with open_fabric(write_fabric(tmp_path / "f", schedules=schedule)) as fabric, trio.open_nursery() as nursery:
+        ops = RecordingOps()
+        await nursery.start(Scheduler(fabric, ops).run)
+        await minutes(mock_clock, 2)
+        await faults.inject(fabric, "library:prod/PVTL", "offline")
+        await Commands(fabric, Operations(nursery), trio.current_time()).cmd_promote({"copy": DR})
+        await minutes(mock_clock, 10)
+        # P/dr is primary now, with nothing to copy into it; P/primary, fed from it, is copied instead.
+        assert ops.started == [(1, DR), (11, PRIMARY)]
         nursery.cancel_scope.cancel()

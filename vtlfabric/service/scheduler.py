@@ -80,12 +80,26 @@ def _firings(fabric: Fabric, schedule: ScheduleSpec) -> list[tuple[str, Any]]:
     if schedule.action == "age":
         return [("aging", lambda ops: ops.start("aging", run_data_aging, fabric, schedule.targets))]
     if schedule.action == "auxcopy":
-        return [(copy_id, _auxcopy_starter(fabric, copy_id)) for copy_id in schedule.targets]
+        return [(copy_id, _auxcopy_starter(fabric, copy_id)) for copy_id in auxcopy_targets(fabric, schedule.targets)]
     out = []
     for client in schedule.targets:
         for sub in fabric.workloads[client].client.subclients:
             out.append((f"{client}/{sub.name}", _backup_starter(fabric, client, sub.name, schedule.job_type)))
     return out
+
+
+def auxcopy_targets(fabric: Fabric, named: tuple[str, ...]) -> list[str]:
+    """The copies an aux copy schedule runs now. A named copy that was promoted is the
+    primary, with nothing to copy into it: the secondary copies fed from it (the old
+    primary among them) run in its place, so a promotion leaves no copy unscheduled."""
+    out: list[str] = []
+    for copy_id in named:
+        copy = fabric.copy(copy_id)
+        if not copy.primary:
+            out.append(copy_id)
+            continue
+        out += [c.id for c in fabric.copies() if c.policy == copy.policy and not c.primary and c.source == copy.name]
+    return list(dict.fromkeys(out))
 
 
 def _backup_starter(fabric: Fabric, client: str, subclient: str, job_type: str) -> Any:
