@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
+from vtlfabric import errors
 from vtlfabric.catalog.records import (
     AuxRunRecord,
     CartridgeRecord,
@@ -26,7 +27,7 @@ PENDING_STATES = (TO_BE_COPIED, PARTIALLY_COPIED)
 JOB_COPY_STATES = (TO_BE_COPIED, PARTIALLY_COPIED, AVAILABLE, DO_NOT_COPY, BAD, AGED)
 
 
-class Refused(ValueError):
+class Refused(errors.Refused):
     """A manual change the job's state does not allow; nothing was changed."""
 
 

@@ -10,6 +10,7 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import JOB_TYPES, CopySpec
 from vtlfabric.fabric import Fabric
@@ -20,11 +21,11 @@ from vtlfabric.tape.stream import JobWriter
 log = structlog.get_logger()
 
 
-class BackupFailed(Exception):
+class BackupFailed(errors.Failed):
     pass
 
 
-class BadRequest(ValueError):
+class BadRequest(errors.BadRequest):
     pass
 
 

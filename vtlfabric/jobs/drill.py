@@ -27,6 +27,7 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.cliformat import drill_report_text
@@ -66,7 +67,7 @@ class Step:
     detail: str = ""
 
 
-class DrillRunning(Exception):
+class DrillRunning(errors.Refused):
     pass
 
 

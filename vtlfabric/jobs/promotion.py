@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
@@ -22,11 +23,11 @@ from vtlfabric.sim.clock import iso
 log = structlog.get_logger()
 
 
-class NotPromotable(ValueError):
+class NotPromotable(errors.BadRequest):
     """The copy cannot be promoted at all (a bad request)."""
 
 
-class PromotionRefused(Exception):
+class PromotionRefused(errors.Refused):
     """Promoting now would lose jobs the operator has not accepted, or a fault still holds."""
 
 

@@ -15,6 +15,7 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -28,7 +29,7 @@ from vtlfabric.tape.stream import read_segments
 log = structlog.get_logger()
 
 
-class RestoreError(Exception):
+class RestoreError(errors.Failed):
     pass
 
 

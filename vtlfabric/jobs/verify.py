@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
@@ -22,7 +23,7 @@ from vtlfabric.tape.stream import coverage_problem, read_digest
 log = structlog.get_logger()
 
 
-class VerifyFailed(Exception):
+class VerifyFailed(errors.Failed):
     pass
 
 

@@ -11,6 +11,7 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
@@ -32,12 +33,8 @@ log = structlog.get_logger()
 SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
 
 
-class BadRequest(ValueError):
-    """The request is malformed or names something that does not exist (exit 2)."""
-
-
-class Failed(Exception):
-    """The operation ran and failed (exit 1)."""
+BadRequest = errors.BadRequest
+Failed = errors.Failed
 
 
 _MISSING: Any = object()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import attrs
 import structlog
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.sim.faultnames import ACTIONS, USAGE
 
@@ -26,7 +27,7 @@ log = structlog.get_logger()
 
 
 
-class FaultError(ValueError):
+class FaultError(errors.BadRequest):
     pass
 
 
