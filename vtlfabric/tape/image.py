@@ -34,10 +34,11 @@ from vtlfabric.tape.awstape import (
     TornRecord,
     Vol1,
 )
+from vtlfabric.vocab import HERCULES_MAX_BLOCK
 
 # A block hetget/hetmap cannot read is no use on a cartridge that must be
 # readable by them, so this is also the ceiling for ``block_size_limit``.
-MAX_BLOCK_SIZE = awstape.HERCULES_MAX_BLOCK
+MAX_BLOCK_SIZE = HERCULES_MAX_BLOCK
 MAX_FILES = awstape.MAX_FILE_SEQUENCE
 
 
