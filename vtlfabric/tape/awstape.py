@@ -34,6 +34,7 @@ from vtlfabric.tape.records import TornRecord as TornRecord
 from vtlfabric.tape.records import check_chunk_size as check_chunk_size
 from vtlfabric.tape.records import chunk_lengths as chunk_lengths
 from vtlfabric.tape.records import encode_block as encode_block
+from vtlfabric.tape.records import encode_records as encode_records
 from vtlfabric.tape.records import encode_tapemark as encode_tapemark
 from vtlfabric.tape.records import encoded_block_size as encoded_block_size
 from vtlfabric.tape.records import file_size as file_size

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import attrs
@@ -131,6 +131,30 @@ def encode_tapemark(prev_length: int) -> bytes:
     """A tapemark is a bare header; the record after it carries previous length 0."""
     _check_prev_length(prev_length)
     return HEADER.pack(0, prev_length, TAPEMARK, 0)
+
+
+def encode_records(
+    items: Sequence[bytes | None], offset: int, prev_length: int, chunk_size: int = MAX_CHUNK
+) -> tuple[bytes, list[Record]]:
+    """Encode blocks (None for a tapemark) to follow the record that ends at ``offset``.
+
+    Returns the bytes and the records as a reader will find them, so a writer
+    can account for what it appends without reading it back.
+    """
+    parts: list[bytes] = []
+    records: list[Record] = []
+    for item in items:
+        if item is None:
+            raw, last = encode_tapemark(prev_length), 0
+            record = Record(offset, offset + len(raw), True, 0, 1, 0)
+        else:
+            raw, last = encode_block(item, prev_length, chunk_size)
+            chunks = len(chunk_lengths(len(item), chunk_size))
+            record = Record(offset, offset + len(raw), False, len(item), chunks, last, item)
+        parts.append(raw)
+        records.append(record)
+        offset, prev_length = record.end, last
+    return b"".join(parts), records
 
 
 def check_chunk_size(chunk_size: int) -> None:
