@@ -1,15 +1,19 @@
 """The control socket's handler, in process: what each kind of request gets back, and who may ask.
 
 The handler is driven over an in-memory stream with a stand-in peer lookup and a
-stand-in for Commands, so every answer is checked without a daemon.
+stand-in for Commands, so every answer is checked without a daemon; ``serve`` is
+checked on a real Unix socket for the mode it ends up with.
 """
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import stat
 import types
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vtlfabric import errors
-from vtlfabric.service.control import MAX_REQUEST, REQUEST_TIMEOUT, Peer, handle_connection, read_line
+from vtlfabric.service import control
+from vtlfabric.service.control import MAX_REQUEST, REQUEST_TIMEOUT, Peer, handle_connection, read_line, serve
 from vtlfabric.service.events import EventBus, EventFeed
 
 STRANGER_UID = 54_321 if os.geteuid() != 54_321 else 54_322  # neither the daemon's user nor root
@@ -267,3 +272,50 @@ async def test_any_other_exception_is_a_bug_answered_as_an_internal_error_and_lo
     assert "not valid JSON" not in reply["error"] and "not received in time" not in reply["error"]
     logged = [e for e in logs if e["event"] == "control.error"]
     assert len(logged) == 1 and logged[0]["log_level"] == "error" and logged[0]["exc_info"]
+
+
+# ------------------------------------------------------------------ the socket itself
+
+
+@pytest.fixture
+def no_umask(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process umask is shared by every thread: serving the socket must not touch it."""
+    calls: list[int] = []
+
+    def umask(mask: int) -> int:
+        calls.append(mask)
+        raise AssertionError("os.umask called: it changes the mode of files other threads create")
+
+    monkeypatch.setattr(os, "umask", umask)
+    return calls
+
+
+async def request_over(path: Path, payload: bytes) -> dict[str, Any]:
+    stream = await trio.open_unix_socket(str(path))
+    async with stream:
+        await stream.send_all(payload)
+        received = bytearray()
+        while data := await stream.receive_some():
+            received += data
+    return json.loads(received)
+
+
+@pytest.mark.parametrize("own_group", [False, True], ids=["0600", "0660-group"])
+async def test_the_socket_is_created_with_its_mode_without_the_umask_and_serves(tmp_path, no_umask, own_group):
+    group = grp.getgrgid(os.getegid()) if own_group else None
+    commands = FakeCommands(socket_group=group.gr_name if group else None)
+    path = tmp_path / "control.sock"
+    path.write_text("stale")  # left by a crash
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, commands, path)
+        info = path.lstat()
+        assert stat.S_ISSOCK(info.st_mode)
+        assert stat.S_IMODE(info.st_mode) == (0o660 if group else 0o600)
+        if group:
+            assert info.st_gid == group.gr_gid
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["control.sock"], "the private directory is gone"
+        reply = await request_over(path, b'{"cmd": "status"}\n')
+        assert reply["ok"] and commands.requests[0]["who"] == control._user_name(os.geteuid())
+        nursery.cancel_scope.cancel()
+    assert not path.exists(), "removed when the daemon stops"
+    assert no_umask == []

@@ -11,8 +11,10 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import socket as stdsocket
 import struct
+import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -186,14 +188,11 @@ async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_
     group_name = commands.fabric.config.daemon.socket_group
     group = (await trio.to_thread.run_sync(grp.getgrnam, group_name)).gr_gid if group_name else None
     sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # created 0600: no window where others could connect
     try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    if group is not None:  # the group gets in only once the group owns it
-        os.chown(path, -1, group)
-        os.chmod(path, 0o660)
+        await _bind_private(sock, path, group)
+    except BaseException:
+        sock.close()
+        raise
     sock.listen(64)
     listener = trio.SocketListener(sock)
     log.info("control.listening", socket=str(path))
@@ -203,3 +202,26 @@ async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_
             await trio.serve_listeners(partial(handle_connection, commands, group, peer_of), [listener], handler_nursery=nursery)
     finally:
         path.unlink(missing_ok=True)
+
+
+async def _bind_private(sock: Any, path: Path, group: int | None) -> None:
+    """Bind ``sock`` at ``path`` already 0600 (or 0660 owned by ``group``), without the umask.
+
+    The process umask is shared by every thread, so it is never touched: the socket
+    is bound in a fresh 0700 directory beside ``path`` (no one else can connect
+    through it), given its mode there, then renamed into place in one step.
+    """
+    # A short name ("." and 8 random characters, then "s"): an AF_UNIX path holds only
+    # 107 bytes, and this one is no longer than ``<parent>/control.sock``.
+    private = Path(tempfile.mkdtemp(prefix=".", dir=path.parent))
+    try:
+        staged = private / "s"
+        await sock.bind(str(staged))
+        if group is not None:  # the group gets in only once the group owns it
+            os.chown(staged, -1, group)
+            os.chmod(staged, 0o660)
+        else:
+            os.chmod(staged, 0o600)
+        os.rename(staged, path)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
