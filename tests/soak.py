@@ -22,8 +22,8 @@ from typing import Any
 
 import attrs
 
-from tests.conftest import fabric_toml, write_fabric
 from tests.daemon import CLI, Daemon
+from tests.helpers import fabric_toml, write_fabric
 
 SCHEDULES = """
 [[schedule]]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import write_fabric
+from tests.helpers import write_fabric
 from vtlfabric import config
 from vtlfabric.units import parse_duration, parse_size
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fabric_toml, write_fabric
 from tests.daemon import CLI, Daemon, raw_request
+from tests.helpers import fabric_toml, wait_for, write_fabric
 
 pytestmark = pytest.mark.e2e
 WATCHDOG_USEC = 1_000_000  # a ping every 0.5 s
@@ -134,12 +134,7 @@ def test_sighup_applies_a_new_config_and_refuses_a_bad_one(tmp_path):
 
 
 def wait_until(predicate, d: Daemon, seconds: float = 20.0) -> None:
-    end = time.monotonic() + seconds  # clock-ok
-    while time.monotonic() < end:  # clock-ok
-        if predicate():
-            return
-        time.sleep(0.1)  # clock-ok
-    raise AssertionError(f"timed out\n{d.tail()}")
+    wait_for("the daemon", predicate, timeout=seconds, interval=0.1, explain=d.tail)
 
 
 def test_ctl_events_follow_prints_job_copy_fault_and_drill_events_as_they_happen(tmp_path):

@@ -12,8 +12,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import open_fabric, write_fabric
 from tests.expect import job_files, restored_files
+from tests.helpers import open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.aging import run_data_aging

@@ -8,36 +8,13 @@ import pytest
 import trio
 import trio.testing
 
-from tests.conftest import fabric_toml, open_fabric, write_fabric
+from tests.helpers import RecordingOps, fabric_toml, minutes, open_fabric, write_fabric
 from vtlfabric import config as config_mod
-from vtlfabric.service.operations import Operation
 from vtlfabric.service.reload import ReloadRefused, reload_config
 from vtlfabric.service.scheduler import Scheduler
 
 HOURLY = '\n[[schedule]]\nname = "hourly"\nbackup = ["IBMB"]\nstart = "10m"\nevery = "1h"\n'
 NEW = '\n[[schedule]]\nname = "new"\nbackup = ["IBMA"]\nstart = "1m"\nevery = "1h"\n'
-
-
-class RecordingOps:
-    """Stands in for Operations: records what the scheduler starts, and when, running nothing."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[int, str]] = []
-        self.began = trio.current_time()
-
-    async def start(self, kind, fn, *args, reports_id=False):
-        self.started.append((round((trio.current_time() - self.began) / 60), args[1]))
-        op = Operation(kind, id=f"{kind}:{len(self.started)}")
-        op.done.set()
-        return op
-
-
-async def minutes(clock, n: int) -> None:
-    """Move a manual mock clock on a minute at a time, letting what wakes run: an autojump
-    clock would leap ahead while the reload waits for the catalog's thread."""
-    for _ in range(n):
-        clock.jump(60)
-        await trio.testing.wait_all_tasks_blocked()
 
 
 async def test_a_reload_keeps_unchanged_schedules_on_their_times_and_starts_new_ones_from_the_reload(tmp_path, mock_clock):

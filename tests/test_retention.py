@@ -6,8 +6,8 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
+from tests.helpers import open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import write_fabric
 from tests.daemon import Daemon
+from tests.helpers import write_fabric
 
 UNIT = Path(__file__).parent.parent / "config" / "vtlfabric.service"
 INSTALLED = "/opt/vtlfabric/.venv/bin/vtlfabric"
