@@ -1,5 +1,5 @@
 """What tests share: small fabrics written as real config files and loaded the way the
-daemon loads them, doubles, and time helpers.
+daemon loads them, a checked way to edit those files, doubles, and time helpers.
 
 Tests import from here (or from expect.py, daemon.py, soak.py, bench.py), never from
 conftest.py or from each other.
@@ -138,6 +138,21 @@ def write_fabric(root: Path, *, prod: dict[str, Any] | None = None, dr: dict[str
     path = root / "fabric.toml"
     path.write_text(fabric_toml(**fabric))
     return path
+
+
+def edited(text: str, anchor: str, replacement: str, *, count: int = 1, where: object = "config text") -> str:
+    """``text`` with the first ``count`` occurrences of ``anchor`` replaced. An anchor that
+    is not there (say, a default that changed) fails the test, naming ``where`` and the
+    anchor, rather than leaving the config silently as it was."""
+    found = text.count(anchor)
+    if found < count:
+        raise AssertionError(f"{where}: expected {count} of {anchor!r} to edit, found {found}")
+    return text.replace(anchor, replacement, count)
+
+
+def edit_config(path: Path, anchor: str, replacement: str, count: int = 1) -> None:
+    """Edit a config file in place: replace ``anchor``, which must be in it (see ``edited``)."""
+    path.write_text(edited(path.read_text(), anchor, replacement, count=count, where=path))
 
 
 @asynccontextmanager

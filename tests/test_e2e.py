@@ -15,7 +15,7 @@ import pytest
 
 from tests.daemon import CLI, Daemon, raw_request
 from tests.expect import restored_files
-from tests.helpers import expected, hetget_argv, write_fabric
+from tests.helpers import edit_config, expected, hetget_argv, write_fabric
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parent.parent
@@ -85,7 +85,7 @@ def test_a_second_daemon_on_the_same_state_dir_refuses(daemon, tmp_path):
 def test_bad_config_exits_2_naming_file_and_key(tmp_path):
     path = write_fabric(tmp_path)
     dr = tmp_path / "dr.toml"
-    dr.write_text(dr.read_text().replace("drives = 2", "drives = 2\nspeed = 9"))
+    edit_config(dr, "drives = 2", "drives = 2\nspeed = 9")
     done = subprocess.run([*CLI, "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert str(dr) in done.stderr and "library[0].speed" in done.stderr and "unknown key" in done.stderr

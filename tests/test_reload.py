@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.helpers import RecordingOps, fabric_toml, minutes, open_fabric, write_fabric
+from tests.helpers import RecordingOps, edited, fabric_toml, minutes, open_fabric, write_fabric
 from vtlfabric import config as config_mod
 from vtlfabric.service.reload import ReloadRefused, reload_config
 from vtlfabric.service.scheduler import Scheduler
@@ -48,6 +48,6 @@ async def test_a_reload_that_needs_a_restart_or_cannot_be_read_is_refused_whole(
             await reload_config(fabric, partial(config_mod.load, path))
         assert fabric.config is before, "nothing half-applied"
         path.rmdir()
-        path.write_text(text.replace('bandwidth = "50MB"', 'bandwidth = "5MB"'))
+        path.write_text(edited(text, 'bandwidth = "50MB"', 'bandwidth = "5MB"', where=path))
         done = await reload_config(fabric, partial(config_mod.load, path))
         assert done["changed"] == ["links"] and fabric.links["wan"].spec.bandwidth == 5_000_000
