@@ -25,7 +25,7 @@ import attrs
 import structlog
 import trio
 
-from tests.conftest import fabric_toml, open_fabric, site_toml
+from tests.helpers import fabric_toml, open_fabric, site_toml
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy

@@ -22,8 +22,8 @@ from typing import Any
 
 import attrs
 
-from tests.conftest import fabric_toml, write_fabric
 from tests.daemon import CLI, Daemon
+from tests.helpers import edited, fabric_toml, write_fabric
 
 SCHEDULES = """
 [[schedule]]
@@ -59,7 +59,7 @@ RETENTION = "retain_days = 0.00005\nretain_cycles = 1"
 
 def with_retention(toml: str) -> str:
     for line in ('library = "prod/PVTL"', "streams = 2"):
-        toml = toml.replace(line, f"{line}\n{RETENTION}")
+        toml = edited(toml, line, f"{line}\n{RETENTION}")
     return toml
 
 

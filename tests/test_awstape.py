@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import io
-import random
 from datetime import date
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import payload
 from vtlfabric.tape import awstape
 from vtlfabric.tape.awstape import (
     BOR,
@@ -26,10 +26,6 @@ from vtlfabric.tape.awstape import (
 
 # A record to encode: block contents, or None for a tapemark.
 Item = bytes | None
-
-
-def payload(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def encode(items: list[Item], chunk_size: int = MAX_CHUNK) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import write_fabric
+from tests.helpers import edit_config, write_fabric
 from vtlfabric import config
 from vtlfabric.units import parse_duration, parse_size
 
@@ -23,12 +23,6 @@ def test_shipped_demo_config_loads():
     assert cfg.copy("IBMI/vault").rules.frequency == "weekly" and cfg.copy("IBMI/vault").source == "dr"
     assert cfg.copy("IBMI/dr").site == "dr"
     assert cfg.link_between("dr", "production").name == "prod-dr"
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
 
 
 def _error(path: Path) -> config.ConfigError:
@@ -56,7 +50,7 @@ def _error(path: Path) -> config.ConfigError:
 )
 def test_bad_config_names_file_and_key(tmp_path, file, old, new, key, words):
     path = write_fabric(tmp_path)
-    _edit(tmp_path / file, old, new)
+    edit_config(tmp_path / file, old, new)
     err = _error(path)
     assert err.file == str(tmp_path / file)
     assert key in err.key
@@ -66,7 +60,7 @@ def test_bad_config_names_file_and_key(tmp_path, file, old, new, key, words):
 
 def test_metrics_listen_on_loopback(tmp_path):
     path = write_fabric(tmp_path)
-    _edit(path, "[encryption]", '[metrics]\nlisten = "[::1]:9100"\n[encryption]')
+    edit_config(path, "[encryption]", '[metrics]\nlisten = "[::1]:9100"\n[encryption]')
     assert config.load(path).metrics == config.MetricsSpec("::1", 9100)
     assert config.load(SHIPPED).metrics == config.MetricsSpec("127.0.0.1", 9464)
 

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 import trio
 
+from tests.helpers import check_every_copy
 from vtlfabric.catalog import queries
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
@@ -83,8 +84,6 @@ async def test_drills_never_overlap(fabric, autojump_clock):
 
 
 async def test_a_failover_drill_promotes_backs_up_restores_and_fails_back(fabric, tmp_path, autojump_clock):
-    from tests.test_promotion import check_every_copy
-
     await run_backup(fabric, "IBMA", "ALLUSR", "full")
     await run_backup(fabric, "IBMB", None, "full")
     await run_auxcopy(fabric)

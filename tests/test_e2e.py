@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_fabric
 from tests.daemon import CLI, Daemon, raw_request
-from tests.expect import restored_files, subclient_files, workload_of
+from tests.expect import restored_files
+from tests.helpers import edit_config, expected, hetget_argv, write_fabric
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parent.parent
@@ -30,10 +30,6 @@ def daemon(tmp_path):
         assert d.stop() == 0, d.tail()
     finally:
         d.kill()
-
-
-def expected(config: Path, client: str, subclient: str, generation: int) -> dict[Path, bytes]:
-    return subclient_files(workload_of(config, client), subclient, generation)
 
 
 def test_backup_auxcopy_and_restore_at_dr_through_the_cli(daemon, tmp_path):
@@ -89,7 +85,7 @@ def test_a_second_daemon_on_the_same_state_dir_refuses(daemon, tmp_path):
 def test_bad_config_exits_2_naming_file_and_key(tmp_path):
     path = write_fabric(tmp_path)
     dr = tmp_path / "dr.toml"
-    dr.write_text(dr.read_text().replace("drives = 2", "drives = 2\nspeed = 9"))
+    edit_config(dr, "drives = 2", "drives = 2\nspeed = 9")
     done = subprocess.run([*CLI, "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert str(dr) in done.stderr and "library[0].speed" in done.stderr and "unknown key" in done.stderr
@@ -220,7 +216,6 @@ def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
         listing = subprocess.run(["hetmap", str(image)], capture_output=True, text=True)
         assert listing.returncode == 0 and barcode[:6] in listing.stdout
         out = tmp_path / f"{barcode}.{file_no}"
-        from tests.test_hercules import hetget_argv  # the argv the tape tests proved
         got = subprocess.run(hetget_argv(image, out, file_no), capture_output=True, text=True)
         assert got.returncode == 0, got.stdout + got.stderr
         data += out.read_bytes()[:length]

@@ -3,14 +3,13 @@ is promoted, backups and restores go on at DR, then production is repaired and f
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_fabric
 from tests.daemon import Daemon
 from tests.expect import job_files, restored_files, workload_of
+from tests.helpers import wait_for, write_fabric
 
 pytestmark = pytest.mark.e2e
 
@@ -27,16 +26,6 @@ auxcopy = ["P/dr"]
 start = "2s"
 every = "4s"
 """
-
-
-def wait_for(what, check, timeout=60.0):
-    deadline = time.monotonic() + timeout  # clock-ok: a real daemon, real time
-    while time.monotonic() < deadline:  # clock-ok
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)  # clock-ok
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def files_of(config: Path, job: dict) -> dict[Path, bytes]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fabric_toml, write_fabric
 from tests.daemon import CLI, Daemon, raw_request
+from tests.helpers import edit_config, edited, fabric_toml, wait_for, write_fabric
 
 pytestmark = pytest.mark.e2e
 WATCHDOG_USEC = 1_000_000  # a ping every 0.5 s
@@ -104,21 +104,21 @@ def test_sighup_applies_a_new_config_and_refuses_a_bad_one(tmp_path):
     try:
         assert d.ok("status")["links"][0]["name"] == "wan"
         schedule = '\n[[schedule]]\nname = "nightly"\nbackup = ["IBMB"]\ntype = "full"\nstart = "0s"\nevery = "1h"\n'
-        path.write_text(fabric_toml(schedules=schedule).replace('bandwidth = "50MB"', 'bandwidth = "5MB"'))
+        path.write_text(edited(fabric_toml(schedules=schedule), 'bandwidth = "50MB"', 'bandwidth = "5MB"'))
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: any(e["event"] == "config.reloaded" for e in d.events()), d)
         reloaded = next(e for e in d.events() if e["event"] == "config.reloaded")
         assert set(reloaded["changed"]) >= {"schedules", "links"}
         wait_until(lambda: any(j["client"] == "IBMB" and j["type"] == "full" for j in d.ok("jobs")), d)  # the new schedule runs
 
-        path.write_text(path.read_text().replace('every = "1h"', 'every = "soon"'))
+        edit_config(path, 'every = "1h"', 'every = "soon"')
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: any(e["event"] == "config.reload_refused" for e in d.events()), d)
         refused = next(e for e in d.events() if e["event"] == "config.reload_refused")
         assert "fabric.toml" in refused["error"] and "every" in refused["error"]
         assert d.ok("status")["pid"] == d.proc.pid, "the daemon serves on, on the old config"
 
-        (tmp_path / "fabric" / "dr.toml").write_text((tmp_path / "fabric" / "dr.toml").read_text().replace("drives = 2", "drives = 3"))
+        edit_config(tmp_path / "fabric" / "dr.toml", "drives = 2", "drives = 3")
         path.write_text(fabric_toml())
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: sum(e["event"] == "config.reload_refused" for e in d.events()) == 2, d)
@@ -134,12 +134,7 @@ def test_sighup_applies_a_new_config_and_refuses_a_bad_one(tmp_path):
 
 
 def wait_until(predicate, d: Daemon, seconds: float = 20.0) -> None:
-    end = time.monotonic() + seconds  # clock-ok
-    while time.monotonic() < end:  # clock-ok
-        if predicate():
-            return
-        time.sleep(0.1)  # clock-ok
-    raise AssertionError(f"timed out\n{d.tail()}")
+    wait_for("the daemon", predicate, timeout=seconds, interval=0.1, explain=d.tail)
 
 
 def test_ctl_events_follow_prints_job_copy_fault_and_drill_events_as_they_happen(tmp_path):

@@ -6,10 +6,9 @@ import textwrap
 
 import pytest
 
-from tests.conftest import CLIENTS, site_toml
 from tests.daemon import Daemon
 from tests.expect import restored_files
-from tests.test_e2e import expected
+from tests.helpers import CLIENTS, expected, site_toml
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
+from tests.helpers import open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy

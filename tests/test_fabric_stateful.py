@@ -12,8 +12,8 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import open_fabric, write_fabric
 from tests.expect import job_files, restored_files
+from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.aging import run_data_aging
@@ -69,8 +69,9 @@ def test_random_programs_keep_the_invariants(program):
 
 async def _run_program(root: Path, program: list[tuple]) -> None:
     path = write_fabric(root / "f", prod={"capacity": "1MiB", "cartridges": 30}, dr={"capacity": "1MiB", "cartridges": 30})
-    text = path.read_text().replace("primary = true", "primary = true\nretain_days = 3\nretain_cycles = 1")
-    path.write_text(text.replace("streams = 2", "streams = 2\nretain_days = 6\nretain_cycles = 2") + VAULT)
+    edit_config(path, "primary = true", "primary = true\nretain_days = 3\nretain_cycles = 1")
+    edit_config(path, "streams = 2", "streams = 2\nretain_days = 6\nretain_cycles = 2")
+    path.write_text(path.read_text() + VAULT)
     (root / "f" / "dr.toml").write_text((root / "f" / "dr.toml").read_text() + VAULT_LIBRARY)
     async with open_fabric(path) as fabric:
         checked: set[tuple[int, str]] = set()

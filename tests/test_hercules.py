@@ -6,7 +6,6 @@ here compares bytes rather than trusting the exit status.
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
 import subprocess
@@ -17,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import test_tape_image as tape_image_tests
+from tests import helpers
+from tests.helpers import hetget_argv, payload
 from vtlfabric.tape import awstape
 from vtlfabric.tape.image import MAX_BLOCK_SIZE, TapeImage
 
@@ -36,10 +36,6 @@ BARCODE = "PR0042L8"
 CAPACITY = 64 * 2**20
 
 
-def payload(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
 # Several files of different shapes; the last one is on the image's last bytes.
 FILES = [
     [payload(1, 1000), payload(2, MAX_BLOCK_SIZE), payload(3, 1)],
@@ -51,21 +47,11 @@ FILES = [
 
 
 def write_image(path: Path, files: list[list[bytes]], *, chunk_size: int, close_last: bool = True) -> None:
-    tape_image_tests.write_image(path, files, close_last=close_last, barcode=BARCODE, capacity=CAPACITY, chunk_size=chunk_size).close()
+    helpers.write_image(path, files, close_last=close_last, barcode=BARCODE, capacity=CAPACITY, chunk_size=chunk_size).close()
 
 
 def run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60, check=False)
-
-
-def hetget_argv(image: Path, out: Path, file_no: int) -> list[str]:
-    """The command that copies tape file ``file_no`` out of a cartridge, bytes unchanged.
-
-    No DCB arguments and no ``-n``: hetget reads VOL1, skips 3 tapemarks per
-    earlier file, takes RECFM=U from HDR2 and, without ``-a``/``-u``, writes
-    every block exactly as it is on tape.
-    """
-    return [HETGET or "hetget", str(image), str(out), str(file_no)]
 
 
 def hetget(image: Path, file_no: int, out: Path) -> bytes:

@@ -7,11 +7,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.conftest import open_fabric, write_fabric
-from tests.expect import job_files, restored_files
-from tests.test_reload import RecordingOps, minutes
+from tests.helpers import CLIENTS, RecordingOps, check_every_copy, minutes, open_fabric, site_toml, write_fabric
 from vtlfabric.catalog import queries
-from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
@@ -21,21 +18,6 @@ from vtlfabric.service.scheduler import Scheduler
 from vtlfabric.sim import faults
 
 PRIMARY, DR = "P/primary", "P/dr"
-
-
-async def check_every_copy(fabric: Fabric, root: Path) -> int:
-    """Every job restores byte-exact from every copy that holds it."""
-    checked = 0
-    for job in await fabric.catalog.call(queries.list_jobs):
-        for copy_id, state in job.copies.items():
-            if state != queries.AVAILABLE:
-                continue
-            dest = root / f"{job.id}-{copy_id.replace('/', '_')}"
-            await run_restore(fabric, RestoreRequest(job.client, dest, job_id=job.id, copy_id=copy_id))
-            want = job_files(fabric.workloads[job.client], job.subclient, job.type, job.generation, job.base_generation)
-            assert restored_files(dest) == want, f"job {job.id} from {copy_id}"
-            checked += 1
-    return checked
 
 
 async def test_promote_back_up_at_dr_and_fail_back(fabric, tmp_path, autojump_clock):
@@ -124,8 +106,6 @@ async def test_a_failed_cartridge_fails_reads_and_is_never_written_again(fabric,
 
 
 def three_sites(root: Path, *, dr_to_dr2: bool) -> Path:
-    from tests.conftest import CLIENTS, site_toml
-
     root.mkdir(parents=True)
     (root / "prod.toml").write_text(site_toml("prod", "prodma", "PVTL", "PR", clients=CLIENTS))
     (root / "dr.toml").write_text(site_toml("dr", "drma", "DVTL", "DR"))
@@ -144,8 +124,6 @@ def three_sites(root: Path, *, dr_to_dr2: bool) -> Path:
 
 @pytest.mark.parametrize("dr_to_dr2", [True, False])
 async def test_copies_fed_by_the_primary_follow_a_promotion_where_the_wan_reaches(tmp_path, dr_to_dr2, autojump_clock):
-    from tests.conftest import open_fabric
-
     async with open_fabric(three_sites(tmp_path / "f", dr_to_dr2=dr_to_dr2)) as fabric, trio.open_nursery() as nursery:
         ctl = Commands(fabric, Operations(nursery), trio.current_time())
         await run_backup(fabric, "IBMB", None, "full")

@@ -8,36 +8,13 @@ import pytest
 import trio
 import trio.testing
 
-from tests.conftest import fabric_toml, open_fabric, write_fabric
+from tests.helpers import RecordingOps, edited, fabric_toml, minutes, open_fabric, write_fabric
 from vtlfabric import config as config_mod
-from vtlfabric.service.operations import Operation
 from vtlfabric.service.reload import ReloadRefused, reload_config
 from vtlfabric.service.scheduler import Scheduler
 
 HOURLY = '\n[[schedule]]\nname = "hourly"\nbackup = ["IBMB"]\nstart = "10m"\nevery = "1h"\n'
 NEW = '\n[[schedule]]\nname = "new"\nbackup = ["IBMA"]\nstart = "1m"\nevery = "1h"\n'
-
-
-class RecordingOps:
-    """Stands in for Operations: records what the scheduler starts, and when, running nothing."""
-
-    def __init__(self) -> None:
-        self.started: list[tuple[int, str]] = []
-        self.began = trio.current_time()
-
-    async def start(self, kind, fn, *args, reports_id=False):
-        self.started.append((round((trio.current_time() - self.began) / 60), args[1]))
-        op = Operation(kind, id=f"{kind}:{len(self.started)}")
-        op.done.set()
-        return op
-
-
-async def minutes(clock, n: int) -> None:
-    """Move a manual mock clock on a minute at a time, letting what wakes run: an autojump
-    clock would leap ahead while the reload waits for the catalog's thread."""
-    for _ in range(n):
-        clock.jump(60)
-        await trio.testing.wait_all_tasks_blocked()
 
 
 async def test_a_reload_keeps_unchanged_schedules_on_their_times_and_starts_new_ones_from_the_reload(tmp_path, mock_clock):
@@ -71,6 +48,6 @@ async def test_a_reload_that_needs_a_restart_or_cannot_be_read_is_refused_whole(
             await reload_config(fabric, partial(config_mod.load, path))
         assert fabric.config is before, "nothing half-applied"
         path.rmdir()
-        path.write_text(text.replace('bandwidth = "50MB"', 'bandwidth = "5MB"'))
+        path.write_text(edited(text, 'bandwidth = "50MB"', 'bandwidth = "5MB"', where=path))
         done = await reload_config(fabric, partial(config_mod.load, path))
         assert done["changed"] == ["links"] and fabric.links["wan"].spec.bandwidth == 5_000_000

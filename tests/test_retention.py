@@ -6,8 +6,8 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
+from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
@@ -71,8 +71,8 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
 
 async def test_data_aging_ages_old_cycles_and_recycles_their_cartridges(tmp_path, autojump_clock):
     path = write_fabric(tmp_path / "f", prod={"capacity": "512KiB", "cartridges": 20}, dr={"capacity": "512KiB", "cartridges": 20})
-    text = path.read_text().replace('primary = true', 'primary = true\nretain_days = 1\nretain_cycles = 1')
-    path.write_text(text.replace('streams = 2', 'streams = 2\nretain_days = 3\nretain_cycles = 2'))
+    edit_config(path, 'primary = true', 'primary = true\nretain_days = 1\nretain_cycles = 1')
+    edit_config(path, 'streams = 2', 'streams = 2\nretain_days = 3\nretain_cycles = 2')
     async with open_fabric(path) as fabric:
         fulls = []
         for _ in range(3):  # three weekly cycles: a full and an incremental each

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import write_fabric
 from tests.daemon import Daemon
+from tests.helpers import edited, write_fabric
 
 UNIT = Path(__file__).parent.parent / "config" / "vtlfabric.service"
 INSTALLED = "/opt/vtlfabric/.venv/bin/vtlfabric"
@@ -25,7 +25,7 @@ def unit() -> configparser.RawConfigParser:
 def here(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at this checkout: verify checks the binary exists."""
     path = tmp_path / "vtlfabric.service"
-    path.write_text(UNIT.read_text().replace(INSTALLED, str(Path(sys.executable).parent / "vtlfabric")))
+    path.write_text(edited(UNIT.read_text(), INSTALLED, str(Path(sys.executable).parent / "vtlfabric"), where=UNIT))
     return path
 
 

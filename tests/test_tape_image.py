@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import random
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import payload, write_image
 from vtlfabric.tape import awstape
 from vtlfabric.tape.image import MAX_BLOCK_SIZE, EndOfMedium, FileInfo, TapeFormatError, TapeImage
 
@@ -19,21 +19,6 @@ VOL1_END = 86  # one 80-byte label behind a 6-byte header
 LABEL = 86
 TM = 6
 CLOSING = TM + LABEL + LABEL + TM
-
-
-def payload(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def write_image(path: Path, files: list[list[bytes]], *, close_last: bool = True, barcode: str = BARCODE, **kwargs) -> TapeImage:
-    image = TapeImage.create(path, barcode, kwargs.pop("capacity", BIG), **kwargs)
-    for n, blocks in enumerate(files, 1):
-        assert image.begin_file() == n
-        assert image.write_blocks(blocks) == len(blocks)
-        if close_last or n < len(files):
-            image.end_file()
-    image.flush()
-    return image
 
 
 def read_all(image: TapeImage) -> list[list[bytes]]:

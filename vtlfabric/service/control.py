@@ -11,17 +11,22 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import socket as stdsocket
 import struct
+import tempfile
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import structlog
 import trio
 
-from vtlfabric.service.commands import BadRequest, Commands, Failed
+from vtlfabric import errors
+from vtlfabric.errors import BadRequest, Failed
+from vtlfabric.service.commands import Commands
 from vtlfabric.service.events import EventFeed
 
 log = structlog.get_logger()
@@ -41,7 +46,22 @@ async def read_line(stream: trio.abc.Stream, limit: int = MAX_REQUEST) -> bytes:
             break
         buffer += data
     line, _, _ = bytes(buffer).partition(b"\n")
+    if len(line) > limit:  # the newline came in the same read as the excess
+        raise BadRequest(f"request: longer than {limit} bytes")
     return line
+
+
+def parse_request(line: bytes) -> dict[str, Any]:
+    """One request line as a JSON object; anything else is the client's mistake (exit 2)."""
+    try:
+        request = json.loads(line.decode("utf-8"))
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an integer past Python's digit limit
+        raise BadRequest(f"request: not valid JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest("request: not valid JSON: nested too deeply") from None
+    if not isinstance(request, dict):
+        raise BadRequest(f"request: not valid JSON: expected an object, got {type(request).__name__}")
+    return request
 
 
 @attrs.frozen
@@ -50,6 +70,15 @@ class Peer:
     gid: int
     name: str
     groups: frozenset[int]
+
+
+PeerLookup = Callable[[Any], Awaitable[Peer]]  # who is on the other end of a connection
+
+
+class Dispatcher(Protocol):
+    """What the handler needs of ``Commands``: one request in, a result (or an EventFeed) out."""
+
+    async def dispatch(self, request: dict[str, Any]) -> Any: ...
 
 
 async def peer_of(stream: trio.SocketStream) -> Peer:
@@ -97,40 +126,43 @@ def _reply(ok: bool, payload: Any, code: int = 0) -> bytes:
     return json.dumps(body, default=str).encode() + b"\n"
 
 
-async def _handle(commands: Commands, group: int | None, stream: trio.SocketStream) -> None:
+async def handle_connection(commands: Dispatcher, group: int | None, lookup: PeerLookup, stream: trio.abc.Stream) -> None:
+    """Answer one request on ``stream``; ``lookup`` says who the peer is (``peer_of`` on a real socket).
+
+    Errors are mapped once, by type: a domain error (``errors.FabricError``) is the
+    request's answer, with its exit code; anything else is a bug, logged, and costs
+    this one request, never the daemon.
+    """
     async with stream:
         try:
-            with trio.fail_after(REQUEST_TIMEOUT):  # only reading the request is bounded; --wait may take long
-                line = await read_line(stream)
-            peer = await peer_of(stream)
+            try:
+                with trio.fail_after(REQUEST_TIMEOUT):  # only reading the request is bounded; --wait may take long
+                    line = await read_line(stream)
+            except trio.TooSlowError:
+                raise BadRequest("request: not received in time") from None
+            peer = await lookup(stream)
             if not allowed(peer, group):  # read first: closing on unread data would reset the reply
-                log.warning("control.refused", uid=peer.uid, user=peer.name)
+                log.warning("control.refused", uid=peer.uid, gid=peer.gid, user=peer.name)
                 raise Failed(f"permission denied: {peer.name} is not the daemon's user nor in its socket_group")
-            request = json.loads(line)
-            if not isinstance(request, dict):
-                raise BadRequest("request: expected a JSON object")
+            request = parse_request(line)
             request["who"] = peer.name  # from the kernel, never from the request
             result = await commands.dispatch(request)
             if isinstance(result, EventFeed):
                 await _send_events(stream, result)
                 return
             reply = _reply(True, result)
-        except trio.TooSlowError:
-            reply = _reply(False, "request: not received in time", 2)
-        except (BadRequest, ValueError) as e:  # JSONDecodeError is a ValueError
-            reply = _reply(False, str(e) if isinstance(e, BadRequest) else f"request: not valid JSON: {e}", 2)
-        except Failed as e:
-            reply = _reply(False, str(e), 1)
+        except errors.FabricError as e:
+            reply = _reply(False, str(e), errors.exit_code(e))
         except Exception as e:  # a bug must cost one request, never the daemon
-            log.exception("control.error")
-            reply = _reply(False, f"internal error: {type(e).__name__}: {e}", 1)
+            log.exception("control.error", error=f"{type(e).__name__}: {e}")
+            reply = _reply(False, f"internal error: {type(e).__name__}: {e}", errors.EXIT_FAILED)
         try:
             await stream.send_all(reply)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
 
-async def _send_events(stream: trio.SocketStream, feed: EventFeed) -> None:
+async def _send_events(stream: trio.abc.Stream, feed: EventFeed) -> None:
     """The reply line, then one event a line; a reader that went away ends it."""
     try:
         await stream.send_all(_reply(True, "events"))
@@ -156,20 +188,40 @@ async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_
     group_name = commands.fabric.config.daemon.socket_group
     group = (await trio.to_thread.run_sync(grp.getgrnam, group_name)).gr_gid if group_name else None
     sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # created 0600: no window where others could connect
     try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    if group is not None:  # the group gets in only once the group owns it
-        os.chown(path, -1, group)
-        os.chmod(path, 0o660)
+        await _bind_private(sock, path, group)
+    except BaseException:
+        sock.close()
+        raise
     sock.listen(64)
     listener = trio.SocketListener(sock)
     log.info("control.listening", socket=str(path))
     try:
         async with trio.open_nursery() as nursery:
             task_status.started()
-            await trio.serve_listeners(partial(_handle, commands, group), [listener], handler_nursery=nursery)
+            await trio.serve_listeners(partial(handle_connection, commands, group, peer_of), [listener], handler_nursery=nursery)
     finally:
         path.unlink(missing_ok=True)
+
+
+async def _bind_private(sock: Any, path: Path, group: int | None) -> None:
+    """Bind ``sock`` at ``path`` already 0600 (or 0660 owned by ``group``), without the umask.
+
+    The process umask is shared by every thread, so it is never touched: the socket
+    is bound in a fresh 0700 directory beside ``path`` (no one else can connect
+    through it), given its mode there, then renamed into place in one step.
+    """
+    # A short name ("." and 8 random characters, then "s"): an AF_UNIX path holds only
+    # 107 bytes, and this one is no longer than ``<parent>/control.sock``.
+    private = Path(tempfile.mkdtemp(prefix=".", dir=path.parent))
+    try:
+        staged = private / "s"
+        await sock.bind(str(staged))
+        if group is not None:  # the group gets in only once the group owns it
+            os.chown(staged, -1, group)
+            os.chmod(staged, 0o660)
+        else:
+            os.chmod(staged, 0o600)
+        os.rename(staged, path)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
