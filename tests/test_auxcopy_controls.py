@@ -8,7 +8,8 @@ import trio
 from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
-from vtlfabric.jobs.auxcopy import plan_streams, run_auxcopy, run_copy
+from vtlfabric.jobs import running
+from vtlfabric.jobs.auxcopy import SUSPENDED, plan_streams, run_auxcopy, run_copy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.service.commands import Commands
@@ -59,7 +60,7 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
                 if row is not None and row.bytes_done > 0:
                     break
             await catalog.call(queries.set_suspended, DR, True, "test", fabric.now())
-            fabric.stop_copy(DR, "suspended")
+            assert running.registry().stop("auxcopy", DR, SUSPENDED)
         assert results[0]["status"] == "suspended"
         row = await catalog.call(queries.job_copy, done["job_id"], DR)
         assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done["bytes"]

@@ -9,6 +9,7 @@ from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
@@ -78,7 +79,7 @@ async def test_killed_and_failed_jobs_are_never_copied(fabric, autojump_clock):
     async with trio.open_nursery() as nursery:
         killed_id = await nursery.start(_backup_expecting_failure, fabric)
         await trio.sleep(0.5)  # mid-job: the robot is still loading or the job is writing
-        fabric.killable[killed_id].cancel()
+        assert running.registry().stop("backup", killed_id, running.KILLED)
 
     jobs = {j.id: j for j in await fabric.catalog.call(queries.list_jobs)}
     assert sorted(j.status for j in jobs.values()) == ["completed", "failed", "killed"]

@@ -10,7 +10,7 @@ import trio.testing
 
 from tests.conftest import fabric_toml, open_fabric, write_fabric
 from vtlfabric import config as config_mod
-from vtlfabric.service.operations import Operation
+from vtlfabric.jobs.running import Work
 from vtlfabric.service.reload import ReloadRefused, reload_config
 from vtlfabric.service.scheduler import Scheduler
 
@@ -27,7 +27,7 @@ class RecordingOps:
 
     async def start(self, kind, fn, *args, reports_id=False):
         self.started.append((round((trio.current_time() - self.began) / 60), args[1]))
-        op = Operation(kind, id=f"{kind}:{len(self.started)}")
+        op = Work(kind, str(len(self.started)))
         op.done.set()
         return op
 

@@ -38,9 +38,6 @@ class Fabric:
     links: dict[str, Link]  # by link name
     workloads: dict[str, Workload]  # by client
     faults: Faults = attrs.field(factory=Faults)
-    killable: dict[int, trio.CancelScope] = attrs.field(factory=dict)  # running backups by job id
-    copy_runs: dict[str, trio.CancelScope] = attrs.field(factory=dict)  # running aux copies by copy id
-    copy_stops: dict[str, str] = attrs.field(factory=dict)  # why a running aux copy was stopped
     drill_lock: trio.Lock = attrs.field(factory=trio.Lock)  # drills never overlap
     roles: dict[str, CopyRecord] = attrs.field(factory=dict)  # by copy id: primary, source, inoperative
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
@@ -54,15 +51,6 @@ class Fabric:
     def aux_lock(self, copy_id: str) -> trio.Lock:
         """One aux copy at a time per copy: a second request waits, then finds little to do."""
         return self._aux_locks.setdefault(copy_id, trio.Lock())
-
-    def stop_copy(self, copy_id: str, why: str) -> bool:
-        """Stop a copy's running aux copy at its jobs' last committed chunk; False if none runs."""
-        scope = self.copy_runs.get(copy_id)
-        if scope is None:
-            return False
-        self.copy_stops[copy_id] = why
-        scope.cancel()
-        return True
 
     def reset_throttles(self) -> None:
         self._throttles.clear()

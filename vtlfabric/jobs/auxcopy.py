@@ -22,7 +22,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.groups import first_leaf
-from vtlfabric.jobs import progress
+from vtlfabric.jobs import progress, running
 from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
 from vtlfabric.jobs.selection import jobs_to_copy, to_register
 from vtlfabric.net import secure
@@ -32,6 +32,7 @@ from vtlfabric.tape.library import Drive, LibraryOffline, MediaFailure, OutOfMed
 
 log = structlog.get_logger()
 ATTEMPTS = 3
+SUSPENDED = "suspended"  # the reason ctl suspend stops a copy with
 # What can fail one attempt at one job: the network, the peer, the media. Anything
 # else is a bug, and fails the whole run loudly.
 RETRYABLE = (
@@ -116,18 +117,15 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[
         bound.info("auxcopy.started", jobs=len(jobs), streams=n_streams)
         totals = RunTotals()
         status, reason = "interrupted", "daemon stopped"
-        scope = fabric.copy_runs[copy.id] = trio.CancelScope()
         try:
-            with scope:
+            with running.registry().hold("auxcopy", copy.id) as work:
                 await _run_streams(fabric, copy, source, jobs, n_streams, totals)
                 failed = len(totals.failures)
                 status = "completed" if not failed else "failed"
                 reason = "" if not failed else f"{failed} job(s) not copied"
-            if scope.cancelled_caught:
-                why = fabric.copy_stops.pop(copy.id, "stopped")
-                status, reason = ("suspended" if why == "suspended" else "interrupted"), why
+            if work.scope.cancelled_caught:
+                status, reason = ("suspended" if work.reason == SUSPENDED else "interrupted"), work.reason
         finally:
-            fabric.copy_runs.pop(copy.id, None)
             with trio.CancelScope(shield=True):
                 await fabric.catalog.call(queries.finish_aux_run, run_id, status, reason, totals.jobs, totals.bytes, fabric.now())
         bound.info(f"auxcopy.{status}", jobs_copied=totals.jobs, bytes=totals.bytes, failures=len(totals.failures))

@@ -14,6 +14,7 @@ from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import JOB_TYPES, CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.site.client import SourceObject, Workload
 from vtlfabric.site.index import IndexEntry, JobIndex
 from vtlfabric.tape.stream import JobWriter
@@ -95,19 +96,16 @@ async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, pr
 
     objects = workload.objects(subclient, generation, since=the_plan.base_generation)
     fail_at = _failure_point(fabric, client, len(objects))
-    status, reason, written = "failed", "daemon stopped", None
-    kill_scope = trio.CancelScope()
-    fabric.killable[job_id] = kill_scope
+    status, reason, written = "failed", running.SHUTDOWN, None
     try:
-        with kill_scope:
+        with running.registry().hold("backup", job_id) as work:
             written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at)
             status, reason = "completed", the_plan.note
-        if kill_scope.cancelled_caught:
-            status, reason = "killed", "killed by operator"
+        if work.scope.cancelled_caught:
+            status, reason = ("killed" if work.reason == running.KILLED else "failed"), work.reason
     except Exception as e:  # the job boundary: any fault ends this job, never the daemon
         reason = str(e) or type(e).__name__
     finally:
-        fabric.killable.pop(job_id, None)
         with trio.CancelScope(shield=True):
             await _finish(fabric, job_id, status, reason, written, primary)
     bound.info(f"backup.{status}", reason=reason, objects=written["objects"] if written else 0)

@@ -17,6 +17,7 @@ from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.sim.clock import iso
 
@@ -60,7 +61,7 @@ async def promote(fabric: Fabric, copy: CopySpec, who: str, *, accept_loss: bool
             raise PromotionRefused(f"{fabric.primary_of(copy.policy).id} was promoted meanwhile")
         caught_up = (await run_auxcopy(fabric, copy.id))["jobs_copied"] if planned else 0
         for other in sorted((c for c in fabric.copies() if c.policy == copy.policy), key=lambda c: c.id):
-            fabric.stop_copy(other.id, f"stopped for the promotion of {copy.id}")
+            running.registry().stop("auxcopy", other.id, f"stopped for the promotion of {copy.id}")
             await held.enter_async_context(fabric.aux_lock(other.id))
         down = fabric.inoperative(old)
         why = f"was primary until {copy.id} was promoted" + (f" ({down})" if down else "")

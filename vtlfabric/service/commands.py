@@ -15,17 +15,19 @@ from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import promotion
+from vtlfabric.jobs import promotion, running
 from vtlfabric.jobs.aging import run_data_aging
-from vtlfabric.jobs.auxcopy import check_streams, copy_order, run_auxcopy
+from vtlfabric.jobs.auxcopy import SUSPENDED, check_streams, copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.drill import run_drill
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
+from vtlfabric.jobs.running import Work
 from vtlfabric.jobs.selection import to_register
 from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service.events import EventBus, EventFeed
-from vtlfabric.service.operations import Operation, Operations
+from vtlfabric.service.operations import Operations
+from vtlfabric.service.replies import work_json
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
 
@@ -84,7 +86,7 @@ class Commands:
             "fabric_time": iso(fabric.now()),
             "uptime": round(trio.current_time() - self.started_at, 1),
             "endpoints": self.endpoints,
-            "running": [op.to_json() for op in self.ops.running.values()],
+            "running": [work_json(w) for w in self.ops.running()],
             "jobs": _count_by(jobs, lambda j: j.status),
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
             "copies": await self._copies(jobs),
@@ -109,7 +111,7 @@ class Commands:
 
     async def cmd_operation(self, request: dict[str, Any]) -> dict[str, Any]:
         op_id = arg(request, "id", str)
-        op = self.ops.running.get(op_id) or self.ops.finished.get(op_id)
+        op = self.ops.get(op_id)
         if op is None:
             raise BadRequest(f"id: no operation {op_id!r}")
         return await self._maybe_wait(op, request)
@@ -130,11 +132,11 @@ class Commands:
         job = await self.fabric.catalog.call(queries.get_job, job_id)
         if job is None:
             raise BadRequest(f"job_id: no job {job_id}")
-        scope = self.fabric.killable.get(job_id)
-        if scope is None:
+        work = self.ops.registry.find("backup", job_id)
+        if work is None:
             raise Failed(f"job {job_id} is not running (status: {job.status})")
-        scope.cancel()
-        op = self.ops.running.get(f"backup:{job_id}")
+        work.stop(running.KILLED)
+        op = self.ops.get(f"backup:{job_id}")
         if op is not None:
             await op.done.wait()
         return {"job_id": job_id, "status": "killed"}
@@ -264,7 +266,7 @@ class Commands:
         """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""
         copy = self._secondary(arg(request, "copy", str))
         await self.fabric.catalog.call(queries.set_suspended, copy.id, True, arg(request, "who", str, "unknown"), self.fabric.now())
-        stopped = self.fabric.stop_copy(copy.id, "suspended")
+        stopped = self.ops.registry.stop("auxcopy", copy.id, SUSPENDED)
         return {"copy": copy.id, "suspended": True, "stopped_running": stopped}
 
     async def cmd_resume(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -288,12 +290,12 @@ class Commands:
             raise BadRequest(str(e)) from None
         return {"fault": done}
 
-    async def _maybe_wait(self, op: Operation, request: dict[str, Any]) -> dict[str, Any]:
+    async def _maybe_wait(self, op: Work, request: dict[str, Any]) -> dict[str, Any]:
         if arg(request, "wait", bool, False):
             await op.done.wait()
             if op.status != "completed":
                 raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
-        return op.to_json()
+        return work_json(op)
 
 
 def _count_by(items: Any, key: Any) -> dict[str, int]:

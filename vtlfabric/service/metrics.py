@@ -113,7 +113,7 @@ async def collect(commands: Commands) -> list[Metric]:
         *_wan_metrics(fabric),
         *_drill_metrics(drill),
         _gauge("vtlfabric_operations_running", "Operations running now, by kind", ["kind"],
-               Counter(op.kind for op in commands.ops.running.values())),
+               Counter(w.kind for w in commands.ops.running())),
     ]
 
 
