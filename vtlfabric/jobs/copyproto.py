@@ -24,8 +24,8 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.fabric.throttle import Throttle
 from vtlfabric.jobs import progress
-from vtlfabric.jobs.throttle import Throttle
 from vtlfabric.net.secure import SecureChannel
 from vtlfabric.site.index import IndexFormatError, JobIndex
 from vtlfabric.tape.library import Drive

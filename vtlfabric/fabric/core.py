@@ -15,8 +15,8 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import CopyRecord
 from vtlfabric.config import CopySpec, FabricConfig
-from vtlfabric.jobs.gate import RoleGate
-from vtlfabric.jobs.throttle import Throttle
+from vtlfabric.fabric.gate import RoleGate
+from vtlfabric.fabric.throttle import Throttle
 from vtlfabric.net.secure import Keystore
 from vtlfabric.net.wan import Link
 from vtlfabric.sim.clock import FabricClock
@@ -45,7 +45,7 @@ class Fabric:
     _gates: dict[str, RoleGate] = attrs.field(factory=dict)
 
     def role_gate(self, policy: str) -> RoleGate:
-        """Backups of a policy and its promotions exclude each other (see jobs/gate.py)."""
+        """Backups of a policy and its promotions exclude each other (see fabric/gate.py)."""
         return self._gates.setdefault(policy, RoleGate())
 
     def aux_lock(self, copy_id: str) -> trio.Lock:
