@@ -16,8 +16,9 @@ from tests.conftest import open_fabric, write_fabric
 from tests.expect import job_files, restored_files
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.jobs.aging import run_data_aging
-from vtlfabric.jobs.auxcopy import run_copy
+from vtlfabric.jobs.auxcopy import SUSPENDED, run_copy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.sim import faults
@@ -88,8 +89,7 @@ async def _do(fabric: Fabric, step: tuple) -> None:
         async with trio.open_nursery() as nursery:
             job_id = await nursery.start(_backup_ignoring_failure, fabric, step[1])
             await trio.sleep(0.15)
-            if job_id in fabric.killable:
-                fabric.killable[job_id].cancel()
+            running.registry().stop("backup", job_id, running.KILLED)
     elif kind == "fail":
         await faults.inject(fabric, f"client:{step[1][0]}", "fail-backup")
         await _backup_ignoring_failure(fabric, step[1])
@@ -122,7 +122,7 @@ async def _suspend_then_resume(fabric: Fabric, copy_id: str) -> None:
         nursery.start_soon(run_copy, fabric, copy, None)
         await trio.sleep(1.0)  # somewhere in the run, or after it
         await fabric.catalog.call(queries.set_suspended, copy_id, True, "tester", fabric.now())
-        fabric.stop_copy(copy_id, "suspended")
+        running.registry().stop("auxcopy", copy_id, SUSPENDED)
     await fabric.catalog.call(queries.set_suspended, copy_id, False, "tester", fabric.now())
     await run_copy(fabric, copy, None)
 

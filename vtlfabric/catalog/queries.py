@@ -13,6 +13,7 @@ from vtlfabric.catalog.records import (
     CopyRecord,
     JobCopyRecord,
     JobRecord,
+    Loss,
     SegmentRecord,
     from_row,
 )
@@ -379,7 +380,7 @@ def drills(conn: sqlite3.Connection) -> list[dict[str, object]]:
 # ---------------------------------------------------------------- promotion
 
 
-def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> dict[str, object]:
+def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> Loss:
     """What promoting ``copy_id`` loses: valid jobs on the current primary it does not hold."""
     rows = conn.execute(
         "SELECT j.id, j.bytes, j.started FROM jobs j JOIN job_copies p ON p.job_id = j.id AND p.copy_id = ? AND p.state = ? "
@@ -387,27 +388,27 @@ def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> d
         "  SELECT 1 FROM job_copies c WHERE c.job_id = j.id AND c.copy_id = ? AND c.state = ?) ORDER BY j.id",
         (primary_id, AVAILABLE, copy_id, AVAILABLE),
     ).fetchall()
-    return {"jobs": [r[0] for r in rows], "bytes": sum(r[1] for r in rows), "newest_backup": max((r[2] for r in rows), default=None)}
+    return Loss(tuple(r[0] for r in rows), sum(r[1] for r in rows), max((r[2] for r in rows), default=None))
 
 
 def promote(
     conn: sqlite3.Connection, copy_id: str, old_id: str, subclients: Iterable[str], followers: Iterable[str], why: str, who: str, now: float,
     lossless: bool = False,
-) -> dict[str, object]:
+) -> Loss:
     """One transaction: ``copy_id`` becomes the primary; the old primary becomes a secondary
     fed from it, inoperative until repaired; ``followers`` copy from the new primary. If the
     new primary was not in sync, every subclient's next backup must be a full (Commvault's rule).
     With ``lossless``, refused (changing nothing) unless the new primary holds every job."""
     loss = promotion_loss(conn, copy_id, old_id)
-    if lossless and loss["jobs"]:
-        raise Refused(f"{copy_id} does not hold jobs {loss['jobs']} of {old_id} yet")
+    if lossless and loss.jobs:
+        raise Refused(f"{copy_id} does not hold jobs {list(loss.jobs)} of {old_id} yet")
     conn.execute("UPDATE copies SET is_primary = 0, source = ?, inoperative = ? WHERE id = ?", (copy_id, why, old_id))
     conn.execute("UPDATE copies SET is_primary = 1, source = NULL, inoperative = '' WHERE id = ?", (copy_id,))
     conn.executemany("UPDATE copies SET source = ? WHERE id = ?", [(copy_id, f) for f in followers])
-    if loss["jobs"]:
+    if loss.jobs:
         for sub in subclients:
             set_meta(conn, f"full_required:{sub}", f"promotion of {copy_id} while it was not in sync")
-    _history(conn, now, "copy.promoted", None, copy_id, old_primary=old_id, who=who, lost_jobs=loss["jobs"], followers=list(followers))
+    _history(conn, now, "copy.promoted", None, copy_id, old_primary=old_id, who=who, lost_jobs=list(loss.jobs), followers=list(followers))
     return loss
 
 

@@ -89,5 +89,14 @@ class AuxRunRecord:
     bytes: int
 
 
+@attrs.frozen
+class Loss:
+    """Valid jobs on a primary that another copy does not hold: what promoting it loses."""
+
+    jobs: tuple[int, ...] = ()
+    bytes: int = 0
+    newest_backup: float | None = None
+
+
 def from_row(cls: type, row: sqlite3.Row) -> Any:
     return cls(**{k: row[k] for k in row.keys() if k in attrs.fields_dict(cls)})

@@ -31,6 +31,28 @@ class BadRequest(errors.BadRequest):
 
 
 @attrs.frozen
+class BackupResult:
+    job_id: int
+    status: str
+    type: str
+    objects: int = 0
+    bytes: int = 0
+    digest: str = ""
+
+
+@attrs.frozen
+class Written:
+    """What a backup put on tape: its objects' index entries and the stream's digest."""
+
+    entries: tuple[IndexEntry, ...]
+    digest: str
+
+    @property
+    def bytes(self) -> int:
+        return sum(e.length for e in self.entries)
+
+
+@attrs.frozen
 class Plan:
     job_type: str
     base_generation: int | None
@@ -70,14 +92,14 @@ def _check_request(fabric: Fabric, client: str, subclient: str | None, job_type:
 async def run_backup(
     fabric: Fabric, client: str, subclient: str | None = None, job_type: str = "incremental",
     *, task_status: Any = trio.TASK_STATUS_IGNORED,
-) -> dict[str, Any]:
+) -> BackupResult:
     subclient = _check_request(fabric, client, subclient, job_type)
     policy = fabric.config.policy_of(client)
     async with fabric.role_gate(policy.name).backup():
         return await _backup(fabric, client, subclient, job_type, fabric.primary_of(policy.name), task_status)
 
 
-async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any) -> dict[str, Any]:
+async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any) -> BackupResult:
     policy = fabric.config.policy_of(client)
     workload = fabric.workloads[client]
     the_plan = await plan(fabric, client, subclient, job_type)
@@ -108,10 +130,10 @@ async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, pr
     finally:
         with trio.CancelScope(shield=True):
             await _finish(fabric, job_id, status, reason, written, primary)
-    bound.info(f"backup.{status}", reason=reason, objects=written["objects"] if written else 0)
+    bound.info(f"backup.{status}", reason=reason, objects=len(written.entries) if written else 0)
     if status != "completed":
         raise BackupFailed(f"job {job_id} {status}: {reason}")
-    return {"job_id": job_id, "status": status, "type": the_plan.job_type, **(written or {})}
+    return BackupResult(job_id, status, the_plan.job_type, len(written.entries), written.bytes, written.digest)
 
 
 def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
@@ -125,7 +147,7 @@ def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
 
 async def _write_job(
     fabric: Fabric, job_id: int, copy_id: str, workload: Workload, objects: list[SourceObject], fail_at: int | None
-) -> dict[str, Any]:
+) -> Written:
     library = fabric.library_of(fabric.copy(copy_id))
     chunk = fabric.config.encryption.chunk_size
     digest = hashlib.sha256()
@@ -151,7 +173,7 @@ async def _write_job(
             # Whatever the outcome, the data written stays on tape, committed.
             with trio.CancelScope(shield=True):
                 await writer.close()
-    return {"objects": len(entries), "bytes": sum(e.length for e in entries), "digest": digest.hexdigest(), "entries": entries}
+    return Written(tuple(entries), digest.hexdigest())
 
 
 def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> tuple[bytes, str]:
@@ -161,18 +183,16 @@ def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> t
     return data, hashlib.sha256(data).hexdigest()
 
 
-async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: dict[str, Any] | None, primary: CopySpec) -> None:
+async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: Written | None, primary: CopySpec) -> None:
     job = await fabric.catalog.call(queries.get_job, job_id)
-    if written and status == "completed":
+    written = written or Written((), "")
+    if status == "completed":
         # The index is saved before the job counts, so a completed job always has one.
-        index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written["bytes"], written["digest"], tuple(written.pop("entries")))
+        index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written.bytes, written.digest, written.entries)
         await fabric.mediaagent_of(primary).index_cache.save(index)
-    elif written:
-        written.pop("entries", None)
     await fabric.catalog.call(
         partial(
             queries.finish_job, job_id=job_id, status=status, reason=reason, now=fabric.now(),
-            objects=written["objects"] if written else 0, nbytes=written["bytes"] if written else 0,
-            digest=written["digest"] if written else "", primary=primary.id,
+            objects=len(written.entries), nbytes=written.bytes, digest=written.digest, primary=primary.id,
         )
     )

@@ -26,10 +26,10 @@ from vtlfabric.jobs.running import Work
 from vtlfabric.jobs.selection import to_register
 from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service.events import EventBus, EventFeed
-from vtlfabric.service.operations import Operations
-from vtlfabric.service.replies import work_json
+from vtlfabric.service.operations import Operations, work_json
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
+from vtlfabric.tojson import jsonable
 
 log = structlog.get_logger()
 SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
@@ -240,12 +240,13 @@ class Commands:
         promotion would lose, unless the old primary is inoperative."""
         copy = self.fabric.copy(self._any_copy(arg(request, "copy", str)))
         try:
-            return await promotion.promote(self.fabric, copy, arg(request, "who", str, "unknown"),
-                                           accept_loss=arg(request, "yes", bool, False), planned=arg(request, "planned", bool, False))
+            report = await promotion.promote(self.fabric, copy, arg(request, "who", str, "unknown"),
+                                             accept_loss=arg(request, "yes", bool, False), planned=arg(request, "planned", bool, False))
         except promotion.NotPromotable as e:
             raise BadRequest(str(e)) from None
         except promotion.PromotionRefused as e:
             raise Failed(str(e)) from None
+        return jsonable(report)
 
     async def cmd_repair(self, request: dict[str, Any]) -> dict[str, Any]:
         """Declare a copy usable again (after a promotion, or a fault that was fixed)."""

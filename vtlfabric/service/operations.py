@@ -19,6 +19,7 @@ import trio
 from vtlfabric.groups import first_leaf
 from vtlfabric.jobs import progress, running
 from vtlfabric.jobs.running import Running, Work
+from vtlfabric.tojson import jsonable
 
 log = structlog.get_logger()
 KEEP_FINISHED = 200
@@ -77,6 +78,11 @@ class Operations:
                     self.finished[work.id] = work
                     while len(self.finished) > KEEP_FINISHED:
                         self.finished.pop(next(iter(self.finished)))
+
+
+def work_json(work: Work) -> dict[str, Any]:
+    return {"id": work.id, "kind": work.kind, "status": work.status, "result": jsonable(work.result), "error": work.error,
+            "progress": work.progress.to_json()}
 
 
 @attrs.define

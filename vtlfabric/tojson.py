@@ -1,7 +1,8 @@
-"""JSON at the edge: typed results (attrs values, enums, paths) as control replies.
+"""JSON at the edge: typed results (attrs values, enums, paths) as plain JSON types.
 
-Jobs return attrs values; only the control socket, report files and metrics turn
-them into JSON, and they do it here.
+Jobs return attrs values; only the edges (control replies, report files, metrics)
+turn them into JSON, and they all do it with ``jsonable``. A leaf: the CLI imports it
+without loading the daemon.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
-from vtlfabric.jobs.running import Work
 
 
 def jsonable(value: Any) -> Any:
@@ -28,8 +27,3 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(v) for v in value]
     return value
-
-
-def work_json(work: Work) -> dict[str, Any]:
-    return {"id": work.id, "kind": work.kind, "status": work.status, "result": jsonable(work.result), "error": work.error,
-            "progress": work.progress.to_json()}
