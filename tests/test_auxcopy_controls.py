@@ -14,6 +14,7 @@ from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.operations import Operations
+from vtlfabric.vocab import CopyState
 
 DR = "P/dr"
 
@@ -63,7 +64,7 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
             assert running.registry().stop("auxcopy", DR, SUSPENDED)
         assert results[0].status == "suspended"
         row = await catalog.call(queries.job_copy, done.job_id, DR)
-        assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done.bytes
+        assert row.state == CopyState.PARTIALLY_COPIED and 0 < row.bytes_done < done.bytes
         skipped = await run_copy(fabric, copy, None)
         assert skipped.status == "suspended" and skipped.jobs_copied == 0, "no run while suspended"
         await catalog.call(queries.set_suspended, DR, False, "test", fabric.now())

@@ -17,6 +17,7 @@ from vtlfabric.sim import faults
 from vtlfabric.site.index import IndexFormatError
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import LibraryOffline
+from vtlfabric.vocab import PENDING_STATES, CopyState
 
 DR = "P/dr"
 
@@ -193,7 +194,7 @@ async def test_a_job_that_never_gets_through_clean_is_never_available(fabric, tm
     fabric.links["wan"].corrupt_next(10_000)
     result = await run_auxcopy(fabric)
     assert result.status == "failed" and result.jobs_copied == 0
-    assert (await job(fabric, done.job_id)).copies[DR] in (queries.TO_BE_COPIED, queries.PARTIALLY_COPIED)
+    assert (await job(fabric, done.job_id)).copies[DR] in (CopyState.TO_BE_COPIED, CopyState.PARTIALLY_COPIED)
     assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))
     with pytest.raises(RestoreError, match="not available"):
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id=DR))
@@ -214,7 +215,7 @@ async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojum
                     break
             link.partition("both")
         row = await catalog.call(queries.job_copy, done.job_id, DR)
-        assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done.bytes
+        assert row.state == CopyState.PARTIALLY_COPIED and 0 < row.bytes_done < done.bytes
         link.heal()
         sent_before = link.stats.bytes_a_to_b
         result = await run_auxcopy(fabric)
@@ -274,7 +275,7 @@ async def test_a_damaged_source_cartridge_fails_the_copy_and_lands_nothing(fabri
     image.write_bytes(damage(bytearray(image.read_bytes())))
     result = await run_auxcopy(fabric)
     assert result.status == "failed" and reason in result.copies[0].failed[0].reason
-    assert (await job(fabric, done.job_id)).copies[DR] in queries.PENDING_STATES
+    assert (await job(fabric, done.job_id)).copies[DR] in PENDING_STATES
     assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))
 
 

@@ -22,6 +22,7 @@ from vtlfabric.jobs.auxcopy import SUSPENDED, run_copy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.sim import faults
+from vtlfabric.vocab import CopyState
 
 COPIES = ("P/dr", "P/vault")
 SUBCLIENTS = (("IBMA", "ALLUSR"), ("IBMA", "IFS"), ("IBMB", "ALLUSR"))
@@ -133,7 +134,7 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
     for job in jobs:
         for copy_id, state in job.copies.items():
             row = await catalog.call(queries.job_copy, job.id, copy_id)
-            if state != queries.AVAILABLE:
+            if state != CopyState.AVAILABLE:
                 continue
             # No job on a copy it should not be on.
             assert job.valid, f"job {job.id} ({job.status}) is available on {copy_id}"
@@ -151,7 +152,7 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
                 assert restored_files(dest) == want, f"job {job.id} from {copy_id}"
                 checked.add((job.id, copy_id))
     # No cartridge holds live data while marked scratch.
-    live = {(j.id, c) for j in jobs for c, s in j.copies.items() if s != queries.AGED}
+    live = {(j.id, c) for j in jobs for c, s in j.copies.items() if s != CopyState.AGED}
     for cart in await catalog.call(queries.cartridges):
         if cart.state != "scratch":
             continue

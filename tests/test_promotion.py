@@ -19,6 +19,7 @@ from vtlfabric.service.commands import Commands, Failed
 from vtlfabric.service.operations import Operations
 from vtlfabric.service.scheduler import Scheduler
 from vtlfabric.sim import faults
+from vtlfabric.vocab import CopyState
 
 PRIMARY, DR = "P/primary", "P/dr"
 
@@ -28,7 +29,7 @@ async def check_every_copy(fabric: Fabric, root: Path) -> int:
     checked = 0
     for job in await fabric.catalog.call(queries.list_jobs):
         for copy_id, state in job.copies.items():
-            if state != queries.AVAILABLE:
+            if state != CopyState.AVAILABLE:
                 continue
             dest = root / f"{job.id}-{copy_id.replace('/', '_')}"
             await run_restore(fabric, RestoreRequest(job.client, dest, job_id=job.id, copy_id=copy_id))

@@ -7,7 +7,9 @@ from typing import Any
 
 import attrs
 
-VALID_STATUSES = ("completed",)  # failed and killed jobs hold no valid data
+from vtlfabric.vocab import JobStatus
+
+VALID_STATUSES = (JobStatus.COMPLETED,)  # failed and killed jobs hold no valid data
 
 
 @attrs.frozen

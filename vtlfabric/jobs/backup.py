@@ -12,12 +12,13 @@ import trio
 
 from vtlfabric import errors
 from vtlfabric.catalog import queries
-from vtlfabric.config import JOB_TYPES, CopySpec
+from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import running
 from vtlfabric.site.client import SourceObject, Workload
 from vtlfabric.site.index import IndexEntry, JobIndex
 from vtlfabric.tape.stream import JobWriter
+from vtlfabric.vocab import JOB_TYPES, JobStatus
 
 log = structlog.get_logger()
 
@@ -118,20 +119,20 @@ async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, pr
 
     objects = workload.objects(subclient, generation, since=the_plan.base_generation)
     fail_at = _failure_point(fabric, client, len(objects))
-    status, reason, written = "failed", running.SHUTDOWN, None
+    status, reason, written = JobStatus.FAILED, running.SHUTDOWN, None
     try:
         with running.registry().hold("backup", job_id) as work:
             written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at)
-            status, reason = "completed", the_plan.note
+            status, reason = JobStatus.COMPLETED, the_plan.note
         if work.scope.cancelled_caught:
-            status, reason = ("killed" if work.reason == running.KILLED else "failed"), work.reason
+            status, reason = (JobStatus.KILLED if work.reason == running.KILLED else JobStatus.FAILED), work.reason
     except Exception as e:  # the job boundary: any fault ends this job, never the daemon
         reason = str(e) or type(e).__name__
     finally:
         with trio.CancelScope(shield=True):
             await _finish(fabric, job_id, status, reason, written, primary)
     bound.info(f"backup.{status}", reason=reason, objects=len(written.entries) if written else 0)
-    if status != "completed":
+    if status != JobStatus.COMPLETED:
         raise BackupFailed(f"job {job_id} {status}: {reason}")
     return BackupResult(job_id, status, the_plan.job_type, len(written.entries), written.bytes, written.digest)
 
@@ -186,7 +187,7 @@ def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> t
 async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: Written | None, primary: CopySpec) -> None:
     job = await fabric.catalog.call(queries.get_job, job_id)
     written = written or Written((), "")
-    if status == "completed":
+    if status == JobStatus.COMPLETED:
         # The index is saved before the job counts, so a completed job always has one.
         index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written.bytes, written.digest, written.entries)
         await fabric.mediaagent_of(primary).index_cache.save(index)

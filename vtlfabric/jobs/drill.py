@@ -36,6 +36,7 @@ from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.drillreport import ClientResult, DrillReport, Step, write_report
 from vtlfabric.jobs.restore import RESTORE_FAILURES, RestoreRequest, run_restore
 from vtlfabric.sim.clock import iso
+from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 STEP_FAILURES = (promotion.PromotionRefused, promotion.NotPromotable)
@@ -100,7 +101,7 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
 
 
 def rpo(jobs: list[JobRecord], client: str, copy_id: str, at: float) -> float:
-    missing = [j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != queries.AVAILABLE]
+    missing = [j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != CopyState.AVAILABLE]
     return round(at - max(j.started for j in missing), 3) if missing else 0.0
 
 

@@ -24,6 +24,7 @@ from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
 from vtlfabric.tape.image import TapeFormatError
 from vtlfabric.tape.library import LibraryOffline, MediaFailure
 from vtlfabric.tape.stream import read_segments
+from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 
@@ -72,7 +73,7 @@ def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[Job
     incrementals after that. The chain stops at the first valid job the copy lacks,
     since every later job builds on it."""
     def usable(job: JobRecord) -> bool:
-        return copy_id is None or job.copies.get(copy_id) == queries.AVAILABLE
+        return copy_id is None or job.copies.get(copy_id) == CopyState.AVAILABLE
 
     valid = sorted((j for j in jobs if j.valid), key=lambda j: j.id)
     fulls = [j for j in valid if j.type == "full" and usable(j)]
@@ -111,7 +112,7 @@ async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tup
         if not chosen:
             raise RestoreError(f"job: client {request.client} has no job {request.job_id}")
         state = chosen[0].copies.get(copy.id)
-        if state != queries.AVAILABLE:
+        if state != CopyState.AVAILABLE:
             raise RestoreError(f"job {chosen[0].id} is not available on copy {copy.id} (state: {state or 'none'})")
         return chosen, []
     chosen, missing = [], []

@@ -20,6 +20,7 @@ from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import progress
 from vtlfabric.jobs.restore import RESTORE_FAILURES
 from vtlfabric.tape.stream import coverage_problem, read_digest
+from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 
@@ -54,7 +55,7 @@ async def run_verify(fabric: Fabric, copy_id: str | None = None) -> VerifyResult
 
 
 async def verify_copy(fabric: Fabric, copy: CopySpec) -> CopyVerification:
-    jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == queries.AVAILABLE]
+    jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == CopyState.AVAILABLE]
     library = fabric.library_of(copy)
     progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
     failures, nbytes = [], 0

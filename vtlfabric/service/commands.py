@@ -20,10 +20,10 @@ from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import SUSPENDED, check_streams, copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
+from vtlfabric.jobs.copystatus import copy_statuses
 from vtlfabric.jobs.drill import run_drill
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.running import Work
-from vtlfabric.jobs.selection import to_register
 from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service.events import EventBus, EventFeed
 from vtlfabric.service.operations import Operations, work_json
@@ -89,20 +89,12 @@ class Commands:
             "running": [work_json(w) for w in self.ops.running()],
             "jobs": _count_by(jobs, lambda j: j.status),
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
-            "copies": await self._copies(jobs),
+            "copies": jsonable(await copy_statuses(fabric)),
             "links": [_link_status(link) for link in fabric.links.values()],
         }
 
     async def cmd_copies(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self._copies(await self.fabric.catalog.call(queries.list_jobs))
-
-    async def _copies(self, jobs: list[Any]) -> list[dict[str, Any]]:
-        fabric = self.fabric
-        runs = await fabric.catalog.call(queries.aux_runs)
-        suspended = await fabric.catalog.call(queries.suspended_copies)
-        ordered = sorted(fabric.copies(), key=lambda c: (c.policy, not c.primary))  # primary first: restores prefer it
-        return [{**_copy_status(fabric, c, jobs, runs), "suspended": c.id in suspended, "precedence": n, "inoperative": fabric.inoperative(c)}
-                for n, c in enumerate(ordered, 1)]
+        return jsonable(await copy_statuses(self.fabric))
 
     async def cmd_jobs(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         client = arg(request, "client", str, None)
@@ -321,30 +313,6 @@ def _library_status(fabric: Fabric, lib_id: str, carts: list[Any]) -> dict[str, 
     return {
         "id": lib_id, "offline": lib.offline, "drives": lib.spec.drives, "drives_in_use": lib.drives_in_use,
         "cartridges": _count_by(mine, lambda c: c.state),
-    }
-
-
-def _copy_status(fabric: Fabric, copy: Any, jobs: list[Any], runs: list[Any]) -> dict[str, Any]:
-    """A copy's lag: what it still has to copy, how old the oldest of it is, its last good run."""
-    due = [j for j in jobs if j.copies.get(copy.id) in queries.PENDING_STATES]
-    if not copy.primary:  # and those the rules will register at the next run
-        due += to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
-    last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
-    oldest = min((j.started for j in due), default=None)
-    age = round(fabric.now() - oldest, 1) if oldest is not None else None
-    nbytes = sum(j.bytes for j in due)
-    behind = [
-        why for why, past in (
-            (f"{nbytes} bytes to copy (limit {copy.behind_bytes})", copy.behind_bytes and nbytes > copy.behind_bytes),
-            (f"oldest uncopied job is {age}s old (limit {copy.behind_age:g}s)", copy.behind_age and age and age > copy.behind_age),
-        ) if past
-    ]
-    states = {state: sum(1 for j in jobs if j.copies.get(copy.id) == state) for state in queries.JOB_COPY_STATES}
-    return {
-        "id": copy.id, "primary": copy.primary, "library": copy.library, "source": copy.source, "kind": copy.rules.kind,
-        "available": states[queries.AVAILABLE], "states": {k: v for k, v in states.items() if v},
-        "to_copy": len(due), "bytes_to_copy": nbytes, "oldest_uncopied_age": age,
-        "last_auxcopy": iso(last_ok[-1].ended) if last_ok else "", "fallen_behind": behind,
     }
 
 
