@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from tests.conftest import open_fabric, write_fabric
 from tests.expect import expected_files, restored_files
 from vtlfabric.catalog import queries
-from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.jobs.aging import AgedJob, run_data_aging
@@ -17,6 +16,7 @@ from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.retention import DAY, cycles, to_age
+from vtlfabric.vocab import PENDING_STATES, CopyState
 
 A, B = "P/primary", "P/dr"
 
@@ -26,8 +26,8 @@ def histories(draw):
     jobs, t = [], 0.0
     for i in range(1, draw(st.integers(0, 30)) + 1):
         t += draw(st.floats(0.1, 3.0)) * DAY
-        held = {A: AVAILABLE} if draw(st.integers(0, 9)) else {}
-        on_dr = draw(st.sampled_from([None, AVAILABLE, AVAILABLE, *PENDING_STATES]))
+        held = {A: CopyState.AVAILABLE} if draw(st.integers(0, 9)) else {}
+        on_dr = draw(st.sampled_from([None, CopyState.AVAILABLE, CopyState.AVAILABLE, *PENDING_STATES]))
         if on_dr:
             held[B] = on_dr
         kind = draw(st.sampled_from(["full", "incremental", "incremental", "differential"]))
@@ -51,7 +51,7 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
     copies = [copy("primary", *ra), copy("dr", *rb)]
     aged = set(to_age(jobs, copies, now))
     for spec in copies:
-        held = [j for j in jobs if j.copies.get(spec.id) == AVAILABLE]
+        held = [j for j in jobs if j.copies.get(spec.id) == CopyState.AVAILABLE]
         for sub in {"X", "Y"}:
             cuts = cycles(j for j in held if j.subclient == sub)
             for age, cycle in enumerate(reversed(cuts)):
@@ -62,10 +62,10 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
                     assert age >= spec.retain_cycles
                     assert now - max(j.ended for j in cycle) >= spec.retain_days * DAY
                     if age == 0:
-                        assert all(any(s == AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), \
+                        assert all(any(s == CopyState.AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), \
                             "the newest cycle is never aged from the only copy holding it"
                     if spec.id == A:  # DR is a synchronous copy of it: aged from A once DR has it
-                        assert all(j.copies.get(B) == AVAILABLE for j in cycle), \
+                        assert all(j.copies.get(B) == CopyState.AVAILABLE for j in cycle), \
                             "a job the DR copy has yet to copy is never aged from its source"
 
 
