@@ -120,12 +120,12 @@ async def measure(name: str, op: Callable[[], Awaitable[int]]) -> Figure:
 
 async def _backups(fabric: Fabric) -> int:
     done = [await run_backup(fabric, client, "ALLUSR", "full") for client in ("IBMA", "IBMB")]
-    return sum(d["bytes"] for d in done)
+    return sum(d.bytes for d in done)
 
 
 async def _auxcopy(fabric: Fabric, streams: int) -> int:
     result = await run_auxcopy(fabric, "P/dr", streams=streams)
-    return result["bytes"]
+    return result.bytes
 
 
 async def _recopy_all(fabric: Fabric) -> None:
@@ -135,12 +135,12 @@ async def _recopy_all(fabric: Fabric) -> None:
 
 async def _restore(fabric: Fabric, dest: Path) -> int:
     done = [await run_restore(fabric, RestoreRequest(c, dest / c, copy_id="P/dr", site="dr")) for c in ("IBMA", "IBMB")]
-    return sum(d["bytes"] for d in done)
+    return sum(d.bytes for d in done)
 
 
 async def _verify(fabric: Fabric) -> int:
     result = await run_verify(fabric)
-    return sum(c["bytes"] for c in result["copies"])
+    return sum(c.bytes for c in result.copies)
 
 
 async def bench(root: Path, size: int) -> list[Figure]:

@@ -25,9 +25,10 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.fabric import Fabric, build
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
-from vtlfabric.service.operations import Operation
+from vtlfabric.jobs.running import Work
 from vtlfabric.sim.clock import FabricClock
 from vtlfabric.tape.image import TapeImage
+from vtlfabric.vocab import CopyState
 
 T = TypeVar("T")
 
@@ -180,7 +181,7 @@ async def check_every_copy(fabric: Fabric, root: Path) -> int:
     checked = 0
     for job in await fabric.catalog.call(queries.list_jobs):
         for copy_id, state in job.copies.items():
-            if state != queries.AVAILABLE:
+            if state != CopyState.AVAILABLE:
                 continue
             dest = root / f"{job.id}-{copy_id.replace('/', '_')}"
             await run_restore(fabric, RestoreRequest(job.client, dest, job_id=job.id, copy_id=copy_id))
@@ -231,7 +232,7 @@ class RecordingOps:
 
     async def start(self, kind, fn, *args, reports_id=False):
         self.started.append((round((trio.current_time() - self.began) / 60), args[1]))
-        op = Operation(kind, id=f"{kind}:{len(self.started)}")
+        op = Work(kind, str(len(self.started)))
         op.done.set()
         return op
 

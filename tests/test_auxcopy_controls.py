@@ -8,11 +8,13 @@ import trio
 from tests.expect import expected_files, restored_files
 from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
-from vtlfabric.jobs.auxcopy import plan_streams, run_auxcopy, run_copy
+from vtlfabric.jobs import running
+from vtlfabric.jobs.auxcopy import SUSPENDED, plan_streams, run_auxcopy, run_copy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.operations import Operations
+from vtlfabric.vocab import CopyState
 
 DR = "P/dr"
 
@@ -39,8 +41,8 @@ async def test_a_throttle_holds_the_copy_to_its_hourly_rate(tmp_path, autojump_c
         await run_auxcopy(fabric)
         took = trio.current_time() - start
         chunk = fabric.config.encryption.chunk_size  # the throttle lets one chunk go ahead of its budget
-        assert took >= (done["bytes"] - chunk) / 10_000, f"{done['bytes']} bytes in {took:.0f}s is faster than 10 kB/s"
-        assert took < done["bytes"] / 10_000 * 1.5
+        assert took >= (done.bytes - chunk) / 10_000, f"{done.bytes} bytes in {took:.0f}s is faster than 10 kB/s"
+        assert took < done.bytes / 10_000 * 1.5
 
 
 async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_path, autojump_clock):
@@ -54,23 +56,23 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
             nursery.start_soon(lambda: _collect(results, run_copy(fabric, copy, None)))
             while True:
                 await trio.sleep(0.05)
-                row = await catalog.call(queries.job_copy, done["job_id"], DR)
+                row = await catalog.call(queries.job_copy, done.job_id, DR)
                 if row is not None and row.bytes_done > 0:
                     break
             await catalog.call(queries.set_suspended, DR, True, "test", fabric.now())
-            fabric.stop_copy(DR, "suspended")
-        assert results[0]["status"] == "suspended"
-        row = await catalog.call(queries.job_copy, done["job_id"], DR)
-        assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done["bytes"]
+            assert running.registry().stop("auxcopy", DR, SUSPENDED)
+        assert results[0].status == "suspended"
+        row = await catalog.call(queries.job_copy, done.job_id, DR)
+        assert row.state == CopyState.PARTIALLY_COPIED and 0 < row.bytes_done < done.bytes
         skipped = await run_copy(fabric, copy, None)
-        assert skipped["status"] == "suspended" and skipped["jobs_copied"] == 0, "no run while suspended"
+        assert skipped.status == "suspended" and skipped.jobs_copied == 0, "no run while suspended"
         await catalog.call(queries.set_suspended, DR, False, "test", fabric.now())
         sent = fabric.links["wan"].stats.bytes_a_to_b
         resumed = await run_copy(fabric, copy, None)
-        assert resumed["status"] == "completed" and resumed["jobs_copied"] == 1
-        assert fabric.links["wan"].stats.bytes_a_to_b - sent < done["bytes"], "it went on from the checkpoint"
-        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done["job_id"], copy_id=DR))
-        gen = (await catalog.call(queries.get_job, done["job_id"])).generation
+        assert resumed.status == "completed" and resumed.jobs_copied == 1
+        assert fabric.links["wan"].stats.bytes_a_to_b - sent < done.bytes, "it went on from the checkpoint"
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id=DR))
+        gen = (await catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(tmp_path / "out") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
 
 
@@ -86,7 +88,7 @@ async def test_lag_and_fallen_behind(tmp_path, autojump_clock):
         done = await run_backup(fabric, "IBMA", "IFS", "full")
         await trio.sleep(2 * 3600)
         dr = next(c for c in await commands.cmd_copies({}) if c["id"] == DR)
-        assert dr["to_copy"] == 1 and dr["bytes_to_copy"] == done["bytes"] and dr["last_auxcopy"] == ""
+        assert dr["to_copy"] == 1 and dr["bytes_to_copy"] == done.bytes and dr["last_auxcopy"] == ""
         assert dr["oldest_uncopied_age"] >= 2 * 3600
         assert len(dr["fallen_behind"]) == 2, dr["fallen_behind"]
         await run_auxcopy(fabric)

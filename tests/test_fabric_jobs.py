@@ -9,6 +9,7 @@ from tests.expect import expected_files, restored_files
 from tests.helpers import open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
@@ -16,6 +17,7 @@ from vtlfabric.sim import faults
 from vtlfabric.site.index import IndexFormatError
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import LibraryOffline
+from vtlfabric.vocab import PENDING_STATES, CopyState
 
 DR = "P/dr"
 
@@ -26,21 +28,21 @@ async def job(fabric: Fabric, job_id: int):
 
 async def test_backup_copy_restore_at_dr_is_byte_exact(fabric, tmp_path, autojump_clock):
     full = await run_backup(fabric, "IBMA", "ALLUSR", "incremental")
-    assert full["type"] == "full", "the first backup of a subclient runs as a full"
+    assert full.type == "full", "the first backup of a subclient runs as a full"
     await trio.sleep(3 * 3600)  # the workload changes hourly
     incr = await run_backup(fabric, "IBMA", "ALLUSR", "incremental")
-    assert incr["type"] == "incremental" and 0 < incr["objects"] < full["objects"]
+    assert incr.type == "incremental" and 0 < incr.objects < full.objects
     ifs = await run_backup(fabric, "IBMA", "IFS", "full")
 
     result = await run_auxcopy(fabric)
-    assert result["status"] == "completed" and result["jobs_copied"] == 3
-    for job_id in (full["job_id"], incr["job_id"], ifs["job_id"]):
+    assert result.status == "completed" and result.jobs_copied == 3
+    for job_id in (full.job_id, incr.job_id, ifs.job_id):
         assert (await job(fabric, job_id)).copies == {"P/primary": "available", DR: "available"}
 
     dest = tmp_path / "restore"
     restored = await run_restore(fabric, RestoreRequest("IBMA", dest, copy_id=DR, site="dr"))
-    assert restored["jobs"] == [full["job_id"], incr["job_id"], ifs["job_id"]]
-    gens = {"ALLUSR": (await job(fabric, incr["job_id"])).generation, "IFS": (await job(fabric, ifs["job_id"])).generation}
+    assert restored.jobs == (full.job_id, incr.job_id, ifs.job_id)
+    gens = {"ALLUSR": (await job(fabric, incr.job_id)).generation, "IFS": (await job(fabric, ifs.job_id)).generation}
     assert restored_files(dest) == expected_files(fabric, "IBMA", gens)
 
 
@@ -52,11 +54,11 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
     for f in (fabric.mediaagents["prod"].index_cache.root).rglob("*.json"):
         f.unlink()
     dest = tmp_path / "dr-restore"
-    await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR, site="dr"))
-    gen = (await job(fabric, done["job_id"])).generation
+    await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id, copy_id=DR, site="dr"))
+    gen = (await job(fabric, done.job_id)).generation
     assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
     with pytest.raises((IndexFormatError, LibraryOffline), match="no index|offline"):
-        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod", job_id=done["job_id"]))
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod", job_id=done.job_id))
 
 
 @pytest.mark.parametrize("fault", ["library:prod/PVTL offline", "mediaagent:prod unreachable"])
@@ -78,16 +80,16 @@ async def test_killed_and_failed_jobs_are_never_copied(fabric, autojump_clock):
     async with trio.open_nursery() as nursery:
         killed_id = await nursery.start(_backup_expecting_failure, fabric)
         await trio.sleep(0.5)  # mid-job: the robot is still loading or the job is writing
-        fabric.killable[killed_id].cancel()
+        assert running.registry().stop("backup", killed_id, running.KILLED)
 
     jobs = {j.id: j for j in await fabric.catalog.call(queries.list_jobs)}
     assert sorted(j.status for j in jobs.values()) == ["completed", "failed", "killed"]
     result = await run_auxcopy(fabric)
-    assert result["jobs_copied"] == 1
+    assert result.jobs_copied == 1
     jobs = {j.id: j for j in await fabric.catalog.call(queries.list_jobs)}
     for j in jobs.values():
-        assert (j.copies.get(DR) == "available") == (j.id == good["job_id"])
-        assert (await fabric.catalog.call(queries.segments, j.id, DR) != []) == (j.id == good["job_id"])
+        assert (j.copies.get(DR) == "available") == (j.id == good.job_id)
+        assert (await fabric.catalog.call(queries.segments, j.id, DR) != []) == (j.id == good.job_id)
 
 
 async def _backup_expecting_failure(fabric: Fabric, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -99,10 +101,10 @@ async def test_an_available_job_is_never_copied_twice(fabric, autojump_clock):
     await run_backup(fabric, "IBMA", "ALLUSR", "full")
     await run_backup(fabric, "IBMB", None, "full")
     first = await run_auxcopy(fabric, streams=2)
-    assert first["jobs_copied"] == 2
+    assert first.jobs_copied == 2
     carts_before = await fabric.catalog.call(queries.cartridges, "dr/DVTL")
     again = await run_auxcopy(fabric, streams=2)
-    assert again["jobs_copied"] == 0 and again["bytes"] == 0
+    assert again.jobs_copied == 0 and again.bytes == 0
     assert await fabric.catalog.call(queries.cartridges, "dr/DVTL") == carts_before
 
 
@@ -111,13 +113,13 @@ async def test_a_job_spans_cartridges_and_restores(tmp_path, autojump_clock):
     async with open_fabric(path) as fabric:
         catalog = fabric.catalog
         done = await run_backup(fabric, "IBMB", None, "full")
-        assert done["bytes"] > 512 * 1024
-        assert len({s.barcode for s in await catalog.call(queries.segments, done["job_id"], "P/primary")}) >= 2
+        assert done.bytes > 512 * 1024
+        assert len({s.barcode for s in await catalog.call(queries.segments, done.job_id, "P/primary")}) >= 2
         await run_auxcopy(fabric)
-        assert len({s.barcode for s in await catalog.call(queries.segments, done["job_id"], DR)}) >= 3
+        assert len({s.barcode for s in await catalog.call(queries.segments, done.job_id, DR)}) >= 3
         dest = tmp_path / "out"
-        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
-        gen = (await catalog.call(queries.get_job, done["job_id"])).generation
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id, copy_id=DR))
+        gen = (await catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
 
 
@@ -128,7 +130,7 @@ async def test_a_cartridge_with_less_room_than_one_block_is_retired_not_fatal(tm
     async with open_fabric(path) as fabric:
         library = fabric.libraries["prod/PVTL"]
         first = await run_backup(fabric, "IBMA", "IFS", "full")
-        [tight] = {s.barcode for s in await fabric.catalog.call(queries.segments, first["job_id"], "P/primary")}
+        [tight] = {s.barcode for s in await fabric.catalog.call(queries.segments, first.job_id, "P/primary")}
         image = TapeImage.open(library.image_path(tight), library.spec.capacity)
         image.begin_file()  # another writer's file, filling the cartridge to ~16 KiB short of its end
         while library.spec.capacity - image.end_offset() > 17 * 1024:
@@ -138,13 +140,13 @@ async def test_a_cartridge_with_less_room_than_one_block_is_retired_not_fatal(tm
         image.close()
 
         done = await run_backup(fabric, "IBMB", None, "full")
-        barcodes = {s.barcode for s in await fabric.catalog.call(queries.segments, done["job_id"], "P/primary")}
+        barcodes = {s.barcode for s in await fabric.catalog.call(queries.segments, done.job_id, "P/primary")}
         assert tight not in barcodes
         states = {c.barcode: c.state for c in await fabric.catalog.call(queries.cartridges, "prod/PVTL")}
         assert states[tight] == "full"
         dest = tmp_path / "out"
-        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"]))
-        gen = (await fabric.catalog.call(queries.get_job, done["job_id"])).generation
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id))
+        gen = (await fabric.catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
 
 
@@ -153,9 +155,9 @@ async def test_nothing_readable_crosses_the_wan(fabric, autojump_clock):
     fabric.links["wan"].add_tap(lambda direction, data: carried.extend(data))
     done = await run_backup(fabric, "IBMB", None, "full")
     await run_auxcopy(fabric)
-    assert len(carried) > done["bytes"]
+    assert len(carried) > done.bytes
     workload = fabric.workloads["IBMB"]
-    gen = (await job(fabric, done["job_id"])).generation
+    gen = (await job(fabric, done.job_id)).generation
     wire = bytes(carried)
     for obj in workload.objects("ALLUSR", gen):
         data = workload.content(obj)
@@ -173,17 +175,17 @@ async def test_a_flipped_byte_on_the_wan_fails_the_attempt_never_the_data(fabric
     def corrupt_mid_job(direction: str, data: bytes) -> None:
         # One flip in the handshake, one in the middle of the job's data.
         carried[0] += len(data)
-        if carried[0] > done["bytes"] // 2 and link.stats.corrupted == 1:
+        if carried[0] > done.bytes // 2 and link.stats.corrupted == 1:
             link.corrupt_next(1)
 
     link.add_tap(corrupt_mid_job)
     link.corrupt_next(1)
     result = await run_auxcopy(fabric)
-    assert result["status"] == "completed" and result["jobs_copied"] == 1
+    assert result.status == "completed" and result.jobs_copied == 1
     assert link.stats.corrupted == 2
     dest = tmp_path / "out"
-    await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
-    gen = (await job(fabric, done["job_id"])).generation
+    await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id, copy_id=DR))
+    gen = (await job(fabric, done.job_id)).generation
     assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
 
 
@@ -191,11 +193,11 @@ async def test_a_job_that_never_gets_through_clean_is_never_available(fabric, tm
     done = await run_backup(fabric, "IBMB", None, "full")
     fabric.links["wan"].corrupt_next(10_000)
     result = await run_auxcopy(fabric)
-    assert result["status"] == "failed" and result["jobs_copied"] == 0
-    assert (await job(fabric, done["job_id"])).copies[DR] in (queries.TO_BE_COPIED, queries.PARTIALLY_COPIED)
+    assert result.status == "failed" and result.jobs_copied == 0
+    assert (await job(fabric, done.job_id)).copies[DR] in (CopyState.TO_BE_COPIED, CopyState.PARTIALLY_COPIED)
     assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))
     with pytest.raises(RestoreError, match="not available"):
-        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done["job_id"], copy_id=DR))
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id=DR))
 
 
 async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojump_clock):
@@ -208,34 +210,34 @@ async def test_a_partition_interrupts_and_the_next_run_resumes(tmp_path, autojum
             nursery.start_soon(run_auxcopy, fabric)
             while True:  # partition once part of the job has landed at DR
                 await trio.sleep(0.05)
-                row = await catalog.call(queries.job_copy, done["job_id"], DR)
+                row = await catalog.call(queries.job_copy, done.job_id, DR)
                 if row is not None and row.bytes_done > 0:
                     break
             link.partition("both")
-        row = await catalog.call(queries.job_copy, done["job_id"], DR)
-        assert row.state == queries.PARTIALLY_COPIED and 0 < row.bytes_done < done["bytes"]
+        row = await catalog.call(queries.job_copy, done.job_id, DR)
+        assert row.state == CopyState.PARTIALLY_COPIED and 0 < row.bytes_done < done.bytes
         link.heal()
         sent_before = link.stats.bytes_a_to_b
         result = await run_auxcopy(fabric)
-        assert result["jobs_copied"] == 1
-        assert link.stats.bytes_a_to_b - sent_before < done["bytes"], "it resumed instead of starting over"
+        assert result.jobs_copied == 1
+        assert link.stats.bytes_a_to_b - sent_before < done.bytes, "it resumed instead of starting over"
         dest = tmp_path / "out"
-        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done["job_id"], copy_id=DR))
-        gen = (await catalog.call(queries.get_job, done["job_id"])).generation
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id, copy_id=DR))
+        gen = (await catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
 
 
 async def test_restore_reports_the_object_that_does_not_verify(fabric, tmp_path, autojump_clock):
     done = await run_backup(fabric, "IBMA", "IFS", "full")
     await run_auxcopy(fabric)
-    index_file = next((fabric.mediaagents["dr"].disk_library.root).rglob(f"{done['job_id']}.json"))
+    index_file = next((fabric.mediaagents["dr"].disk_library.root).rglob(f"{done.job_id}.json"))
     text = index_file.read_text()
     index = __import__("json").loads(text)
     victim = index["entries"][1]
     victim["sha256"] = "0" * 64
     index_file.write_text(__import__("json").dumps(index))
     with pytest.raises(RestoreError, match=victim["path"].lstrip("/").split("/")[-1]):
-        await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", job_id=done["job_id"], copy_id=DR))
+        await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", job_id=done.job_id, copy_id=DR))
 
 
 async def test_concurrent_backups_never_share_a_cartridge(fabric, tmp_path, autojump_clock):
@@ -268,12 +270,12 @@ def _scramble_headers(raw: bytearray) -> bytes:
 @pytest.mark.parametrize("damage, reason", [(_rot, "digest"), (_scramble_headers, ""), (lambda raw: bytes(raw[: len(raw) // 2]), "")])
 async def test_a_damaged_source_cartridge_fails_the_copy_and_lands_nothing(fabric, damage, reason, autojump_clock):
     done = await run_backup(fabric, "IBMB", None, "full")
-    seg = (await fabric.catalog.call(queries.segments, done["job_id"], "P/primary"))[0]
+    seg = (await fabric.catalog.call(queries.segments, done.job_id, "P/primary"))[0]
     image = fabric.libraries["prod/PVTL"].image_path(seg.barcode)
     image.write_bytes(damage(bytearray(image.read_bytes())))
     result = await run_auxcopy(fabric)
-    assert result["status"] == "failed" and reason in result["copies"][0]["failed"][0]["reason"]
-    assert (await job(fabric, done["job_id"])).copies[DR] in queries.PENDING_STATES
+    assert result.status == "failed" and reason in result.copies[0].failed[0].reason
+    assert (await job(fabric, done.job_id)).copies[DR] in PENDING_STATES
     assert not list(fabric.mediaagents["dr"].disk_library.root.rglob("*.json"))
 
 
@@ -284,10 +286,10 @@ async def test_latest_at_dr_is_the_latest_point_dr_holds(fabric, tmp_path, autoj
     incr = await run_backup(fabric, "IBMB", None, "incremental")  # not yet at DR
     at_dr = await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "dr", copy_id=DR))
     at_prod = await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod"))
-    assert at_dr["jobs"] == [full["job_id"]] and at_prod["jobs"] == [full["job_id"], incr["job_id"]]
+    assert at_dr.jobs == (full.job_id,) and at_prod.jobs == (full.job_id, incr.job_id)
     gen = {j.id: j.generation for j in await fabric.catalog.call(queries.list_jobs)}
-    assert restored_files(tmp_path / "dr") == expected_files(fabric, "IBMB", {"ALLUSR": gen[full["job_id"]]})
-    assert restored_files(tmp_path / "prod") == expected_files(fabric, "IBMB", {"ALLUSR": gen[incr["job_id"]]})
+    assert restored_files(tmp_path / "dr") == expected_files(fabric, "IBMB", {"ALLUSR": gen[full.job_id]})
+    assert restored_files(tmp_path / "prod") == expected_files(fabric, "IBMB", {"ALLUSR": gen[incr.job_id]})
 
 
 async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fabric, autojump_clock):
@@ -297,9 +299,9 @@ async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fa
     await run_backup(fabric, "IBMA", "IFS", "full")
     await run_auxcopy(fabric)
     done = await run_verify(fabric)
-    assert done["jobs_verified"] == 4 and all(c["status"] == "completed" for c in done["copies"])
+    assert done.jobs_verified == 4 and all(c.status == "completed" for c in done.copies)
 
-    [seg] = [s for s in await fabric.catalog.call(queries.segments, first["job_id"], "P/dr")][:1]
+    [seg] = [s for s in await fabric.catalog.call(queries.segments, first.job_id, "P/dr")][:1]
     image = fabric.libraries["dr/DVTL"].image_path(seg.barcode)
     data = bytearray(image.read_bytes())
     data[-70_000] ^= 0xFF  # one flipped byte inside the last data file on that DR cartridge
@@ -309,7 +311,7 @@ async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fa
     damaged = max(on_it, key=lambda s: s.file_no).job_id
     with pytest.raises(VerifyFailed, match=rf"^1 job copy\(ies\) failed verification: job {damaged} on P/dr"):
         await run_verify(fabric, "P/dr")
-    assert (await run_verify(fabric, "P/primary"))["jobs_verified"] == 2, "production is fine"
+    assert (await run_verify(fabric, "P/primary")).jobs_verified == 2, "production is fine"
     await faults.inject(fabric, f"cartridge:{seg.barcode}", "fail")
     with pytest.raises(VerifyFailed, match="has failed"):  # an inoperative copy is read too: failed media is the point
         await run_verify(fabric, "P/dr")

@@ -16,11 +16,13 @@ from tests.expect import job_files, restored_files
 from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.jobs.aging import run_data_aging
-from vtlfabric.jobs.auxcopy import run_copy
+from vtlfabric.jobs.auxcopy import SUSPENDED, run_copy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.sim import faults
+from vtlfabric.vocab import CopyState
 
 COPIES = ("P/dr", "P/vault")
 SUBCLIENTS = (("IBMA", "ALLUSR"), ("IBMA", "IFS"), ("IBMB", "ALLUSR"))
@@ -89,8 +91,7 @@ async def _do(fabric: Fabric, step: tuple) -> None:
         async with trio.open_nursery() as nursery:
             job_id = await nursery.start(_backup_ignoring_failure, fabric, step[1])
             await trio.sleep(0.15)
-            if job_id in fabric.killable:
-                fabric.killable[job_id].cancel()
+            running.registry().stop("backup", job_id, running.KILLED)
     elif kind == "fail":
         await faults.inject(fabric, f"client:{step[1][0]}", "fail-backup")
         await _backup_ignoring_failure(fabric, step[1])
@@ -123,7 +124,7 @@ async def _suspend_then_resume(fabric: Fabric, copy_id: str) -> None:
         nursery.start_soon(run_copy, fabric, copy, None)
         await trio.sleep(1.0)  # somewhere in the run, or after it
         await fabric.catalog.call(queries.set_suspended, copy_id, True, "tester", fabric.now())
-        fabric.stop_copy(copy_id, "suspended")
+        running.registry().stop("auxcopy", copy_id, SUSPENDED)
     await fabric.catalog.call(queries.set_suspended, copy_id, False, "tester", fabric.now())
     await run_copy(fabric, copy, None)
 
@@ -134,7 +135,7 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
     for job in jobs:
         for copy_id, state in job.copies.items():
             row = await catalog.call(queries.job_copy, job.id, copy_id)
-            if state != queries.AVAILABLE:
+            if state != CopyState.AVAILABLE:
                 continue
             # No job on a copy it should not be on.
             assert job.valid, f"job {job.id} ({job.status}) is available on {copy_id}"
@@ -152,7 +153,7 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
                 assert restored_files(dest) == want, f"job {job.id} from {copy_id}"
                 checked.add((job.id, copy_id))
     # No cartridge holds live data while marked scratch.
-    live = {(j.id, c) for j in jobs for c, s in j.copies.items() if s != queries.AGED}
+    live = {(j.id, c) for j in jobs for c, s in j.copies.items() if s != CopyState.AGED}
     for cart in await catalog.call(queries.cartridges):
         if cart.state != "scratch":
             continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vtlfabric.catalog.queries import AVAILABLE, TO_BE_COPIED
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.jobs.restore import point_in_time
+from vtlfabric.vocab import CopyState
 
 COPY = "P/dr"
 
@@ -22,8 +22,8 @@ def histories(draw):
             kind = "full"  # the planner converts anything to a full until one exists
         status = draw(st.sampled_from(["completed"] * 4 + ["failed", "killed"]))
         base = None if kind == "full" else last_full if kind == "differential" else last_valid
-        on_copy = draw(st.sampled_from([AVAILABLE] * 3 + [TO_BE_COPIED]))
-        copies = {"P/primary": AVAILABLE, COPY: on_copy} if status == "completed" else {}
+        on_copy = draw(st.sampled_from([CopyState.AVAILABLE] * 3 + [CopyState.TO_BE_COPIED]))
+        copies = {"P/primary": CopyState.AVAILABLE, COPY: on_copy} if status == "completed" else {}
         jobs.append(JobRecord(i, "C", "S", "P", kind, kind, status, "", i, base, float(i), float(i), 1, 1, "d", copies))
         if status == "completed":
             last_valid = i
@@ -34,7 +34,7 @@ def histories(draw):
 @given(histories(), st.sampled_from([None, COPY]))
 def test_each_job_builds_on_the_one_before_it(jobs, copy):
     chain = point_in_time(jobs, copy)
-    usable = [j for j in jobs if j.valid and (copy is None or j.copies[copy] == AVAILABLE)]
+    usable = [j for j in jobs if j.valid and (copy is None or j.copies[copy] == CopyState.AVAILABLE)]
     fulls = [j for j in usable if j.type == "full"]
     if not fulls:
         assert chain == []
@@ -51,7 +51,7 @@ def test_it_reaches_the_last_job_before_the_first_gap(jobs, copy):
     if not chain:
         return
     later = [j for j in jobs if j.valid and j.id > chain[0].id]
-    gap = next((j.id for j in later if copy is not None and j.copies[copy] != AVAILABLE), None)
+    gap = next((j.id for j in later if copy is not None and j.copies[copy] != CopyState.AVAILABLE), None)
     reachable = [j for j in later if gap is None or j.id < gap]
     assert chain[-1] == (reachable[-1] if reachable else chain[0])
 

@@ -35,19 +35,19 @@ async def test_promote_back_up_at_dr_and_fail_back(fabric, tmp_path, autojump_cl
 
         await faults.inject(fabric, "library:prod/PVTL", "offline")  # the disaster
         promoted = await ctl.cmd_promote({"copy": DR, "who": "ops"})  # at once: the old primary is down
-        assert promoted["promoted"] and promoted["lost_jobs"] == [lost["job_id"]] and "offline" in promoted["old_primary_state"]
+        assert promoted["promoted"] and promoted["lost_jobs"] == [lost.job_id] and "offline" in promoted["old_primary_state"]
         assert fabric.primary_of("P").id == DR and fabric.inoperative(fabric.copy(PRIMARY))
 
         # Operations go on at DR; out of sync, so each subclient's next backup is a full.
         at_dr = await run_backup(fabric, "IBMB", None, "incremental")
-        assert at_dr["type"] == "full"
-        segs = await fabric.catalog.call(queries.segments, at_dr["job_id"], DR)
+        assert at_dr.type == "full"
+        segs = await fabric.catalog.call(queries.segments, at_dr.job_id, DR)
         assert segs and all(s.barcode.startswith("DR") for s in segs), "written to the new primary's library"
         again = await run_backup(fabric, "IBMB", None, "incremental")
-        assert again["type"] == "incremental", "one full is enough"
-        assert (await run_backup(fabric, "IBMA", "IFS", "incremental"))["type"] == "full"
+        assert again.type == "incremental", "one full is enough"
+        assert (await run_backup(fabric, "IBMA", "IFS", "incremental")).type == "full"
         aux = await run_auxcopy(fabric, PRIMARY)
-        assert aux["copies"][0]["status"] == "inoperative", "nothing goes to a broken copy"
+        assert aux.copies[0].status == "inoperative", "nothing goes to a broken copy"
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "dr-latest", site="dr"))
 
         # Repair production, bring it up to date, promote it back.
@@ -56,12 +56,12 @@ async def test_promote_back_up_at_dr_and_fail_back(fabric, tmp_path, autojump_cl
         await faults.inject(fabric, "library:prod/PVTL", "online")
         await ctl.cmd_repair({"copy": PRIMARY})
         back = await run_auxcopy(fabric, PRIMARY)
-        assert back["status"] == "completed" and back["jobs_copied"] == 3
+        assert back.status == "completed" and back.jobs_copied == 3
         failback = await ctl.cmd_promote({"copy": PRIMARY, "yes": True})
         assert failback["lost_jobs"] == [], "production holds everything again"
         await ctl.cmd_repair({"copy": DR})
         assert fabric.primary_of("P").id == PRIMARY
-        assert (await run_auxcopy(fabric, DR))["jobs_copied"] == 1, "the job lost at DR is copied there at last"
+        assert (await run_auxcopy(fabric, DR)).jobs_copied == 1, "the job lost at DR is copied there at last"
 
         jobs = await fabric.catalog.call(queries.list_jobs)
         assert all(j.copies == {PRIMARY: "available", DR: "available"} for j in jobs if j.valid)
@@ -98,9 +98,9 @@ async def test_a_failed_cartridge_fails_reads_and_is_never_written_again(fabric,
     first = await run_backup(fabric, "IBMB", None, "full")
     await faults.inject(fabric, "cartridge:PR0001L8", "fail")
     with pytest.raises(Exception, match="PR0001L8 in prod/PVTL has failed"):
-        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "r", job_id=first["job_id"]))
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "r", job_id=first.job_id))
     second = await run_backup(fabric, "IBMA", "IFS", "full")
-    assert all(s.barcode != "PR0001L8" for s in await fabric.catalog.call(queries.segments, second["job_id"], PRIMARY))
+    assert all(s.barcode != "PR0001L8" for s in await fabric.catalog.call(queries.segments, second.job_id, PRIMARY))
     with pytest.raises(faults.FaultError, match="no cartridge"):
         await faults.inject(fabric, "cartridge:NOPE01", "fail")
 
@@ -134,12 +134,12 @@ async def test_copies_fed_by_the_primary_follow_a_promotion_where_the_wan_reache
         dr2 = fabric.copy("P/dr2")
         if dr_to_dr2:
             assert dr2.source == "dr"
-            assert (await run_auxcopy(fabric, "P/dr2"))["jobs_copied"] == 1
-            job = await fabric.catalog.call(queries.get_job, at_dr["job_id"])
+            assert (await run_auxcopy(fabric, "P/dr2")).jobs_copied == 1
+            job = await fabric.catalog.call(queries.get_job, at_dr.job_id)
             assert job.copies["P/dr2"] == "available"
         else:
             assert dr2.source == "primary", "no WAN from dr to dr2: it waits for the old primary"
-            assert (await run_auxcopy(fabric, "P/dr2"))["copies"][0]["status"] == "inoperative"
+            assert (await run_auxcopy(fabric, "P/dr2")).copies[0].status == "inoperative"
         await ctl.cmd_fault({"target": "library:prod/PVTL", "action": "online"})
         await ctl.cmd_repair({"copy": PRIMARY})
         await run_auxcopy(fabric, PRIMARY)
@@ -159,7 +159,7 @@ async def test_a_backup_running_when_a_promotion_starts_finishes_first_and_is_co
         assert job.status == "completed" and job.copies == {PRIMARY: "available"}, "finished on the old primary"
         assert promoted["lost_jobs"] == [running], "and the promotion counted it"
         after = await run_backup(fabric, "IBMA", "ALLUSR", "incremental")
-        assert after["type"] == "full" and (await fabric.catalog.call(queries.get_job, after["job_id"])).copies == {DR: "available"}
+        assert after.type == "full" and (await fabric.catalog.call(queries.get_job, after.job_id)).copies == {DR: "available"}
         nursery.cancel_scope.cancel()
 
 
@@ -170,8 +170,8 @@ async def test_a_planned_promotion_catches_up_first_and_loses_nothing(fabric, au
         late = await run_backup(fabric, "IBMA", "IFS", "full")  # not on DR yet
         promoted = await ctl.cmd_promote({"copy": DR, "planned": True})
         assert promoted["caught_up"] == 2 and promoted["lost_jobs"] == []
-        assert (await fabric.catalog.call(queries.get_job, late["job_id"])).copies[DR] == "available"
-        assert (await run_backup(fabric, "IBMA", "IFS", "incremental"))["type"] == "incremental", "in sync: no full forced"
+        assert (await fabric.catalog.call(queries.get_job, late.job_id)).copies[DR] == "available"
+        assert (await run_backup(fabric, "IBMA", "IFS", "incremental")).type == "incremental", "in sync: no full forced"
         await ctl.cmd_repair({"copy": PRIMARY})
         await ctl.cmd_fault({"target": "link:wan", "action": "partition"})
         with pytest.raises(Failed, match="does not hold jobs"):

@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 from tests.expect import expected_files, restored_files
 from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
-from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
-from vtlfabric.jobs.aging import run_data_aging
+from vtlfabric.jobs.aging import AgedJob, run_data_aging
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.retention import DAY, cycles, to_age
+from vtlfabric.vocab import PENDING_STATES, CopyState
 
 A, B = "P/primary", "P/dr"
 
@@ -26,8 +26,8 @@ def histories(draw):
     jobs, t = [], 0.0
     for i in range(1, draw(st.integers(0, 30)) + 1):
         t += draw(st.floats(0.1, 3.0)) * DAY
-        held = {A: AVAILABLE} if draw(st.integers(0, 9)) else {}
-        on_dr = draw(st.sampled_from([None, AVAILABLE, AVAILABLE, *PENDING_STATES]))
+        held = {A: CopyState.AVAILABLE} if draw(st.integers(0, 9)) else {}
+        on_dr = draw(st.sampled_from([None, CopyState.AVAILABLE, CopyState.AVAILABLE, *PENDING_STATES]))
         if on_dr:
             held[B] = on_dr
         kind = draw(st.sampled_from(["full", "incremental", "incremental", "differential"]))
@@ -51,7 +51,7 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
     copies = [copy("primary", *ra), copy("dr", *rb)]
     aged = set(to_age(jobs, copies, now))
     for spec in copies:
-        held = [j for j in jobs if j.copies.get(spec.id) == AVAILABLE]
+        held = [j for j in jobs if j.copies.get(spec.id) == CopyState.AVAILABLE]
         for sub in {"X", "Y"}:
             cuts = cycles(j for j in held if j.subclient == sub)
             for age, cycle in enumerate(reversed(cuts)):
@@ -62,10 +62,10 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
                     assert age >= spec.retain_cycles
                     assert now - max(j.ended for j in cycle) >= spec.retain_days * DAY
                     if age == 0:
-                        assert all(any(s == AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), \
+                        assert all(any(s == CopyState.AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), \
                             "the newest cycle is never aged from the only copy holding it"
                     if spec.id == A:  # DR is a synchronous copy of it: aged from A once DR has it
-                        assert all(j.copies.get(B) == AVAILABLE for j in cycle), \
+                        assert all(j.copies.get(B) == CopyState.AVAILABLE for j in cycle), \
                             "a job the DR copy has yet to copy is never aged from its source"
 
 
@@ -76,7 +76,7 @@ async def test_data_aging_ages_old_cycles_and_recycles_their_cartridges(tmp_path
     async with open_fabric(path) as fabric:
         fulls = []
         for _ in range(3):  # three weekly cycles: a full and an incremental each
-            fulls.append((await run_backup(fabric, "IBMB", None, "full"))["job_id"])
+            fulls.append((await run_backup(fabric, "IBMB", None, "full")).job_id)
             await trio.sleep(DAY)
             await run_backup(fabric, "IBMB", None, "incremental")
             await run_auxcopy(fabric)
@@ -88,17 +88,17 @@ async def test_data_aging_ages_old_cycles_and_recycles_their_cartridges(tmp_path
         on_dr = sorted(j for j, job in jobs.items() if job.copies["P/dr"] == "aged")
         assert on_primary == [fulls[0], fulls[0] + 1, fulls[1], fulls[1] + 1], "all but the newest cycle"
         assert on_dr == [fulls[0], fulls[0] + 1], "the DR copy keeps two cycles"
-        assert result["cartridges"], "cartridges that held only aged data are scratch again"
+        assert result.cartridges, "cartridges that held only aged data are scratch again"
         carts = await fabric.catalog.call(queries.cartridges, "prod/PVTL")
         assert sum(c.state == "scratch" for c in carts) > scratch_before
         live = [s.barcode for j in jobs for c in (A, B) for s in await fabric.catalog.call(queries.segments, j, c)]
-        assert not set(result["cartridges"]) & set(live), "no recycled cartridge is still referenced"
+        assert not set(result.cartridges) & set(live), "no recycled cartridge is still referenced"
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "dr", copy_id=B))
         gen = jobs[fulls[2] + 1].generation
         assert restored_files(tmp_path / "dr") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
         again = await run_backup(fabric, "IBMB", None, "full")  # recycled cartridges take new data
-        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "new", job_id=again["job_id"]))
-        gen = (await fabric.catalog.call(queries.get_job, again["job_id"])).generation
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "new", job_id=again.job_id))
+        gen = (await fabric.catalog.call(queries.get_job, again.job_id)).generation
         assert restored_files(tmp_path / "new") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
         later = await run_data_aging(fabric)  # a new full: the cycle before it is past both limits now
-        assert later["aged"] == [{"job_id": fulls[2], "copy": A}, {"job_id": fulls[2] + 1, "copy": A}]
+        assert later.aged == (AgedJob(fulls[2], A), AgedJob(fulls[2] + 1, A))

@@ -8,10 +8,10 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtlfabric.catalog.queries import AVAILABLE, BAD, DO_NOT_COPY, PARTIALLY_COPIED, TO_BE_COPIED
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import FREQUENCIES, SelectionRules
 from vtlfabric.jobs.selection import jobs_to_copy, period, selected, to_register
+from vtlfabric.vocab import CopyState
 
 SRC, DST = "P/primary", "P/dr"
 STATUSES = ("completed", "completed", "completed", "failed", "killed", "running")
@@ -22,7 +22,7 @@ SPAN = 500 * 86400.0
 def job(i: int, started: float, kind: str = "full", status: str = "completed", copies: dict | None = None,
         client: str = "C", subclient: str = "S") -> JobRecord:
     if copies is None:
-        copies = {SRC: AVAILABLE} if status == "completed" else {}
+        copies = {SRC: CopyState.AVAILABLE} if status == "completed" else {}
     return JobRecord(i, client, subclient, "P", kind, kind, status, "", 1, None, started, started + 60, 1, 100, "d", copies)
 
 
@@ -33,9 +33,9 @@ def histories(draw, max_jobs: int = 40, manual: bool = False):
     out = []
     for i, t in enumerate(times, 1):
         status = draw(st.sampled_from(STATUSES))
-        copies = {SRC: AVAILABLE} if status == "completed" else {}
+        copies = {SRC: CopyState.AVAILABLE} if status == "completed" else {}
         if manual and status == "completed" and draw(st.booleans()):
-            copies[DST] = draw(st.sampled_from([TO_BE_COPIED, AVAILABLE, DO_NOT_COPY, BAD]))
+            copies[DST] = draw(st.sampled_from([CopyState.TO_BE_COPIED, CopyState.AVAILABLE, CopyState.DO_NOT_COPY, CopyState.BAD]))
         kind = draw(st.sampled_from(["full", "full", "incremental", "differential"]))
         out.append(job(i, t, kind, status, copies, draw(st.sampled_from("AB")), draw(st.sampled_from(["ALLUSR", "IFS"]))))
     return out
@@ -55,9 +55,9 @@ now_st = st.floats(T0, T0 + SPAN + 400 * 86400)
 def copy_everything(jobs: list[JobRecord], rules: SelectionRules, now: float) -> set[int]:
     """What the copy holds after registering and copying all it selects, as the aux copy does."""
     new = {j.id for j in to_register(jobs, rules, DST, SRC, now)}
-    rows = [attrs.evolve(j, copies={**j.copies, DST: TO_BE_COPIED}) if j.id in new else j for j in jobs]
+    rows = [attrs.evolve(j, copies={**j.copies, DST: CopyState.TO_BE_COPIED}) if j.id in new else j for j in jobs]
     todo = {j.id for j in jobs_to_copy(rows, DST, SRC)}
-    return todo | {j.id for j in jobs if j.copies.get(DST) == AVAILABLE}
+    return todo | {j.id for j in jobs if j.copies.get(DST) == CopyState.AVAILABLE}
 
 
 @given(histories(), st.one_of(st.none(), st.floats(T0, T0 + SPAN)), now_st)
@@ -110,7 +110,7 @@ def test_manual_choices_win_and_invalid_jobs_never_qualify(jobs, rules, now):
             assert j.id not in new, "a row already there is never overruled"
         if not j.valid:
             assert j.id not in new
-    picked = {j.id for j in jobs if j.copies.get(DST) == TO_BE_COPIED}
+    picked = {j.id for j in jobs if j.copies.get(DST) == CopyState.TO_BE_COPIED}
     assert picked <= {j.id for j in jobs_to_copy(jobs, DST, SRC)}, "a pick is copied whatever its type"
 
 
@@ -146,7 +146,7 @@ def test_defer_holds_a_job_until_it_is_old_enough():
 
 def test_no_automatic_selection_leaves_only_picks():
     rules = SelectionRules(automatic=False)
-    jobs = [job(1, T0), job(2, T0 + 60, "incremental", copies={SRC: AVAILABLE, DST: TO_BE_COPIED})]
+    jobs = [job(1, T0), job(2, T0 + 60, "incremental", copies={SRC: CopyState.AVAILABLE, DST: CopyState.TO_BE_COPIED})]
     assert to_register(jobs, rules, DST, SRC, T0 + SPAN) == []
     assert [j.id for j in jobs_to_copy(jobs, DST, SRC)] == [2]
 
@@ -160,7 +160,7 @@ def test_commvault_default_week_starts_on_friday():
 
 
 def test_a_job_waits_for_its_source_in_a_cascade():
-    rows = [job(1, T0, copies={SRC: AVAILABLE, DST: PARTIALLY_COPIED, "P/vault": TO_BE_COPIED})]
+    rows = [job(1, T0, copies={SRC: CopyState.AVAILABLE, DST: CopyState.PARTIALLY_COPIED, "P/vault": CopyState.TO_BE_COPIED})]
     assert jobs_to_copy(rows, "P/vault", DST) == [], "not on the DR copy yet"
-    done = [attrs.evolve(rows[0], copies={**rows[0].copies, DST: AVAILABLE})]
+    done = [attrs.evolve(rows[0], copies={**rows[0].copies, DST: CopyState.AVAILABLE})]
     assert jobs_to_copy(done, "P/vault", DST) == done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vtlfabric.jobs.drillreport import report_text
 from vtlfabric.units import format_bytes
 
 
@@ -81,7 +82,7 @@ def _operation(op: dict[str, Any]) -> str:
     if op["status"] == "running":
         return f"{op['id']} started"
     if op["kind"] == "drill" and op.get("result"):
-        return drill_report_text(op["result"]).rstrip()
+        return report_text(op["result"]).rstrip()
     result = op.get("result") or {}
     detail = {
         "backup": lambda r: f"job {r.get('job_id')} {r.get('type')}: {r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))}",
@@ -114,16 +115,3 @@ def progress_bar(op_id: str, progress: dict[str, Any], elapsed: float, width: in
     left = progress["jobs_total"] - progress["jobs_done"]
     return (f"{op_id} [{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}  {format_bytes(done)} / {format_bytes(total)}  "
             f"{format_bytes(rate)}/s  {left} job{'s' if left != 1 else ''} left")
-
-
-def drill_report_text(report: dict[str, Any]) -> str:
-    """A drill report as the text file beside its JSON, and as `ctl drill --wait` prints it."""
-    lines = [report["summary"], f"started {report['started']}, ended {report['ended']}, trigger {report['trigger']}", ""]
-    lines.append(f"{'CLIENT':<12} {'COPY':<14} {'SITE':<8} {'RESULT':<7} {'RPO':>9} {'RTO':>8} {'OBJECTS':>8}  DETAIL")
-    for c in report["clients"]:
-        lines.append(f"{c['client']:<12} {c['copy']:<14} {c['site']:<8} {'pass' if c['passed'] else 'FAIL':<7} "
-                     f"{c['rpo']:>8.0f}s {c['rto']:>7.1f}s {c['objects']:>8}  {c['failure'] or 'jobs ' + ','.join(map(str, c['jobs']))}")
-    if report["steps"]:
-        lines += ["", f"{'COPY':<14} {'STEP':<12} {'RESULT':<7} {'TIME':>8}  DETAIL"]
-        lines += [f"{s['copy']:<14} {s['step']:<12} {'ok' if s['ok'] else 'FAIL':<7} {s['seconds']:>7.1f}s  {s['detail']}" for s in report["steps"]]
-    return "\n".join(lines) + "\n"

@@ -13,18 +13,11 @@ from vtlfabric.catalog.records import (
     CopyRecord,
     JobCopyRecord,
     JobRecord,
+    Loss,
     SegmentRecord,
     from_row,
 )
-
-TO_BE_COPIED = "to_be_copied"
-PARTIALLY_COPIED = "partially_copied"
-AVAILABLE = "available"
-DO_NOT_COPY = "do_not_copy"
-BAD = "bad"
-AGED = "aged"
-PENDING_STATES = (TO_BE_COPIED, PARTIALLY_COPIED)
-JOB_COPY_STATES = (TO_BE_COPIED, PARTIALLY_COPIED, AVAILABLE, DO_NOT_COPY, BAD, AGED)
+from vtlfabric.vocab import PENDING_STATES, CopyState, JobStatus
 
 
 class Refused(errors.Refused):
@@ -102,8 +95,8 @@ def finish_job(
         "UPDATE jobs SET status = ?, reason = ?, ended = ?, objects = ?, bytes = ?, digest = ? WHERE id = ? AND status = 'running'",
         (status, reason, now, objects, nbytes, digest, job_id),
     )
-    if status == "completed":
-        conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, primary, AVAILABLE, now))
+    if status == JobStatus.COMPLETED:
+        conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, primary, CopyState.AVAILABLE, now))
         conn.execute(  # a full satisfies a "next backup must be a full" left by a promotion
             "DELETE FROM meta WHERE key = (SELECT 'full_required:' || client || '/' || subclient FROM jobs WHERE id = ? AND type = 'full')",
             (job_id,),
@@ -172,10 +165,10 @@ def register_jobs(conn: sqlite3.Connection, copy_id: str, job_ids: Iterable[int]
     for job_id in job_ids:
         cur = conn.execute(
             "INSERT OR IGNORE INTO job_copies (job_id, copy_id, state, reason, updated) VALUES (?, ?, ?, ?, ?)",
-            (job_id, copy_id, TO_BE_COPIED, reason, now),
+            (job_id, copy_id, CopyState.TO_BE_COPIED, reason, now),
         )
         if cur.rowcount:
-            _history(conn, now, f"copy.{TO_BE_COPIED}", job_id, copy_id, reason=reason)
+            _history(conn, now, f"copy.{CopyState.TO_BE_COPIED}", job_id, copy_id, reason=reason)
 
 
 def manual_selection(conn: sqlite3.Connection, job_id: int, copy_id: str, action: str, who: str, now: float) -> str:
@@ -184,14 +177,14 @@ def manual_selection(conn: sqlite3.Connection, job_id: int, copy_id: str, action
     job = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     row = conn.execute("SELECT state FROM job_copies WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)).fetchone()
     state = row[0] if row else None
-    if action in ("pick", "recopy") and job[0] != "completed":
+    if action in ("pick", "recopy") and job[0] != JobStatus.COMPLETED:
         raise Refused(f"job {job_id} is {job[0]}: only a valid (completed) job can be copied")
-    if action == "pick" and state in (AVAILABLE, *PENDING_STATES):
+    if action == "pick" and state in (CopyState.AVAILABLE, *PENDING_STATES):
         raise Refused(f"job {job_id} is already {state} on {copy_id}")
-    if action == "do-not-copy" and state == AVAILABLE:
+    if action == "do-not-copy" and state == CopyState.AVAILABLE:
         raise Refused(f"job {job_id} is already available on {copy_id}: mark it bad, or let it age")
-    new = {"pick": TO_BE_COPIED, "recopy": TO_BE_COPIED, "do-not-copy": DO_NOT_COPY, "mark-bad": BAD}[action]
-    if new != BAD:
+    new = {"pick": CopyState.TO_BE_COPIED, "recopy": CopyState.TO_BE_COPIED, "do-not-copy": CopyState.DO_NOT_COPY, "mark-bad": CopyState.BAD}[action]
+    if new != CopyState.BAD:
         conn.execute("DELETE FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id))
     reason = f"{action} by {who}"
     conn.execute(
@@ -210,7 +203,7 @@ def reset_job_copy(conn: sqlite3.Connection, job_id: int, copy_id: str, reason: 
     conn.execute("DELETE FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id))
     conn.execute(
         "UPDATE job_copies SET state = ?, bytes_done = 0, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ?",
-        (TO_BE_COPIED, reason, now, job_id, copy_id),
+        (CopyState.TO_BE_COPIED, reason, now, job_id, copy_id),
     )
     _history(conn, now, "copy.reset", job_id, copy_id, reason=reason)
 
@@ -285,11 +278,11 @@ def age_jobs(conn: sqlite3.Connection, pairs: Iterable[tuple[int, str]], reason:
     for job_id, copy_id in pairs:
         cur = conn.execute(
             "UPDATE job_copies SET state = ?, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ? AND state = ?",
-            (AGED, reason, now, job_id, copy_id, AVAILABLE),
+            (CopyState.AGED, reason, now, job_id, copy_id, CopyState.AVAILABLE),
         )
         if cur.rowcount:
             done.append((job_id, copy_id))
-            _history(conn, now, f"copy.{AGED}", job_id, copy_id, reason=reason)
+            _history(conn, now, f"copy.{CopyState.AGED}", job_id, copy_id, reason=reason)
     return done
 
 
@@ -304,7 +297,7 @@ def recycle_cartridges(conn: sqlite3.Connection, library: str, busy: Iterable[st
         "  LEFT JOIN job_copies jc ON jc.job_id = s.job_id AND jc.copy_id = s.copy_id"
         "  WHERE s.barcode = c.barcode AND (j.status = 'running' OR (jc.state IS NOT NULL AND jc.state != ?)))"
         " ORDER BY c.slot",
-        (library, AGED),
+        (library, CopyState.AGED),
     ).fetchall()
     recycled = [r[0] for r in rows if r[0] not in busy]
     for barcode in recycled:
@@ -379,35 +372,35 @@ def drills(conn: sqlite3.Connection) -> list[dict[str, object]]:
 # ---------------------------------------------------------------- promotion
 
 
-def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> dict[str, object]:
+def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> Loss:
     """What promoting ``copy_id`` loses: valid jobs on the current primary it does not hold."""
     rows = conn.execute(
         "SELECT j.id, j.bytes, j.started FROM jobs j JOIN job_copies p ON p.job_id = j.id AND p.copy_id = ? AND p.state = ? "
         "WHERE j.status = 'completed' AND NOT EXISTS ("
         "  SELECT 1 FROM job_copies c WHERE c.job_id = j.id AND c.copy_id = ? AND c.state = ?) ORDER BY j.id",
-        (primary_id, AVAILABLE, copy_id, AVAILABLE),
+        (primary_id, CopyState.AVAILABLE, copy_id, CopyState.AVAILABLE),
     ).fetchall()
-    return {"jobs": [r[0] for r in rows], "bytes": sum(r[1] for r in rows), "newest_backup": max((r[2] for r in rows), default=None)}
+    return Loss(tuple(r[0] for r in rows), sum(r[1] for r in rows), max((r[2] for r in rows), default=None))
 
 
 def promote(
     conn: sqlite3.Connection, copy_id: str, old_id: str, subclients: Iterable[str], followers: Iterable[str], why: str, who: str, now: float,
     lossless: bool = False,
-) -> dict[str, object]:
+) -> Loss:
     """One transaction: ``copy_id`` becomes the primary; the old primary becomes a secondary
     fed from it, inoperative until repaired; ``followers`` copy from the new primary. If the
     new primary was not in sync, every subclient's next backup must be a full (Commvault's rule).
     With ``lossless``, refused (changing nothing) unless the new primary holds every job."""
     loss = promotion_loss(conn, copy_id, old_id)
-    if lossless and loss["jobs"]:
-        raise Refused(f"{copy_id} does not hold jobs {loss['jobs']} of {old_id} yet")
+    if lossless and loss.jobs:
+        raise Refused(f"{copy_id} does not hold jobs {list(loss.jobs)} of {old_id} yet")
     conn.execute("UPDATE copies SET is_primary = 0, source = ?, inoperative = ? WHERE id = ?", (copy_id, why, old_id))
     conn.execute("UPDATE copies SET is_primary = 1, source = NULL, inoperative = '' WHERE id = ?", (copy_id,))
     conn.executemany("UPDATE copies SET source = ? WHERE id = ?", [(copy_id, f) for f in followers])
-    if loss["jobs"]:
+    if loss.jobs:
         for sub in subclients:
             set_meta(conn, f"full_required:{sub}", f"promotion of {copy_id} while it was not in sync")
-    _history(conn, now, "copy.promoted", None, copy_id, old_primary=old_id, who=who, lost_jobs=loss["jobs"], followers=list(followers))
+    _history(conn, now, "copy.promoted", None, copy_id, old_primary=old_id, who=who, lost_jobs=list(loss.jobs), followers=list(followers))
     return loss
 
 

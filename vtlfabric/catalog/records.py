@@ -7,7 +7,9 @@ from typing import Any
 
 import attrs
 
-VALID_STATUSES = ("completed",)  # failed and killed jobs hold no valid data
+from vtlfabric.vocab import JobStatus
+
+VALID_STATUSES = (JobStatus.COMPLETED,)  # failed and killed jobs hold no valid data
 
 
 @attrs.frozen
@@ -87,6 +89,15 @@ class AuxRunRecord:
     ended: float | None
     jobs: int
     bytes: int
+
+
+@attrs.frozen
+class Loss:
+    """Valid jobs on a primary that another copy does not hold: what promoting it loses."""
+
+    jobs: tuple[int, ...] = ()
+    bytes: int = 0
+    newest_backup: float | None = None
 
 
 def from_row(cls: type, row: sqlite3.Row) -> Any:

@@ -3,8 +3,7 @@ that hold nothing live any more."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import attrs
 import structlog
 
 from vtlfabric.catalog import queries
@@ -14,7 +13,20 @@ from vtlfabric.jobs.retention import to_age
 log = structlog.get_logger()
 
 
-async def run_data_aging(fabric: Fabric, policies: tuple[str, ...] = ()) -> dict[str, Any]:
+@attrs.frozen
+class AgedJob:
+    job_id: int
+    copy: str
+
+
+@attrs.frozen
+class AgingResult:
+    aged: tuple[AgedJob, ...]
+    cartridges: tuple[str, ...]  # recycled to scratch
+    status: str = "completed"
+
+
+async def run_data_aging(fabric: Fabric, policies: tuple[str, ...] = ()) -> AgingResult:
     copies = [c for c in fabric.copies() if not policies or c.policy in policies]
     jobs = await fabric.catalog.call(queries.list_jobs)
     now = fabric.now()
@@ -23,4 +35,4 @@ async def run_data_aging(fabric: Fabric, policies: tuple[str, ...] = ()) -> dict
         log.info("aging.job_aged", job_id=job_id, copy=copy_id)
     recycled = [b for lib in fabric.libraries.values() for b in await lib.recycle_aged(now)]
     log.info("aging.completed", jobs_aged=len(aged), cartridges_recycled=len(recycled))
-    return {"aged": [{"job_id": j, "copy": c} for j, c in aged], "cartridges": recycled, "status": "completed"}
+    return AgingResult(tuple(AgedJob(j, c) for j, c in aged), tuple(recycled))

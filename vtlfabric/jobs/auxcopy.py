@@ -22,7 +22,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.groups import first_leaf
-from vtlfabric.jobs import progress
+from vtlfabric.jobs import progress, running
 from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
 from vtlfabric.jobs.selection import jobs_to_copy, to_register
 from vtlfabric.net import secure
@@ -32,6 +32,7 @@ from vtlfabric.tape.library import Drive, LibraryOffline, MediaFailure, OutOfMed
 
 log = structlog.get_logger()
 ATTEMPTS = 3
+SUSPENDED = "suspended"  # the reason ctl suspend stops a copy with
 # What can fail one attempt at one job: the network, the peer, the media. Anything
 # else is a bug, and fails the whole run loudly.
 RETRYABLE = (
@@ -40,11 +41,45 @@ RETRYABLE = (
 )
 
 
+@attrs.frozen
+class CopyFailure:
+    job_id: int
+    reason: str
+
+
+@attrs.frozen
+class CopyRun:
+    """One copy's part of an aux copy run."""
+
+    copy: str
+    status: str  # completed, failed, suspended, interrupted, inoperative
+    run_id: int | None = None
+    streams: int = 0
+    jobs_copied: int = 0
+    bytes: int = 0
+    failed: tuple[CopyFailure, ...] = ()
+    reason: str = ""
+
+
+@attrs.frozen
+class AuxCopyResult:
+    copies: tuple[CopyRun, ...]
+    jobs_copied: int
+    bytes: int
+    status: str
+
+    @classmethod
+    def of(cls, runs: list[CopyRun]) -> AuxCopyResult:
+        statuses = {r.status for r in runs}
+        status = "failed" if "failed" in statuses else "suspended" if "suspended" in statuses else "completed"
+        return cls(tuple(runs), sum(r.jobs_copied for r in runs), sum(r.bytes for r in runs), status)
+
+
 @attrs.define
 class RunTotals:
     jobs: int = 0
     bytes: int = 0
-    failures: list[dict[str, Any]] = attrs.field(factory=list)
+    failures: list[CopyFailure] = attrs.field(factory=list)
 
 
 def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
@@ -67,16 +102,9 @@ def check_streams(streams: int | None) -> None:
         raise ValueError(f"streams: must be between 1 and {MAX_STREAMS}")
 
 
-async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int | None = None) -> dict[str, Any]:
+async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int | None = None) -> AuxCopyResult:
     check_streams(streams)
-    results = [await run_copy(fabric, copy, streams) for copy in copy_order(fabric, copy_id)]
-    statuses = {r["status"] for r in results}
-    return {
-        "copies": results,
-        "jobs_copied": sum(r["jobs_copied"] for r in results),
-        "bytes": sum(r["bytes"] for r in results),
-        "status": "failed" if "failed" in statuses else "suspended" if "suspended" in statuses else "completed",
-    }
+    return AuxCopyResult.of([await run_copy(fabric, copy, streams) for copy in copy_order(fabric, copy_id)])
 
 
 async def register_selected(fabric: Fabric, copy: CopySpec) -> list[Any]:
@@ -100,7 +128,7 @@ def plan_streams(fabric: Fabric, copy: CopySpec, override: int | None, jobs: int
     return max(1, min(wanted, jobs))
 
 
-async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[str, Any]:
+async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> CopyRun:
     async with fabric.aux_lock(copy.id):
         if copy.id in await fabric.catalog.call(queries.suspended_copies):
             return _skipped(copy, "suspended", "suspended")
@@ -116,28 +144,24 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> dict[
         bound.info("auxcopy.started", jobs=len(jobs), streams=n_streams)
         totals = RunTotals()
         status, reason = "interrupted", "daemon stopped"
-        scope = fabric.copy_runs[copy.id] = trio.CancelScope()
         try:
-            with scope:
+            with running.registry().hold("auxcopy", copy.id) as work:
                 await _run_streams(fabric, copy, source, jobs, n_streams, totals)
                 failed = len(totals.failures)
                 status = "completed" if not failed else "failed"
                 reason = "" if not failed else f"{failed} job(s) not copied"
-            if scope.cancelled_caught:
-                why = fabric.copy_stops.pop(copy.id, "stopped")
-                status, reason = ("suspended" if why == "suspended" else "interrupted"), why
+            if work.scope.cancelled_caught:
+                status, reason = ("suspended" if work.reason == SUSPENDED else "interrupted"), work.reason
         finally:
-            fabric.copy_runs.pop(copy.id, None)
             with trio.CancelScope(shield=True):
                 await fabric.catalog.call(queries.finish_aux_run, run_id, status, reason, totals.jobs, totals.bytes, fabric.now())
         bound.info(f"auxcopy.{status}", jobs_copied=totals.jobs, bytes=totals.bytes, failures=len(totals.failures))
-        return {"run_id": run_id, "copy": copy.id, "streams": n_streams, "jobs_copied": totals.jobs,
-                "bytes": totals.bytes, "failed": totals.failures, "status": status}
+        return CopyRun(copy.id, status, run_id, n_streams, totals.jobs, totals.bytes, tuple(totals.failures), reason)
 
 
-def _skipped(copy: CopySpec, status: str, reason: str) -> dict[str, Any]:
+def _skipped(copy: CopySpec, status: str, reason: str) -> CopyRun:
     log.info("auxcopy.skipped", copy=copy.id, reason=reason)
-    return {"run_id": None, "copy": copy.id, "streams": 0, "jobs_copied": 0, "bytes": 0, "failed": [], "status": status, "reason": reason}
+    return CopyRun(copy.id, status, reason=reason)
 
 
 async def _run_streams(fabric: Fabric, copy: CopySpec, source: CopySpec, jobs: list[Any], n_streams: int, totals: RunTotals) -> None:
@@ -168,7 +192,7 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
                 reason = str(error) or type(error).__name__
                 bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
                 if attempt == ATTEMPTS:
-                    totals.failures.append({"job_id": job.id, "reason": reason})
+                    totals.failures.append(CopyFailure(job.id, reason))
                 else:
                     await trio.sleep(attempt * (1 + fabric.rng.random()))
 

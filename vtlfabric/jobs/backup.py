@@ -12,11 +12,13 @@ import trio
 
 from vtlfabric import errors
 from vtlfabric.catalog import queries
-from vtlfabric.config import JOB_TYPES, CopySpec
+from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import running
 from vtlfabric.site.client import SourceObject, Workload
 from vtlfabric.site.index import IndexEntry, JobIndex
 from vtlfabric.tape.stream import JobWriter
+from vtlfabric.vocab import JOB_TYPES, JobStatus
 
 log = structlog.get_logger()
 
@@ -27,6 +29,28 @@ class BackupFailed(errors.Failed):
 
 class BadRequest(errors.BadRequest):
     pass
+
+
+@attrs.frozen
+class BackupResult:
+    job_id: int
+    status: str
+    type: str
+    objects: int = 0
+    bytes: int = 0
+    digest: str = ""
+
+
+@attrs.frozen
+class Written:
+    """What a backup put on tape: its objects' index entries and the stream's digest."""
+
+    entries: tuple[IndexEntry, ...]
+    digest: str
+
+    @property
+    def bytes(self) -> int:
+        return sum(e.length for e in self.entries)
 
 
 @attrs.frozen
@@ -69,14 +93,14 @@ def _check_request(fabric: Fabric, client: str, subclient: str | None, job_type:
 async def run_backup(
     fabric: Fabric, client: str, subclient: str | None = None, job_type: str = "incremental",
     *, task_status: Any = trio.TASK_STATUS_IGNORED,
-) -> dict[str, Any]:
+) -> BackupResult:
     subclient = _check_request(fabric, client, subclient, job_type)
     policy = fabric.config.policy_of(client)
     async with fabric.role_gate(policy.name).backup():
         return await _backup(fabric, client, subclient, job_type, fabric.primary_of(policy.name), task_status)
 
 
-async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any) -> dict[str, Any]:
+async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any) -> BackupResult:
     policy = fabric.config.policy_of(client)
     workload = fabric.workloads[client]
     the_plan = await plan(fabric, client, subclient, job_type)
@@ -95,25 +119,22 @@ async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, pr
 
     objects = workload.objects(subclient, generation, since=the_plan.base_generation)
     fail_at = _failure_point(fabric, client, len(objects))
-    status, reason, written = "failed", "daemon stopped", None
-    kill_scope = trio.CancelScope()
-    fabric.killable[job_id] = kill_scope
+    status, reason, written = JobStatus.FAILED, running.SHUTDOWN, None
     try:
-        with kill_scope:
+        with running.registry().hold("backup", job_id) as work:
             written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at)
-            status, reason = "completed", the_plan.note
-        if kill_scope.cancelled_caught:
-            status, reason = "killed", "killed by operator"
+            status, reason = JobStatus.COMPLETED, the_plan.note
+        if work.scope.cancelled_caught:
+            status, reason = (JobStatus.KILLED if work.reason == running.KILLED else JobStatus.FAILED), work.reason
     except Exception as e:  # the job boundary: any fault ends this job, never the daemon
         reason = str(e) or type(e).__name__
     finally:
-        fabric.killable.pop(job_id, None)
         with trio.CancelScope(shield=True):
             await _finish(fabric, job_id, status, reason, written, primary)
-    bound.info(f"backup.{status}", reason=reason, objects=written["objects"] if written else 0)
-    if status != "completed":
+    bound.info(f"backup.{status}", reason=reason, objects=len(written.entries) if written else 0)
+    if status != JobStatus.COMPLETED:
         raise BackupFailed(f"job {job_id} {status}: {reason}")
-    return {"job_id": job_id, "status": status, "type": the_plan.job_type, **(written or {})}
+    return BackupResult(job_id, status, the_plan.job_type, len(written.entries), written.bytes, written.digest)
 
 
 def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
@@ -127,7 +148,7 @@ def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
 
 async def _write_job(
     fabric: Fabric, job_id: int, copy_id: str, workload: Workload, objects: list[SourceObject], fail_at: int | None
-) -> dict[str, Any]:
+) -> Written:
     library = fabric.library_of(fabric.copy(copy_id))
     chunk = fabric.config.encryption.chunk_size
     digest = hashlib.sha256()
@@ -153,7 +174,7 @@ async def _write_job(
             # Whatever the outcome, the data written stays on tape, committed.
             with trio.CancelScope(shield=True):
                 await writer.close()
-    return {"objects": len(entries), "bytes": sum(e.length for e in entries), "digest": digest.hexdigest(), "entries": entries}
+    return Written(tuple(entries), digest.hexdigest())
 
 
 def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> tuple[bytes, str]:
@@ -163,18 +184,16 @@ def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> t
     return data, hashlib.sha256(data).hexdigest()
 
 
-async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: dict[str, Any] | None, primary: CopySpec) -> None:
+async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: Written | None, primary: CopySpec) -> None:
     job = await fabric.catalog.call(queries.get_job, job_id)
-    if written and status == "completed":
+    written = written or Written((), "")
+    if status == JobStatus.COMPLETED:
         # The index is saved before the job counts, so a completed job always has one.
-        index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written["bytes"], written["digest"], tuple(written.pop("entries")))
+        index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written.bytes, written.digest, written.entries)
         await fabric.mediaagent_of(primary).index_cache.save(index)
-    elif written:
-        written.pop("entries", None)
     await fabric.catalog.call(
         partial(
             queries.finish_job, job_id=job_id, status=status, reason=reason, now=fabric.now(),
-            objects=written["objects"] if written else 0, nbytes=written["bytes"] if written else 0,
-            digest=written["digest"] if written else "", primary=primary.id,
+            objects=len(written.entries), nbytes=written.bytes, digest=written.digest, primary=primary.id,
         )
     )

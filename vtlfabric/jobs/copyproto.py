@@ -24,12 +24,13 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.fabric.throttle import Throttle
 from vtlfabric.jobs import progress
-from vtlfabric.jobs.throttle import Throttle
 from vtlfabric.net.secure import SecureChannel
 from vtlfabric.site.index import IndexFormatError, JobIndex
 from vtlfabric.tape.library import Drive
 from vtlfabric.tape.stream import JobWriter, read_digest, read_segments
+from vtlfabric.vocab import PENDING_STATES, CopyState
 
 log = structlog.get_logger()
 CONTROL = b"control"
@@ -121,7 +122,7 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     except IndexFormatError as e:
         raise CopyFailed(str(e)) from None
     row = await fabric.catalog.call(queries.job_copy, job_id, copy.id)
-    if row is None or row.state not in queries.PENDING_STATES:
+    if row is None or row.state not in PENDING_STATES:
         # Never copy a job twice, nor one this copy should not hold.
         await _send_control(channel, op="skip")
         return
@@ -142,7 +143,7 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
 
     await fabric.mediaagent_of(copy).disk_library.save(attrs.evolve(index, copy_id=copy.id, segments=tuple(segments)))
-    await fabric.catalog.call(queries.set_job_copy_state, job_id, copy.id, queries.AVAILABLE, "copied", fabric.now())
+    await fabric.catalog.call(queries.set_job_copy_state, job_id, copy.id, CopyState.AVAILABLE, "copied", fabric.now())
     log.info("auxcopy.job_available", job_id=job_id, copy=copy.id, site=copy.site, bytes=total)
     await _send_control(channel, op="done")
 

@@ -17,7 +17,6 @@ verify, on the fabric's clock.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,41 +29,17 @@ import trio
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
-from vtlfabric.cliformat import drill_report_text
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import promotion
 from vtlfabric.jobs.backup import BackupFailed, run_backup
+from vtlfabric.jobs.drillreport import ClientResult, DrillReport, Step, write_report
 from vtlfabric.jobs.restore import RESTORE_FAILURES, RestoreRequest, run_restore
 from vtlfabric.sim.clock import iso
+from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 STEP_FAILURES = (promotion.PromotionRefused, promotion.NotPromotable)
-
-
-@attrs.frozen
-class ClientResult:
-    client: str
-    copy: str
-    site: str
-    passed: bool
-    rpo: float  # seconds
-    rto: float  # seconds
-    jobs: tuple[int, ...] = ()
-    objects: int = 0
-    bytes: int = 0
-    failure: str = ""
-
-
-@attrs.frozen
-class Step:
-    """One step of a failover drill."""
-
-    copy: str
-    step: str
-    ok: bool
-    seconds: float
-    detail: str = ""
 
 
 class DrillRunning(errors.Refused):
@@ -95,7 +70,7 @@ class Steps:
         log.info("drill.step", copy=self.copy, step=name, ok=ok, detail=detail)
 
 
-async def run_drill(fabric: Fabric, mode: str, trigger: str) -> dict[str, Any]:
+async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
     """Run one drill; a second one while it runs is refused (DrillRunning)."""
     if fabric.drill_lock.locked():
         raise DrillRunning("a drill is already running")
@@ -115,17 +90,18 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> dict[str, Any]:
             else:
                 results += [await _check_client(fabric, copy, client, rpo(jobs, client, copy.id, started), scratch)
                             for client in fabric.config.policy(copy.policy).clients]
-        report = _report(drill_id, mode, trigger, started, fabric.now(), results, steps)
-        path = await trio.to_thread.run_sync(_write_report, root, drill_id, report)
-        status = "passed" if report["passed"] else "failed"
-        await fabric.catalog.call(queries.finish_drill, drill_id, status, report["summary"], str(path), fabric.now())
+        report = DrillReport.of(drill_id, mode, trigger, iso(started), iso(fabric.now()), results, steps)
+        await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        path = await trio.to_thread.run_sync(write_report, root, report)
+        status = "passed" if report.passed else "failed"
+        await fabric.catalog.call(queries.finish_drill, drill_id, status, report.summary, str(path), fabric.now())
         log.info(f"drill.{status}", drill=drill_id, mode=mode, clients=len(results),
-                 failed=[r.client for r in results if not r.passed], summary=report["summary"], report=str(path))
+                 failed=[r.client for r in results if not r.passed], summary=report.summary, report=str(path))
         return report
 
 
 def rpo(jobs: list[JobRecord], client: str, copy_id: str, at: float) -> float:
-    missing = [j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != queries.AVAILABLE]
+    missing = [j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != CopyState.AVAILABLE]
     return round(at - max(j.started for j in missing), 3) if missing else 0.0
 
 
@@ -140,41 +116,9 @@ async def _check_client(fabric: Fabric, copy: CopySpec, client: str, point: floa
         result = ClientResult(client, copy.id, copy.site, False, point, round(fabric.now() - begin, 3), failure=str(e) or type(e).__name__)
     else:
         result = ClientResult(client, copy.id, copy.site, True, point, round(fabric.now() - begin, 3),
-                              tuple(done["jobs"]), done["objects"], done["bytes"])
+                              done.jobs, done.objects, done.bytes)
     await trio.to_thread.run_sync(lambda: shutil.rmtree(dest, ignore_errors=True))  # verified: the copy is not kept
     return result
-
-
-def _report(
-    drill_id: int, mode: str, trigger: str, started: float, ended: float, results: list[ClientResult], steps: list[Step]
-) -> dict[str, Any]:
-    bad_steps = [f"{s.copy} {s.step}" for s in steps if not s.ok]
-    passed = bool(results) and all(r.passed for r in results) and not bad_steps
-    failed = [r.client for r in results if not r.passed]
-    summary = (f"drill {drill_id} ({mode}) {'passed' if passed else 'FAILED'}: {len(results) - len(failed)}/{len(results)} clients "
-               f"restored and verified; worst RPO {max((r.rpo for r in results), default=0):.0f}s, "
-               f"worst RTO {max((r.rto for r in results), default=0):.1f}s" + (f"; failed: {', '.join(failed)}" if failed else "")
-               + (f"; failed steps: {', '.join(bad_steps)}" if bad_steps else ""))
-    if not results:
-        summary = f"drill {drill_id} ({mode}) FAILED: no DR copy to drill"
-    return {
-        "id": drill_id, "mode": mode, "trigger": trigger, "started": iso(started), "ended": iso(ended), "passed": passed,
-        "summary": summary, "objects_verified": sum(r.objects for r in results), "bytes_verified": sum(r.bytes for r in results),
-        "clients": [attrs.asdict(r) for r in results], "steps": [attrs.asdict(s) for s in steps],
-    }
-
-
-def _write_report(root: Path, drill_id: int, report: dict[str, Any]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(root / f"{drill_id}.restore", ignore_errors=True)
-    path = root / f"{drill_id}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
-    (root / f"{drill_id}.txt").write_text(drill_report_text(report))
-    return path
-
-
 
 
 async def _failover(fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], started: float, scratch: Path, steps: Steps) -> list[ClientResult]:
@@ -217,7 +161,7 @@ async def _backup_and_restore(fabric: Fabric, copy: CopySpec, client: str, point
     except BackupFailed as e:
         log.warning("drill.client_failed", client=client, copy=copy.id, site=copy.site, error=str(e))
         return ClientResult(client, copy.id, copy.site, False, point, 0.0, failure=f"backup at {copy.site}: {e}")
-    return await _check_client(fabric, copy, client, point, scratch, backup["job_id"])
+    return await _check_client(fabric, copy, client, point, scratch, backup.job_id)
 
 
 async def _fail_back(fabric: Fabric, copy: CopySpec, old: CopySpec, steps: Steps) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import attrs
 import structlog
@@ -25,6 +24,7 @@ from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
 from vtlfabric.tape.image import TapeFormatError
 from vtlfabric.tape.library import LibraryOffline, MediaFailure
 from vtlfabric.tape.stream import read_segments
+from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 
@@ -47,13 +47,33 @@ class RestoreRequest:
     site: str | None = None
 
 
+@attrs.frozen
+class RestoreResult:
+    client: str
+    copy: str
+    site: str
+    jobs: tuple[int, ...]
+    dest: Path
+    objects: int
+    bytes: int
+    failures: tuple[str, ...] = ()
+    subclients_missing: tuple[str, ...] = ()
+
+
+@attrs.define
+class _Totals:
+    objects: int = 0
+    bytes: int = 0
+    failures: list[str] = attrs.field(factory=list)
+
+
 def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[JobRecord]:
     """The chain that rebuilds a subclient's latest state held on ``copy_id`` (any copy if
     None): its latest full there, then the latest differential after it, then the
     incrementals after that. The chain stops at the first valid job the copy lacks,
     since every later job builds on it."""
     def usable(job: JobRecord) -> bool:
-        return copy_id is None or job.copies.get(copy_id) == queries.AVAILABLE
+        return copy_id is None or job.copies.get(copy_id) == CopyState.AVAILABLE
 
     valid = sorted((j for j in jobs if j.valid), key=lambda j: j.id)
     fulls = [j for j in valid if j.type == "full" and usable(j)]
@@ -92,7 +112,7 @@ async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tup
         if not chosen:
             raise RestoreError(f"job: client {request.client} has no job {request.job_id}")
         state = chosen[0].copies.get(copy.id)
-        if state != queries.AVAILABLE:
+        if state != CopyState.AVAILABLE:
             raise RestoreError(f"job {chosen[0].id} is not available on copy {copy.id} (state: {state or 'none'})")
         return chosen, []
     chosen, missing = [], []
@@ -106,26 +126,25 @@ async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tup
     return chosen, missing
 
 
-async def run_restore(fabric: Fabric, request: RestoreRequest) -> dict[str, Any]:
+async def run_restore(fabric: Fabric, request: RestoreRequest) -> RestoreResult:
     copy = _resolve_copy(fabric, request)
     chain, missing = await _chain(fabric, request, copy)
     bound = log.bind(client=request.client, copy=copy.id, site=copy.site)
     bound.info("restore.started", jobs=[j.id for j in chain], dest=str(request.dest))
     if missing:
         bound.warning("restore.subclients_missing", subclients=missing)
-    totals = {"objects": 0, "bytes": 0}
-    failures: list[str] = []
+    totals = _Totals()
     progress.current().plan({j.id: j.bytes for j in chain})
     for job in chain:
         index = await _index(fabric, copy, job.id)
-        await _restore_job(fabric, copy, job, index, request.dest, totals, failures)
-    result = {"client": request.client, "copy": copy.id, "site": copy.site, "jobs": [j.id for j in chain],
-              "dest": str(request.dest), **totals, "failures": failures, "subclients_missing": missing}
+        await _restore_job(fabric, copy, job, index, request.dest, totals)
+    failures = totals.failures
     if failures:
         bound.error("restore.failed", failures=failures[:10])
         raise RestoreError(f"{len(failures)} object(s) failed verification: " + "; ".join(failures[:5]))
-    bound.info("restore.completed", objects=totals["objects"], bytes=totals["bytes"])
-    return result
+    bound.info("restore.completed", objects=totals.objects, bytes=totals.bytes)
+    return RestoreResult(request.client, copy.id, copy.site, tuple(j.id for j in chain), request.dest, totals.objects, totals.bytes,
+                         subclients_missing=tuple(missing))
 
 
 async def _index(fabric: Fabric, copy: CopySpec, job_id: int) -> JobIndex:
@@ -138,7 +157,7 @@ async def _index(fabric: Fabric, copy: CopySpec, job_id: int) -> JobIndex:
 
 
 async def _restore_job(
-    fabric: Fabric, copy: CopySpec, job: JobRecord, index: JobIndex, dest: Path, totals: dict[str, int], failures: list[str]
+    fabric: Fabric, copy: CopySpec, job: JobRecord, index: JobIndex, dest: Path, totals: _Totals
 ) -> None:
     library = fabric.library_of(copy)
     entries = sorted(index.entries, key=lambda e: e.offset)
@@ -155,10 +174,10 @@ async def _restore_job(
                 # changes it, and a big object costs the event loop nothing.
                 failure = await trio.to_thread.run_sync(_write_object, root, entry, buffer, entry.offset - start)
                 if failure:
-                    failures.append(f"job {job.id} {job.subclient}:{entry.path}: {failure}")
+                    totals.failures.append(f"job {job.id} {job.subclient}:{entry.path}: {failure}")
                 else:
-                    totals["objects"] += 1
-                    totals["bytes"] += entry.length
+                    totals.objects += 1
+                    totals.bytes += entry.length
                 progress.current().at(job.id, entry.offset + entry.length)
                 i += 1
             consumed = entries[i].offset - start if i < len(entries) else len(buffer)
@@ -166,9 +185,9 @@ async def _restore_job(
             start += consumed
     progress.current().job_done(job.id)
     if i < len(entries):
-        failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in entries[i:]]
+        totals.failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in entries[i:]]
     elif stream_sha.hexdigest() != index.digest:
-        failures.append(f"job {job.id}: stream digest does not match the index")
+        totals.failures.append(f"job {job.id}: stream digest does not match the index")
 
 
 def _write_object(root: Path, entry: IndexEntry, buffer: bytearray, at: int) -> str:

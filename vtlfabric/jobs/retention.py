@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.jobs.selection import selected
-
-DAY = 86400.0
+from vtlfabric.vocab import DAY, PENDING_STATES, CopyState
 
 
 def cycles(jobs: Iterable[JobRecord]) -> list[list[JobRecord]]:
@@ -44,7 +42,7 @@ def to_age(jobs: Iterable[JobRecord], copies: Iterable[CopySpec], now: float) ->
         if not (copy.retain_days or copy.retain_cycles):
             continue
         needed = _needed_downstream(jobs, copy, copies, now)
-        held = [j for j in jobs if j.copies.get(copy.id) == AVAILABLE]
+        held = [j for j in jobs if j.copies.get(copy.id) == CopyState.AVAILABLE]
         for sub in sorted({(j.client, j.subclient) for j in held}):
             out += [(j.id, copy.id) for j in _expired(copy, needed, [j for j in held if (j.client, j.subclient) == sub], now)]
     return out
@@ -76,4 +74,4 @@ def _expired(copy: CopySpec, needed: set[int], held: list[JobRecord], now: float
 
 
 def _elsewhere(job: JobRecord, copy_id: str) -> bool:
-    return any(state == AVAILABLE for other, state in job.copies.items() if other != copy_id)
+    return any(state == CopyState.AVAILABLE for other, state in job.copies.items() if other != copy_id)

@@ -17,11 +17,9 @@ import calendar
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from vtlfabric.catalog.queries import AVAILABLE, PENDING_STATES
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import SelectionRules
-
-DAY = 86400.0
+from vtlfabric.vocab import DAY, PENDING_STATES, CopyState
 
 
 def _key(job: JobRecord) -> tuple[float, int]:
@@ -33,7 +31,7 @@ def jobs_to_copy(jobs: Iterable[JobRecord], copy_id: str, source_id: str) -> lis
     (by start time, then id, whatever the row order)."""
     due = [
         job for job in jobs
-        if job.valid and job.copies.get(copy_id) in PENDING_STATES and job.copies.get(source_id) == AVAILABLE
+        if job.valid and job.copies.get(copy_id) in PENDING_STATES and job.copies.get(source_id) == CopyState.AVAILABLE
     ]
     return sorted(due, key=_key)
 
@@ -56,7 +54,7 @@ def selected(jobs: Iterable[JobRecord], rules: SelectionRules, source_id: str, n
         return set()
     candidates = [
         j for j in jobs
-        if j.valid and j.copies.get(source_id) in (AVAILABLE, *PENDING_STATES)
+        if j.valid and j.copies.get(source_id) in (CopyState.AVAILABLE, *PENDING_STATES)
         and (rules.backups_from is None or j.started >= rules.backups_from)
     ]
     if rules.kind == "synchronous":

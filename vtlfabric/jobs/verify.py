@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import structlog
 
 from vtlfabric import errors
@@ -19,6 +20,7 @@ from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import progress
 from vtlfabric.jobs.restore import RESTORE_FAILURES
 from vtlfabric.tape.stream import coverage_problem, read_digest
+from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 
@@ -27,18 +29,33 @@ class VerifyFailed(errors.Failed):
     pass
 
 
-async def run_verify(fabric: Fabric, copy_id: str | None = None) -> dict[str, Any]:
+@attrs.frozen
+class CopyVerification:
+    copy: str
+    status: str
+    jobs_verified: int
+    bytes: int
+    failures: tuple[str, ...]
+
+
+@attrs.frozen
+class VerifyResult:
+    copies: tuple[CopyVerification, ...]
+    jobs_verified: int
+
+
+async def run_verify(fabric: Fabric, copy_id: str | None = None) -> VerifyResult:
     """Verify one copy or all; raises VerifyFailed naming the jobs that failed."""
     copies = [fabric.copy(copy_id)] if copy_id else fabric.copies()
     results = [await verify_copy(fabric, copy) for copy in copies]
-    failures = [f for r in results for f in r["failures"]]
+    failures = [f for r in results for f in r.failures]
     if failures:
         raise VerifyFailed(f"{len(failures)} job copy(ies) failed verification: " + "; ".join(failures[:5]))
-    return {"copies": results, "jobs_verified": sum(r["jobs_verified"] for r in results), "failures": []}
+    return VerifyResult(tuple(results), sum(r.jobs_verified for r in results))
 
 
-async def verify_copy(fabric: Fabric, copy: CopySpec) -> dict[str, Any]:
-    jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == queries.AVAILABLE]
+async def verify_copy(fabric: Fabric, copy: CopySpec) -> CopyVerification:
+    jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == CopyState.AVAILABLE]
     library = fabric.library_of(copy)
     progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
     failures, nbytes = [], 0
@@ -52,7 +69,7 @@ async def verify_copy(fabric: Fabric, copy: CopySpec) -> dict[str, Any]:
             progress.current().at((copy.id, job.id), job.bytes)
             progress.current().job_done((copy.id, job.id))
     log.info("verify.completed", copy=copy.id, jobs=len(jobs), failures=len(failures))
-    return {"copy": copy.id, "status": "failed" if failures else "completed", "jobs_verified": len(jobs), "bytes": nbytes, "failures": failures}
+    return CopyVerification(copy.id, "failed" if failures else "completed", len(jobs), nbytes, tuple(failures))
 
 
 async def _check_job(fabric: Fabric, copy: CopySpec, drive: Any, job: Any) -> str:

@@ -15,19 +15,21 @@ from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import promotion
+from vtlfabric.jobs import promotion, running
 from vtlfabric.jobs.aging import run_data_aging
-from vtlfabric.jobs.auxcopy import check_streams, copy_order, run_auxcopy
+from vtlfabric.jobs.auxcopy import SUSPENDED, check_streams, copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
+from vtlfabric.jobs.copystatus import copy_statuses
 from vtlfabric.jobs.drill import run_drill
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
-from vtlfabric.jobs.selection import to_register
+from vtlfabric.jobs.running import Work
 from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service.events import EventBus, EventFeed
-from vtlfabric.service.operations import Operation, Operations
+from vtlfabric.service.operations import Operations, work_json
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
+from vtlfabric.tojson import jsonable
 
 log = structlog.get_logger()
 SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
@@ -84,23 +86,15 @@ class Commands:
             "fabric_time": iso(fabric.now()),
             "uptime": round(trio.current_time() - self.started_at, 1),
             "endpoints": self.endpoints,
-            "running": [op.to_json() for op in self.ops.running.values()],
+            "running": [work_json(w) for w in self.ops.running()],
             "jobs": _count_by(jobs, lambda j: j.status),
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
-            "copies": await self._copies(jobs),
+            "copies": jsonable(await copy_statuses(fabric)),
             "links": [_link_status(link) for link in fabric.links.values()],
         }
 
     async def cmd_copies(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self._copies(await self.fabric.catalog.call(queries.list_jobs))
-
-    async def _copies(self, jobs: list[Any]) -> list[dict[str, Any]]:
-        fabric = self.fabric
-        runs = await fabric.catalog.call(queries.aux_runs)
-        suspended = await fabric.catalog.call(queries.suspended_copies)
-        ordered = sorted(fabric.copies(), key=lambda c: (c.policy, not c.primary))  # primary first: restores prefer it
-        return [{**_copy_status(fabric, c, jobs, runs), "suspended": c.id in suspended, "precedence": n, "inoperative": fabric.inoperative(c)}
-                for n, c in enumerate(ordered, 1)]
+        return jsonable(await copy_statuses(self.fabric))
 
     async def cmd_jobs(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         client = arg(request, "client", str, None)
@@ -109,7 +103,7 @@ class Commands:
 
     async def cmd_operation(self, request: dict[str, Any]) -> dict[str, Any]:
         op_id = arg(request, "id", str)
-        op = self.ops.running.get(op_id) or self.ops.finished.get(op_id)
+        op = self.ops.get(op_id)
         if op is None:
             raise BadRequest(f"id: no operation {op_id!r}")
         return await self._maybe_wait(op, request)
@@ -130,11 +124,11 @@ class Commands:
         job = await self.fabric.catalog.call(queries.get_job, job_id)
         if job is None:
             raise BadRequest(f"job_id: no job {job_id}")
-        scope = self.fabric.killable.get(job_id)
-        if scope is None:
+        work = self.ops.registry.find("backup", job_id)
+        if work is None:
             raise Failed(f"job {job_id} is not running (status: {job.status})")
-        scope.cancel()
-        op = self.ops.running.get(f"backup:{job_id}")
+        work.stop(running.KILLED)
+        op = self.ops.get(f"backup:{job_id}")
         if op is not None:
             await op.done.wait()
         return {"job_id": job_id, "status": "killed"}
@@ -238,12 +232,13 @@ class Commands:
         promotion would lose, unless the old primary is inoperative."""
         copy = self.fabric.copy(self._any_copy(arg(request, "copy", str)))
         try:
-            return await promotion.promote(self.fabric, copy, arg(request, "who", str, "unknown"),
-                                           accept_loss=arg(request, "yes", bool, False), planned=arg(request, "planned", bool, False))
+            report = await promotion.promote(self.fabric, copy, arg(request, "who", str, "unknown"),
+                                             accept_loss=arg(request, "yes", bool, False), planned=arg(request, "planned", bool, False))
         except promotion.NotPromotable as e:
             raise BadRequest(str(e)) from None
         except promotion.PromotionRefused as e:
             raise Failed(str(e)) from None
+        return jsonable(report)
 
     async def cmd_repair(self, request: dict[str, Any]) -> dict[str, Any]:
         """Declare a copy usable again (after a promotion, or a fault that was fixed)."""
@@ -264,7 +259,7 @@ class Commands:
         """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""
         copy = self._secondary(arg(request, "copy", str))
         await self.fabric.catalog.call(queries.set_suspended, copy.id, True, arg(request, "who", str, "unknown"), self.fabric.now())
-        stopped = self.fabric.stop_copy(copy.id, "suspended")
+        stopped = self.ops.registry.stop("auxcopy", copy.id, SUSPENDED)
         return {"copy": copy.id, "suspended": True, "stopped_running": stopped}
 
     async def cmd_resume(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -288,12 +283,12 @@ class Commands:
             raise BadRequest(str(e)) from None
         return {"fault": done}
 
-    async def _maybe_wait(self, op: Operation, request: dict[str, Any]) -> dict[str, Any]:
+    async def _maybe_wait(self, op: Work, request: dict[str, Any]) -> dict[str, Any]:
         if arg(request, "wait", bool, False):
             await op.done.wait()
             if op.status != "completed":
                 raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
-        return op.to_json()
+        return work_json(op)
 
 
 def _count_by(items: Any, key: Any) -> dict[str, int]:
@@ -318,30 +313,6 @@ def _library_status(fabric: Fabric, lib_id: str, carts: list[Any]) -> dict[str, 
     return {
         "id": lib_id, "offline": lib.offline, "drives": lib.spec.drives, "drives_in_use": lib.drives_in_use,
         "cartridges": _count_by(mine, lambda c: c.state),
-    }
-
-
-def _copy_status(fabric: Fabric, copy: Any, jobs: list[Any], runs: list[Any]) -> dict[str, Any]:
-    """A copy's lag: what it still has to copy, how old the oldest of it is, its last good run."""
-    due = [j for j in jobs if j.copies.get(copy.id) in queries.PENDING_STATES]
-    if not copy.primary:  # and those the rules will register at the next run
-        due += to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
-    last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
-    oldest = min((j.started for j in due), default=None)
-    age = round(fabric.now() - oldest, 1) if oldest is not None else None
-    nbytes = sum(j.bytes for j in due)
-    behind = [
-        why for why, past in (
-            (f"{nbytes} bytes to copy (limit {copy.behind_bytes})", copy.behind_bytes and nbytes > copy.behind_bytes),
-            (f"oldest uncopied job is {age}s old (limit {copy.behind_age:g}s)", copy.behind_age and age and age > copy.behind_age),
-        ) if past
-    ]
-    states = {state: sum(1 for j in jobs if j.copies.get(copy.id) == state) for state in queries.JOB_COPY_STATES}
-    return {
-        "id": copy.id, "primary": copy.primary, "library": copy.library, "source": copy.source, "kind": copy.rules.kind,
-        "available": states[queries.AVAILABLE], "states": {k: v for k, v in states.items() if v},
-        "to_copy": len(due), "bytes_to_copy": nbytes, "oldest_uncopied_age": age,
-        "last_auxcopy": iso(last_ok[-1].ended) if last_ok else "", "fallen_behind": behind,
     }
 
 

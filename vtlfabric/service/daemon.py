@@ -28,6 +28,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import FabricConfig
 from vtlfabric.fabric import Fabric, build
+from vtlfabric.jobs import running
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.control import serve
 from vtlfabric.service.events import EventBus
@@ -171,9 +172,9 @@ async def _serve(
             task_status.started(fabric)
             await lifecycle.until_stop(signals)
             services.cancel_scope.cancel()
-        if ops.running:
-            log.info("daemon.draining", running=sorted(ops.running), grace=fabric.config.daemon.shutdown_grace)
+        if ops.running():
+            log.info("daemon.draining", running=sorted(w.id for w in ops.running()), grace=fabric.config.daemon.shutdown_grace)
         with trio.move_on_after(fabric.config.daemon.shutdown_grace):  # a reload may have changed it
             await ops.wait_idle()
-        jobs.cancel_scope.cancel()
+        ops.stop_all(running.SHUTDOWN)  # each stops at its last checkpoint, and records why
     notifier.close()

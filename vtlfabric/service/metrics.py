@@ -23,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from vtlfabric.catalog import queries
 from vtlfabric.config import MetricsSpec
+from vtlfabric.jobs.copystatus import CopyStatus, copy_statuses
 from vtlfabric.service.commands import Commands
 
 log = structlog.get_logger()
@@ -103,17 +104,17 @@ async def collect(commands: Commands) -> list[Metric]:
     fabric = commands.fabric
     jobs = await fabric.catalog.call(queries.list_jobs)
     runs = await fabric.catalog.call(queries.aux_runs)
-    copies = await commands.cmd_copies({})
+    copies = await copy_statuses(fabric)
     carts = await fabric.catalog.call(queries.cartridges)
     drill = await _last_drill(commands)
     return [
         *_job_metrics(jobs, fabric.config),
-        *_copy_metrics(copies, jobs, runs),
+        *_copy_metrics(copies, runs),
         *_library_metrics(fabric, carts),
         *_wan_metrics(fabric),
         *_drill_metrics(drill),
         _gauge("vtlfabric_operations_running", "Operations running now, by kind", ["kind"],
-               Counter(op.kind for op in commands.ops.running.values())),
+               Counter(w.kind for w in commands.ops.running())),
     ]
 
 
@@ -142,21 +143,18 @@ def _job_metrics(jobs: list[Any], config: Any) -> list[Metric]:
     ]
 
 
-def _copy_metrics(copies: list[dict[str, Any]], jobs: list[Any], runs: list[Any]) -> list[Metric]:
-    ids = [c["id"] for c in copies]
-    held = {c: sum(j.bytes for j in jobs if j.copies.get(c) == queries.AVAILABLE) for c in ids}
-    copied = {c: sum(r.bytes for r in runs if r.copy_id == c) for c in ids}
-    streams = {c: sum(r.streams for r in runs if r.copy_id == c and r.status == "running") for c in ids}
-    by = {c["id"]: c for c in copies}
+def _copy_metrics(copies: list[CopyStatus], runs: list[Any]) -> list[Metric]:
+    copied = {c.id: sum(r.bytes for r in runs if r.copy_id == c.id) for c in copies}
+    streams = {c.id: sum(r.streams for r in runs if r.copy_id == c.id and r.status == "running") for c in copies}
     return [
-        _gauge("vtlfabric_copy_available_bytes", "Bytes of jobs available on each copy", ["copy"], held),
+        _gauge("vtlfabric_copy_available_bytes", "Bytes of jobs available on each copy", ["copy"], {c.id: c.available_bytes for c in copies}),
         _counter("vtlfabric_auxcopy_copied_bytes", "Bytes copied by finished aux copy runs, by destination copy", ["copy"], copied, "bytes"),
-        _gauge("vtlfabric_copy_lag_bytes", "Bytes a copy still has to copy", ["copy"], {c: by[c]["bytes_to_copy"] for c in ids}),
-        _gauge("vtlfabric_copy_lag_jobs", "Jobs a copy still has to copy", ["copy"], {c: by[c]["to_copy"] for c in ids}),
+        _gauge("vtlfabric_copy_lag_bytes", "Bytes a copy still has to copy", ["copy"], {c.id: c.bytes_to_copy for c in copies}),
+        _gauge("vtlfabric_copy_lag_jobs", "Jobs a copy still has to copy", ["copy"], {c.id: c.to_copy for c in copies}),
         _gauge("vtlfabric_copy_lag_seconds", "Age of the oldest job a copy still has to copy (0: none)", ["copy"],
-               {c: by[c]["oldest_uncopied_age"] or 0 for c in ids}),
-        _gauge("vtlfabric_copy_primary", "1 for the primary copy of its policy", ["copy"], {c: int(by[c]["primary"]) for c in ids}),
-        _gauge("vtlfabric_copy_inoperative", "1 while a copy is inoperative", ["copy"], {c: int(bool(by[c]["inoperative"])) for c in ids}),
+               {c.id: c.oldest_uncopied_age or 0 for c in copies}),
+        _gauge("vtlfabric_copy_primary", "1 for the primary copy of its policy", ["copy"], {c.id: int(c.primary) for c in copies}),
+        _gauge("vtlfabric_copy_inoperative", "1 while a copy is inoperative", ["copy"], {c.id: int(bool(c.inoperative)) for c in copies}),
         _gauge("vtlfabric_auxcopy_streams_running", "Aux copy streams running now, by destination copy", ["copy"], streams),
     ]
 

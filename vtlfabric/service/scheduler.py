@@ -17,7 +17,8 @@ from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
-from vtlfabric.service.operations import Operation, Operations
+from vtlfabric.jobs.running import Work
+from vtlfabric.service.operations import Operations
 
 log = structlog.get_logger()
 
@@ -26,7 +27,7 @@ log = structlog.get_logger()
 class Scheduler:
     fabric: Fabric
     ops: Operations
-    _last: dict[str, Operation] = attrs.field(factory=dict)  # by schedule name and target
+    _last: dict[str, Work] = attrs.field(factory=dict)  # by schedule name and target
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _origins: dict[ScheduleSpec, float] = attrs.field(factory=dict)
 

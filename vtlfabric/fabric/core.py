@@ -15,8 +15,8 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import CopyRecord
 from vtlfabric.config import CopySpec, FabricConfig
-from vtlfabric.jobs.gate import RoleGate
-from vtlfabric.jobs.throttle import Throttle
+from vtlfabric.fabric.gate import RoleGate
+from vtlfabric.fabric.throttle import Throttle
 from vtlfabric.net.secure import Keystore
 from vtlfabric.net.wan import Link
 from vtlfabric.sim.clock import FabricClock
@@ -38,9 +38,6 @@ class Fabric:
     links: dict[str, Link]  # by link name
     workloads: dict[str, Workload]  # by client
     faults: Faults = attrs.field(factory=Faults)
-    killable: dict[int, trio.CancelScope] = attrs.field(factory=dict)  # running backups by job id
-    copy_runs: dict[str, trio.CancelScope] = attrs.field(factory=dict)  # running aux copies by copy id
-    copy_stops: dict[str, str] = attrs.field(factory=dict)  # why a running aux copy was stopped
     drill_lock: trio.Lock = attrs.field(factory=trio.Lock)  # drills never overlap
     roles: dict[str, CopyRecord] = attrs.field(factory=dict)  # by copy id: primary, source, inoperative
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
@@ -48,21 +45,12 @@ class Fabric:
     _gates: dict[str, RoleGate] = attrs.field(factory=dict)
 
     def role_gate(self, policy: str) -> RoleGate:
-        """Backups of a policy and its promotions exclude each other (see jobs/gate.py)."""
+        """Backups of a policy and its promotions exclude each other (see fabric/gate.py)."""
         return self._gates.setdefault(policy, RoleGate())
 
     def aux_lock(self, copy_id: str) -> trio.Lock:
         """One aux copy at a time per copy: a second request waits, then finds little to do."""
         return self._aux_locks.setdefault(copy_id, trio.Lock())
-
-    def stop_copy(self, copy_id: str, why: str) -> bool:
-        """Stop a copy's running aux copy at its jobs' last committed chunk; False if none runs."""
-        scope = self.copy_runs.get(copy_id)
-        if scope is None:
-            return False
-        self.copy_stops[copy_id] = why
-        scope.cancel()
-        return True
 
     def reset_throttles(self) -> None:
         self._throttles.clear()
