@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import write_fabric
-from vtlfabric import config
+from vtlfabric import config, errors
 from vtlfabric.units import parse_duration, parse_size
 
 SHIPPED = Path(__file__).parent.parent / "config" / "vtlfabric.toml"
@@ -113,3 +113,14 @@ def test_parse_duration(n, unit):
 def test_parse_size_rejects_garbage(text):
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_lookups_by_name_raise_not_found_naming_what_is_missing(tmp_path):
+    cfg = config.load(write_fabric(tmp_path))
+    for lookup, name in ((cfg.site, "nowhere"), (cfg.library, "prod/NOPE"), (cfg.client, "NOSUCH"), (cfg.copy, "P/nope"),
+                         (cfg.policy, "Q"), (cfg.client("IBMA").subclient, "SYSBAS")):
+        with pytest.raises(errors.NotFound, match=repr(name)):
+            lookup(name)
+    with pytest.raises(errors.NotFound, match="client 'NOSUCH' belongs to no storage policy"):
+        cfg.policy_of("NOSUCH")
+    assert cfg.policy_of("IBMA").primary.name == "primary"

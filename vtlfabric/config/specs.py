@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 
+from vtlfabric import errors
 from vtlfabric.vocab import AEADS, DEFAULT_AEAD, DEFAULT_KEM, JOB_TYPES, KEMS
 
 __all__ = ["AEADS", "DEFAULT_AEAD", "DEFAULT_KEM", "JOB_TYPES", "KEMS"]  # re-exported: config was their home before vocab
@@ -23,6 +24,14 @@ DRILL_MODES = ("check", "failover")
 
 _KiB = 2**10
 _MiB = 2**20
+
+
+class NoPolicy(errors.NotFound):
+    """A client that no storage policy lists: a backup has no copy to write to."""
+
+    def __init__(self, client: str) -> None:
+        errors.BadRequest.__init__(self, f"client {client!r} belongs to no storage policy")
+        self.kind, self.name = "storage policy", client
 
 
 # ---------------------------------------------------------------- sites
@@ -67,7 +76,7 @@ class ClientSpec:
         for sub in self.subclients:
             if sub.name == name:
                 return sub
-        raise KeyError(name)
+        raise errors.NotFound(f"subclient of client {self.name}", name, [s.name for s in self.subclients])
 
 
 @attrs.frozen
@@ -180,7 +189,10 @@ class PolicySpec:
 
     @property
     def primary(self) -> CopySpec:
-        return next(c for c in self.copies if c.primary)
+        for c in self.copies:
+            if c.primary:
+                return c
+        raise errors.NotFound("primary copy in storage policy", self.name)
 
 
 @attrs.frozen
@@ -238,6 +250,10 @@ class FabricConfig:
     drill: DrillSpec = DrillSpec()
     metrics: MetricsSpec | None = None
 
+    # Lookups by name raise NotFound (a BadRequest: exit 2) naming what is missing: a
+    # request may name anything, and a bare StopIteration inside a coroutine becomes
+    # a RuntimeError that tells the operator nothing.
+
     def drill_copies(self) -> list[CopySpec]:
         if self.drill.copies:
             return [self.copy(c) for c in self.drill.copies]
@@ -245,17 +261,24 @@ class FabricConfig:
                 if not c.primary and c.rules.kind == "synchronous" and c.site != p.primary.site]
 
     def site(self, name: str) -> SiteSpec:
-        return next(s for s in self.sites if s.name == name)
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise errors.NotFound("site", name, [s.name for s in self.sites])
 
     def library(self, library_id: str) -> LibrarySpec:
-        return next(lib for s in self.sites for lib in s.libraries if lib.id == library_id)
+        libraries = [lib for s in self.sites for lib in s.libraries]
+        for lib in libraries:
+            if lib.id == library_id:
+                return lib
+        raise errors.NotFound("library", library_id, [lib.id for lib in libraries])
 
     def client(self, name: str) -> ClientSpec:
-        for site in self.sites:
-            for client in site.clients:
-                if client.name == name:
-                    return client
-        raise KeyError(name)
+        clients = [c for s in self.sites for c in s.clients]
+        for client in clients:
+            if client.name == name:
+                return client
+        raise errors.NotFound("client", name, [c.name for c in clients])
 
     def copies(self) -> tuple[CopySpec, ...]:
         return tuple(c for p in self.policies for c in p.copies)
@@ -264,13 +287,19 @@ class FabricConfig:
         for c in self.copies():
             if c.id == copy_id:
                 return c
-        raise KeyError(copy_id)
+        raise errors.NotFound("copy", copy_id, [c.id for c in self.copies()])
 
     def policy(self, name: str) -> PolicySpec:
-        return next(p for p in self.policies if p.name == name)
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise errors.NotFound("storage policy", name, [p.name for p in self.policies])
 
     def policy_of(self, client: str) -> PolicySpec:
-        return next(p for p in self.policies if client in p.clients)
+        for p in self.policies:
+            if client in p.clients:
+                return p
+        raise NoPolicy(client)
 
     def link_between(self, a: str, b: str) -> LinkSpec | None:
         for link in self.links:
