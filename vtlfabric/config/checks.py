@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vtlfabric.config.reader import ConfigError, Table, unique
+from vtlfabric.config.reader import ConfigError, Table, show, unique
 from vtlfabric.config.specs import FabricConfig, PolicySpec
 
 
@@ -19,13 +19,13 @@ def check_fabric(t: Table, config: FabricConfig) -> None:
     for i, link in enumerate(config.links):
         for end in (link.a, link.b):
             if end not in site_names:
-                raise ConfigError(t.file, f"link[{i}].sites", f"no site named {end!r}")
+                raise ConfigError(t.file, f"link[{i}].sites", f"no site named {show(end)}")
     _check_policies(t, config)
     _check_schedules(t, config)
     secondaries = {c.id for c in config.copies() if not c.primary}
     for target in config.drill.copies:
         if target not in secondaries:
-            raise ConfigError(t.file, "drill.copies", f"{target!r} is not a secondary copy (POLICY/COPY)")
+            raise ConfigError(t.file, "drill.copies", f"{show(target)} is not a secondary copy (POLICY/COPY)")
 
 
 def _check_sites(config: FabricConfig) -> None:
@@ -36,7 +36,7 @@ def _check_sites(config: FabricConfig) -> None:
             for i, item in enumerate(items):
                 if item.name in names:
                     key = "mediaagent.name" if kind == "mediaagent" else f"client[{i}].name"
-                    raise ConfigError(site.file, key, f"{item.name!r} is already defined in {names[item.name]}")
+                    raise ConfigError(site.file, key, f"{show(item.name)} is already defined in {names[item.name]}")
                 names[item.name] = site.file
         for i, lib in enumerate(site.libraries):
             for barcode in lib.barcodes:
@@ -52,16 +52,16 @@ def _check_policies(t: Table, config: FabricConfig) -> None:
     for i, policy in enumerate(config.policies):
         for client in policy.clients:
             if client not in clients:
-                raise ConfigError(t.file, f"policy[{i}].clients", f"no client named {client!r}")
+                raise ConfigError(t.file, f"policy[{i}].clients", f"no client named {show(client)}")
             if client in claimed:
-                raise ConfigError(t.file, f"policy[{i}].clients", f"{client!r} already belongs to policy {claimed[client]}")
+                raise ConfigError(t.file, f"policy[{i}].clients", f"{show(client)} already belongs to policy {claimed[client]}")
             claimed[client] = policy.name
         names = {c.name for c in policy.copies}
         for j, copy in enumerate(policy.copies):
             if copy.library not in libraries:
-                raise ConfigError(t.file, f"policy[{i}].copy[{j}].library", f"no library {copy.library!r} (write it as site/library)")
+                raise ConfigError(t.file, f"policy[{i}].copy[{j}].library", f"no library {show(copy.library)} (write it as site/library)")
             if copy.source is not None and (copy.source not in names or copy.source == copy.name):
-                raise ConfigError(t.file, f"policy[{i}].copy[{j}].source", f"no other copy named {copy.source!r} in policy {policy.name}")
+                raise ConfigError(t.file, f"policy[{i}].copy[{j}].source", f"no other copy named {show(copy.source)} in policy {policy.name}")
             if copy.source is not None:
                 src = next(c for c in policy.copies if c.name == copy.source)
                 if src.site != copy.site and config.link_between(src.site, copy.site) is None:
@@ -93,8 +93,8 @@ def _check_schedules(t: Table, config: FabricConfig) -> None:
         }[sched.action]
         for target in sched.targets:
             if target not in known:
-                raise ConfigError(t.file, f"schedule[{i}].{sched.action}", f"{target!r} is not a known {what}")
+                raise ConfigError(t.file, f"schedule[{i}].{sched.action}", f"{show(target)} is not a known {what}")
         if sched.action == "backup":
             for target in sched.targets:
                 if not any(target in p.clients for p in config.policies):
-                    raise ConfigError(t.file, f"schedule[{i}].backup", f"client {target!r} belongs to no policy")
+                    raise ConfigError(t.file, f"schedule[{i}].backup", f"client {show(target)} belongs to no policy")

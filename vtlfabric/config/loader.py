@@ -4,15 +4,20 @@ changes nothing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import attrs
 
 from vtlfabric.config import policies, sections
 from vtlfabric.config.checks import check_fabric
-from vtlfabric.config.reader import read_toml
+from vtlfabric.config.reader import ConfigError, Table, read_toml, show
 from vtlfabric.config.sites import load_site
-from vtlfabric.config.specs import DaemonSpec, FabricConfig
+from vtlfabric.config.specs import DaemonSpec, FabricConfig, SiteSpec
+
+# A Unix socket's path must fit sun_path (108 bytes with its NUL); a longer one fails
+# only when the daemon binds it, after the fabric is built.
+MAX_SOCKET_PATH = 107
 
 
 def load_daemon(path: Path | str) -> DaemonSpec:
@@ -27,14 +32,13 @@ def load(path: Path | str, state_dir: Path | str | None = None, socket: Path | s
     ``state_dir`` and ``socket`` override the config's (systemd hands them to us)."""
     path = Path(path).resolve()
     t = read_toml(path)
-    base = path.parent
-    site_files = t.strings("sites")
-    sites = tuple(load_site((base / f).resolve()) for f in site_files)
-    daemon = sections.daemon(t.table("daemon", required=False), base)
+    sites = tuple(_site(t, i, f) for i, f in enumerate(t.strings("sites")))
+    daemon = sections.daemon(t.table("daemon", required=False), path.parent)
     if state_dir is not None:
         daemon = attrs.evolve(daemon, state_dir=Path(state_dir).resolve())
     if socket is not None:
         daemon = attrs.evolve(daemon, socket=Path(socket).resolve())
+    _check_socket(t, daemon)
     config = FabricConfig(
         file=path,
         daemon=daemon,
@@ -49,3 +53,22 @@ def load(path: Path | str, state_dir: Path | str | None = None, socket: Path | s
     t.done()
     check_fabric(t, config)
     return config
+
+
+def _site(t: Table, index: int, name: str) -> SiteSpec:
+    key = f"sites[{index}]"
+    if not name or "\0" in name:
+        raise t.error(key, f"{show(name)} is not a file name")
+    try:
+        path = (t.file.parent / name).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        raise t.error(key, f"{show(name)} cannot be resolved: {e}") from None
+    return load_site(path, t.key(key), t.file)
+
+
+def _check_socket(t: Table, daemon: DaemonSpec) -> None:
+    path = daemon.socket or daemon.state_dir / "control.sock"  # as service/daemon.py's socket_path puts it
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ConfigError(t.file, "daemon.socket" if daemon.socket else "daemon.state_dir",
+                          f"the control socket {path} is longer than the {MAX_SOCKET_PATH} bytes a Unix socket path "
+                          "may have: give [daemon] socket a shorter path")

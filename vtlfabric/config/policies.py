@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from typing import Any
 
-from vtlfabric.config.reader import MISSING, Table, unique
+from vtlfabric.config.reader import MISSING, Table, show, unique
 from vtlfabric.config.specs import (
     COPY_KINDS,
     EVERY_UNITS,
@@ -18,8 +18,13 @@ from vtlfabric.config.specs import (
     ScheduleSpec,
     SelectionRules,
 )
-from vtlfabric.units import parse_duration, parse_size
 from vtlfabric.vocab import DAY, JOB_TYPES, MAX_STREAMS
+
+_EVERY = re.compile(r"([0-9]{1,6}) +([a-z]+)")
+MAX_EVERY = 1000  # 1000 months is 83 years: past that, the calendar runs out before the rule matters
+# The scheduler adds the period to fabric time (about 1.8e9 s): far below a second it
+# would fire in a loop, and a schedule more often than once a second is no backup plan.
+MIN_EVERY = 1.0
 
 
 def copy(t: Table, policy: str) -> CopySpec:
@@ -32,14 +37,14 @@ def copy(t: Table, policy: str) -> CopySpec:
         library=t.get("library", str),
         source=None if primary else t.get("source", str, "primary"),
         kind=kind,
-        streams=t.convert("streams", _streams, 1),
+        streams=t.convert("streams", _streams, (int, str), 1),
         rules=SelectionRules() if primary else _rules(t, kind),
-        combine_streams=t.number("combine_streams", 1, MAX_STREAMS, 0, kind=int) if t.has("combine_streams") else 0,
-        throttle=float(t.convert("throttle", parse_size, 0)),
-        behind_bytes=t.convert("fallen_behind_bytes", parse_size, 0),
-        behind_age=t.convert("fallen_behind_age", parse_duration, 0),
+        combine_streams=t.integer("combine_streams", 1, MAX_STREAMS) if t.has("combine_streams") else 0,
+        throttle=float(t.size("throttle", 0)),
+        behind_bytes=t.size("fallen_behind_bytes", 0),
+        behind_age=t.duration("fallen_behind_age", 0),
         retain_days=float(t.number("retain_days", 0, 36500, 0)),
-        retain_cycles=t.number("retain_cycles", 0, 1000, 0, kind=int),
+        retain_cycles=t.integer("retain_cycles", 0, 1000, 0),
     )
     t.done()
     return spec
@@ -51,14 +56,14 @@ def _rules(t: Table, kind: str) -> SelectionRules:
         for key in selective_only:
             if t.has(key):
                 raise t.error(key, "applies only to a selective copy (kind = \"selective\")")
-    every, unit = t.convert("every", _every) if t.has("every") else (0, "")
+    every, unit = t.convert("every", _every, str) if t.has("every") else (0, "")
     rules = SelectionRules(
         kind=kind,
-        backups_from=t.convert("backups_from", _instant) if t.has("backups_from") else None,
+        backups_from=t.convert("backups_from", _instant, (str, date)) if t.has("backups_from") else None,
         frequency=t.choice("frequency", FREQUENCIES, "all"),
         pick=t.choice("pick", ("first", "last"), "first"),
         week_starts=WEEKDAYS.index(t.choice("week_starts", WEEKDAYS, "friday")),
-        day_starts=t.convert("day_starts", _time_of_day, "00:00"),
+        day_starts=t.convert("day_starts", _time_of_day, (str, dtime), "00:00"),
         every=every,
         every_unit=unit,
         automatic=t.get("automatic", bool, True),
@@ -69,43 +74,47 @@ def _rules(t: Table, kind: str) -> SelectionRules:
     return rules
 
 
-def _streams(value: Any) -> int:
+def _streams(value: int | str) -> int:
     if value == "max":
         return 0
     if isinstance(value, int) and 1 <= value <= MAX_STREAMS:
         return value
-    raise ValueError(f"{value!r}: give a number of streams from 1 to {MAX_STREAMS}, or \"max\"")
+    raise ValueError(f"{show(value)}: give a number of streams from 1 to {MAX_STREAMS}, or \"max\"")
 
 
-def _instant(value: Any) -> float:
+def _instant(value: str | date) -> float:
     """A TOML date or date-time (or the same as a string), as fabric time; dates are UTC midnight."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not a date such as 2026-03-01 or 2026-03-01T06:00:00") from None
+            raise ValueError(f"{show(value)} is not a date such as 2026-03-01 or 2026-03-01T06:00:00") from None
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
-    raise ValueError(f"{value!r} is not a date")
-
-
-def _time_of_day(value: Any) -> float:
-    text = value.isoformat() if isinstance(value, dtime) else str(value)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    else:
+        moment = datetime(value.year, value.month, value.day, tzinfo=UTC)
     try:
-        at = dtime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a time of day such as \"06:00\"") from None
-    return at.hour * 3600.0 + at.minute * 60.0 + at.second
+        return moment.timestamp()
+    except (OverflowError, ValueError):  # an offset that takes year 1 or 9999 past the calendar's end
+        raise ValueError(f"{show(value)} is outside the years 1 to 9999") from None
 
 
-def _every(value: Any) -> tuple[int, str]:
-    number, _, unit = str(value).strip().partition(" ")
-    unit = unit.strip()
-    if not number.isdigit() or int(number) < 1 or unit not in EVERY_UNITS:
-        raise ValueError(f"{value!r} is not a rule such as \"2 weeks\" (units: {', '.join(EVERY_UNITS)})")
-    return int(number), unit
+def _time_of_day(value: str | dtime) -> float:
+    if isinstance(value, str):
+        try:
+            value = dtime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{show(value)} is not a time of day such as \"06:00\"") from None
+    if value.tzinfo is not None:  # days start at a time of day UTC: an offset would silently shift it
+        raise ValueError(f"{show(value.isoformat())}: give the time of day in UTC, without an offset")
+    return value.hour * 3600.0 + value.minute * 60.0 + value.second
+
+
+def _every(value: str) -> tuple[int, str]:
+    match = _EVERY.fullmatch(value.strip())
+    if not match or not 1 <= int(match.group(1)) <= MAX_EVERY or match.group(2) not in EVERY_UNITS:
+        raise ValueError(f"{show(value)} is not a rule such as \"2 weeks\" (1 to {MAX_EVERY} {', '.join(EVERY_UNITS)})")
+    return int(match.group(1)), match.group(2)
 
 
 def policy(t: Table) -> PolicySpec:
@@ -113,8 +122,10 @@ def policy(t: Table) -> PolicySpec:
     copies = tuple(copy(c, name) for c in t.tables("copy"))
     spec = PolicySpec(name=name, clients=t.strings("clients"), copies=copies)
     unique(t, "copy", [c.name for c in copies])
-    if sum(c.primary for c in copies) != 1:
-        raise t.error("copy", "a policy needs exactly one copy with primary = true")
+    primaries = [j for j, c in enumerate(copies) if c.primary]
+    if len(primaries) != 1:
+        key = f"copy[{primaries[1]}].primary" if primaries else "copy"
+        raise t.error(key, "a policy needs exactly one copy with primary = true")
     t.done()
     return spec
 
@@ -130,10 +141,8 @@ def schedule(t: Table) -> ScheduleSpec:
         action=action,
         targets=t.strings(action),
         job_type=t.choice("type", JOB_TYPES, "incremental") if has_backup else "",
-        start=t.convert("start", parse_duration, 0.0),
-        every=t.convert("every", parse_duration, "30m" if action == "auxcopy" else MISSING),  # Commvault's auto-copy default
+        start=t.duration("start", 0.0),
+        every=t.duration("every", "30m" if action == "auxcopy" else MISSING, low=MIN_EVERY),  # Commvault's auto-copy default
     )
-    if spec.every <= 0:
-        raise t.error("every", "must be positive")
     t.done()
     return spec

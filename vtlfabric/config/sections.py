@@ -4,53 +4,69 @@ from __future__ import annotations
 
 import grp
 import ipaddress
+import re
 from pathlib import Path
 
-from vtlfabric.config.reader import Table
+from vtlfabric.config.reader import Table, show
 from vtlfabric.config.specs import DRILL_MODES, DaemonSpec, DrillSpec, EncryptionSpec, LinkSpec, MetricsSpec
-from vtlfabric.units import parse_duration, parse_size
 from vtlfabric.vocab import AEADS, DEFAULT_AEAD, DEFAULT_KEM, KEMS
+
+# A link faster than this is no constraint at all; much slower, and a test never ends.
+MAX_BANDWIDTH = 10**12  # bytes per second
+MAX_DELAY = 10.0  # seconds of latency or jitter: a geostationary hop is 0.3
+MIN_WINDOW, MAX_WINDOW = 2**10, 2**30  # a smaller window sends segments of a few bytes
+MAX_GRACE = 86400.0
+_LISTEN = re.compile(r"(.*):([0-9]{1,5})")
 
 
 def link(t: Table) -> LinkSpec:
     ends = t.strings("sites")
     if len(ends) != 2 or ends[0] == ends[1]:
         raise t.error("sites", "a link joins two different sites")
-    bandwidth = float(t.convert("bandwidth", parse_size))
-    if bandwidth <= 0:
-        raise t.error("bandwidth", "must be positive (bytes per second)")
     spec = LinkSpec(
         name=t.name(),
         a=ends[0],
         b=ends[1],
-        bandwidth=bandwidth,
-        latency=t.convert("latency", parse_duration, "10ms"),
-        jitter=t.convert("jitter", parse_duration, 0.0),
+        bandwidth=float(t.size("bandwidth", low=1, high=MAX_BANDWIDTH)),
+        latency=t.duration("latency", "10ms", high=MAX_DELAY),
+        jitter=t.duration("jitter", 0.0, high=MAX_DELAY),
         loss=t.number("loss", 0.0, 0.5, 0.0),
-        window=t.convert("window", parse_size, "4MiB"),
-        stall_timeout=t.convert("stall_timeout", parse_duration, "30s"),
+        window=t.size("window", "4MiB", low=MIN_WINDOW, high=MAX_WINDOW),
+        stall_timeout=t.duration("stall_timeout", "30s", low=0.001),
     )
-    for key in ("window", "stall_timeout"):
-        if getattr(spec, key) <= 0:
-            raise t.error(key, "must be positive")
     t.done()
     return spec
 
 
+def _path(t: Table, name: str, base: Path, default: str) -> Path | None:
+    """A path relative to the config file's directory ('' and no default: none)."""
+    value = t.get(name, str, default)
+    if not value:
+        return None
+    if "\0" in value:
+        raise t.error(name, f"{show(value)} is not a path (it holds a NUL)")
+    try:
+        return (base / value).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        raise t.error(name, f"{show(value)} cannot be resolved: {e}") from None
+
+
 def daemon(t: Table, base: Path) -> DaemonSpec:
-    socket = t.get("socket", str, "")
+    state_dir = _path(t, "state_dir", base, "state")
+    if state_dir is None:
+        raise t.error("state_dir", "is empty: leave it out for the default, \"state\" beside this file")
     spec = DaemonSpec(
-        state_dir=(base / t.get("state_dir", str, "state")).resolve(),
+        state_dir=state_dir,
         seed=t.get("seed", int, 0),
-        socket=(base / socket).resolve() if socket else None,
-        shutdown_grace=t.convert("shutdown_grace", parse_duration, "10s"),
+        socket=_path(t, "socket", base, ""),
+        shutdown_grace=t.duration("shutdown_grace", "10s", high=MAX_GRACE),
         socket_group=t.get("socket_group", str, None),
     )
     if spec.socket_group is not None:
         try:
             grp.getgrnam(spec.socket_group)
-        except KeyError:
-            raise t.error("socket_group", f"no group named {spec.socket_group!r} on this host") from None
+        except (KeyError, ValueError):  # ValueError: a NUL in the name
+            raise t.error("socket_group", f"no group named {show(spec.socket_group)} on this host") from None
     t.done()
     return spec
 
@@ -60,17 +76,17 @@ def metrics(t: Table) -> MetricsSpec | None:
     t.done()
     if not listen:
         return None
-    host, sep, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise t.error("listen", f"{listen!r} is not HOST:PORT, e.g. \"127.0.0.1:9464\"")
+    match = _LISTEN.fullmatch(listen)
+    if not match or int(match.group(2)) > 65535:
+        raise t.error("listen", f"{show(listen)} is not HOST:PORT, e.g. \"127.0.0.1:9464\"")
+    host, port = match.group(1).strip("[]"), int(match.group(2))
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
-        raise t.error("listen", f"{host!r} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only")
-    return MetricsSpec("127.0.0.1" if host == "localhost" else host, int(port))
+        raise t.error("listen", f"{show(host)} is not a loopback address: metrics are served on 127.0.0.1 or ::1 only")
+    return MetricsSpec("127.0.0.1" if host == "localhost" else host, port)
 
 
 def drill(t: Table) -> DrillSpec:
@@ -83,9 +99,7 @@ def encryption(t: Table) -> EncryptionSpec:
     spec = EncryptionSpec(
         kem=t.choice("kem", KEMS, DEFAULT_KEM),
         aead=t.choice("aead", AEADS, DEFAULT_AEAD),
-        chunk_size=t.convert("chunk_size", parse_size, "1MiB"),
+        chunk_size=t.size("chunk_size", "1MiB", low=64 * 2**10, high=16 * 2**20),
     )
-    if not 64 * 1024 <= spec.chunk_size <= 16 * 2**20:
-        raise t.error("chunk_size", "must be between 64KiB and 16MiB")
     t.done()
     return spec
