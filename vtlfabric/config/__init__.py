@@ -12,15 +12,10 @@ from vtlfabric.config.loader import load, load_daemon
 from vtlfabric.config.reader import ConfigError
 from vtlfabric.config.sites import barcode_range, load_site
 from vtlfabric.config.specs import (
-    AEADS,
     COPY_KINDS,
-    DEFAULT_AEAD,
-    DEFAULT_KEM,
     DRILL_MODES,
     EVERY_UNITS,
     FREQUENCIES,
-    JOB_TYPES,
-    KEMS,
     SCHEDULE_ACTIONS,
     WEEKDAYS,
     ClientSpec,
@@ -39,6 +34,7 @@ from vtlfabric.config.specs import (
     SiteSpec,
     SubclientSpec,
 )
+from vtlfabric.vocab import AEADS, DEFAULT_AEAD, DEFAULT_KEM, JOB_TYPES, KEMS  # re-exported: config was their home before vocab
 
 __all__ = [
     "AEADS", "COPY_KINDS", "DEFAULT_AEAD", "DEFAULT_KEM", "DRILL_MODES", "EVERY_UNITS", "FREQUENCIES", "JOB_TYPES", "KEMS",

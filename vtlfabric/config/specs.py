@@ -1,7 +1,7 @@
 """What a loaded config is: frozen specs, and the vocabularies they are checked against.
 
-A leaf: it imports nothing of ours but ``vocab`` and ``errors``, so every layer
-(tape, net, site, jobs) can take its spec from here without pulling in the loader.
+A leaf: it imports nothing of ours but ``errors``, so every layer (tape, net, site,
+jobs) can import its spec from here without an import cycle.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from pathlib import Path
 import attrs
 
 from vtlfabric import errors
-from vtlfabric.vocab import AEADS, DEFAULT_AEAD, DEFAULT_KEM, JOB_TYPES, KEMS
-
-__all__ = ["AEADS", "DEFAULT_AEAD", "DEFAULT_KEM", "JOB_TYPES", "KEMS"]  # re-exported: config was their home before vocab
 
 COPY_KINDS = ("synchronous", "selective")
 FREQUENCIES = ("all", "hourly", "daily", "weekly", "monthly", "quarterly", "half-yearly", "yearly")
