@@ -76,6 +76,20 @@ def test_bad_requests_get_clear_errors_and_the_daemon_keeps_running(daemon, tmp_
     assert sock.stat().st_mode & 0o777 == 0o600
 
 
+def test_backing_up_a_client_in_no_policy_says_so(tmp_path):
+    path = write_fabric(tmp_path / "fabric")
+    prod = path.parent / "prod.toml"
+    prod.write_text(prod.read_text() + '\n[[client]]\nname = "IBMX"\nseed = 3\n[[client.subclient]]\nname = "ALL"\ncontent = ["LIB:X"]\n')
+    d = Daemon(path, tmp_path / "daemon.log").start()
+    try:
+        bad = d.ctl("backup", "IBMX", "--wait")
+        assert bad.returncode == 2 and "client 'IBMX' belongs to no storage policy" in bad.stderr, bad.stderr
+        assert "internal error" not in bad.stderr
+        assert d.stop() == 0
+    finally:
+        d.kill()
+
+
 def test_a_second_daemon_on_the_same_state_dir_refuses(daemon, tmp_path):
     second = subprocess.run([*CLI, "run", "--config", str(daemon.config)], capture_output=True, text=True, timeout=30)
     assert second.returncode == 3 and "in use" in second.stderr

@@ -7,6 +7,7 @@ import trio
 
 from tests.expect import expected_files, restored_files
 from tests.helpers import open_fabric, write_fabric
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import running
@@ -24,6 +25,30 @@ DR = "P/dr"
 
 async def job(fabric: Fabric, job_id: int):
     return await fabric.catalog.call(queries.get_job, job_id)
+
+
+ORPHAN = """
+[[client]]
+name = "IBMX"
+seed = 33
+
+  [[client.subclient]]
+  name = "ALLUSR"
+  content = ["LIB:X"]
+"""
+
+
+async def test_a_client_in_no_policy_is_a_bad_request_naming_it(tmp_path, autojump_clock):
+    """It was a StopIteration inside the coroutine: 'internal error: RuntimeError'."""
+    path = write_fabric(tmp_path / "f")
+    prod = tmp_path / "f" / "prod.toml"
+    prod.write_text(prod.read_text() + ORPHAN)  # appended: no anchor to miss
+    async with open_fabric(path) as fabric:
+        with pytest.raises(errors.NotFound, match="client 'IBMX' belongs to no storage policy") as info:
+            await run_backup(fabric, "IBMX", None, "full")
+        assert errors.exit_code(info.value) == errors.EXIT_BAD
+        with pytest.raises(RestoreError, match="IBMX"):
+            await run_restore(fabric, RestoreRequest("IBMX", tmp_path / "out"))
 
 
 async def test_backup_copy_restore_at_dr_is_byte_exact(fabric, tmp_path, autojump_clock):

@@ -41,6 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import trio
     import trio.testing
 
+    from vtlfabric import errors
     from vtlfabric.service import daemon, logs
     from vtlfabric.service.events import EventBus
 
@@ -57,10 +58,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except daemon.AlreadyRunning as e:
         print(f"vtlfabric: {e}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except OSError as e:  # the state dir is a file, or not ours to write
+        print(f"vtlfabric: cannot use the state dir {cfg.daemon.state_dir}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD
     try:
         clock = trio.testing.MockClock(autojump_threshold=0.01) if args.virtual_clock else None
         reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)
         trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock, load_config=reload, bus=bus), clock=clock)
+    except errors.FabricError as e:  # raised bare only before the services start: building the fabric from this config
+        print(f"vtlfabric: cannot start: {e}", file=sys.stderr)
+        return errors.exit_code(e)
     except Exception:
         log.exception("daemon.crashed")
         return EXIT_FAILED

@@ -93,7 +93,7 @@ def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[Job
 def _resolve_copy(fabric: Fabric, request: RestoreRequest) -> CopySpec:
     try:
         policy = fabric.config.policy_of(request.client)
-    except StopIteration:
+    except errors.NotFound:
         raise RestoreError(f"client: no client named {request.client!r} in any policy") from None
     copy_id = request.copy_id or fabric.primary_of(policy.name).id
     copy = next((fabric.copy(c.id) for c in policy.copies if c.id == copy_id), None)
