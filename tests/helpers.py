@@ -28,11 +28,11 @@ from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.running import Work
 from vtlfabric.sim.clock import FabricClock
 from vtlfabric.tape.image import TapeImage
-from vtlfabric.vocab import CopyState
+from vtlfabric.vocab import VIRTUAL_EPOCH, CopyState
 
 T = TypeVar("T")
 
-EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+EPOCH = VIRTUAL_EPOCH  # in-process fabrics start where a new virtual-clock daemon does
 
 # ------------------------------------------------------------------ fabric configs
 

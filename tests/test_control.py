@@ -255,6 +255,15 @@ async def test_a_domain_error_is_the_answer_with_its_own_exit_code(error, code, 
     assert not [e for e in logs if e["event"] == "control.error"], "a domain error is no bug"
 
 
+async def test_a_domain_error_inside_a_nurserys_group_is_still_the_answer():
+    """A job's nursery wraps what its tasks raise; the error under the group is the answer."""
+    group = ExceptionGroup("from a nursery", [ExceptionGroup("inner", [errors.Refused("suspended meanwhile")])])
+    with structlog.testing.capture_logs() as logs:
+        reply = await ask(FakeCommands(raising(group)), b'{"cmd": "promote"}\n')
+    assert reply == {"ok": False, "error": "suspended meanwhile", "code": errors.EXIT_FAILED}
+    assert not [e for e in logs if e["event"] == "control.error"]
+
+
 @pytest.mark.parametrize(
     "error",
     [

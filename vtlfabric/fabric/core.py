@@ -11,6 +11,7 @@ import random
 import attrs
 import trio
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import CopyRecord
@@ -86,7 +87,11 @@ class Fabric:
         return [self.copy(c.id) for c in self.config.copies()]
 
     def primary_of(self, policy: str) -> CopySpec:
-        return next(c for c in self.copies() if c.policy == policy and c.primary)
+        """The policy's primary copy now (after any promotion)."""
+        for copy in self.copies():
+            if copy.policy == policy and copy.primary:
+                return copy
+        raise errors.NotFound("storage policy", policy, [p.name for p in self.config.policies])
 
     def inoperative(self, copy: CopySpec) -> str:
         """Why a copy cannot be used now ('' if it can): marked so in the catalog (after a

@@ -94,7 +94,7 @@ def _followers(fabric: Fabric, new: CopySpec, old: CopySpec) -> list[str]:
     """Secondaries configured to copy from the primary follow the new primary, where their
     site can reach its site. The rest keep their source, and a copy whose source is the
     old primary waits until that is repaired."""
-    configured_primary = next(c for c in fabric.config.policy(new.policy).copies if c.primary)
+    configured_primary = fabric.config.policy(new.policy).primary
     return [
         c.id for c in fabric.copies()
         if c.policy == new.policy and not c.primary and c.id not in (new.id, old.id)

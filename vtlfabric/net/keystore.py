@@ -21,13 +21,14 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from vtlfabric import errors
 from vtlfabric.net.channel import SecureChannelError
 from vtlfabric.vocab import KEMS
 
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class KeystoreError(Exception):
+class KeystoreError(errors.Failed):
     """A key file is missing, unreadable, corrupt or of the wrong kind (the message names it)."""
 
 

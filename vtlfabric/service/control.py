@@ -26,6 +26,7 @@ import trio
 
 from vtlfabric import errors
 from vtlfabric.errors import BadRequest, Failed
+from vtlfabric.groups import first_leaf
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.events import EventFeed
 
@@ -151,15 +152,22 @@ async def handle_connection(commands: Dispatcher, group: int | None, lookup: Pee
                 await _send_events(stream, result)
                 return
             reply = _reply(True, result)
-        except errors.FabricError as e:
-            reply = _reply(False, str(e), errors.exit_code(e))
-        except Exception as e:  # a bug must cost one request, never the daemon
-            log.exception("control.error", error=f"{type(e).__name__}: {e}")
-            reply = _reply(False, f"internal error: {type(e).__name__}: {e}", errors.EXIT_FAILED)
+        except Exception as e:
+            reply = _error_reply(e)
         try:
             await stream.send_all(reply)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+def _error_reply(error: Exception) -> bytes:
+    """A domain error is the answer, with its exit code, even from inside a nursery's
+    group; anything else is a bug: logged, and it costs this one request, never the daemon."""
+    leaf = first_leaf(error)
+    if isinstance(leaf, errors.FabricError):
+        return _reply(False, str(leaf), errors.exit_code(leaf))
+    log.error("control.error", error=f"{type(error).__name__}: {error}", exc_info=error)
+    return _reply(False, f"internal error: {type(leaf).__name__}: {leaf}", errors.EXIT_FAILED)
 
 
 async def _send_events(stream: trio.abc.Stream, feed: EventFeed) -> None:

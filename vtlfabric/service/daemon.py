@@ -38,10 +38,9 @@ from vtlfabric.service.notify import Notifier, watchdog_interval
 from vtlfabric.service.operations import Operations
 from vtlfabric.service.scheduler import Scheduler
 from vtlfabric.sim.clock import FabricClock
+from vtlfabric.vocab import VIRTUAL_EPOCH
 
 log = structlog.get_logger()
-# A virtual clock starts here on a new state dir, so a scenario's dates replay too.
-VIRTUAL_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 SAVE_FABRIC_TIME_EVERY = 60.0
 
 
