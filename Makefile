@@ -22,7 +22,9 @@ test: $(STAMP)
 	@.ci/debian-deps || echo "warning: could not install hercules; its tests will be skipped"
 	$(BIN)/python -m pytest -q
 
+# One style: the formatter's, and the lint rules (line length included) in pyproject.toml.
 lint: $(STAMP)
+	$(BIN)/ruff format --check vtlfabric tests
 	$(BIN)/ruff check vtlfabric tests
 
 # The crash soak's long form: kill -9 the daemon at SOAK_CYCLES random moments (make test runs 30).

@@ -65,7 +65,8 @@ def clients_toml(size: int) -> str:
     mean = size // (2 * OBJECTS)
     blocks = []
     for name, seed in (("IBMA", 11), ("IBMB", 22)):
-        blocks.append(textwrap.dedent(f"""
+        blocks.append(
+            textwrap.dedent(f"""
             [[client]]
             name = "{name}"
             seed = {seed}
@@ -78,7 +79,8 @@ def clients_toml(size: int) -> str:
               objects = {OBJECTS}
               min_size = {mean // 2}
               max_size = {mean * 3 // 2}
-            """))
+            """)
+        )
     return "".join(blocks)
 
 

@@ -29,8 +29,12 @@ class Daemon:
 
     def start(self, timeout: float = 30.0) -> Daemon:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([*CLI, "run", "--config", str(self.config), "--log-format", "json", *self.args],
-                                         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+            self.proc = subprocess.Popen(
+                [*CLI, "run", "--config", str(self.config), "--log-format", "json", *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
         deadline = time.monotonic() + timeout  # clock-ok: test harness, real time
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -41,7 +45,9 @@ class Daemon:
         raise AssertionError(f"daemon not ready in {timeout}s:\n{self.log.read_text()}")
 
     def ctl(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, "ctl", *args, "--config", str(self.config), *self.ctl_args], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [*CLI, "ctl", *args, "--config", str(self.config), *self.ctl_args], capture_output=True, text=True, timeout=timeout
+        )
 
     def ok(self, *args: str, timeout: float = 120.0) -> Any:
         """Run a ctl command with --json; it must succeed."""
@@ -83,4 +89,3 @@ def raw_request(path: Path, payload: bytes) -> dict[str, Any]:
         while chunk := sock.recv(65536):
             data += chunk
     return json.loads(data)
-

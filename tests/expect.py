@@ -18,10 +18,14 @@ def workload_of(config: Path, client: str) -> Workload:
 
 def subclient_files(workload: Workload, subclient: str, generation: int, since: int | None = None) -> dict[Path, bytes]:
     """A subclient's objects at ``generation`` (only those changed after ``since``), by restore path."""
-    return {Path(subclient) / o.path.lstrip("/"): workload.content(o) for o in workload.objects(subclient, generation, since=since)}
+    return {
+        Path(subclient) / o.path.lstrip("/"): workload.content(o) for o in workload.objects(subclient, generation, since=since)
+    }
 
 
-def job_files(workload: Workload, subclient: str, job_type: str, generation: int, base_generation: int | None) -> dict[Path, bytes]:
+def job_files(
+    workload: Workload, subclient: str, job_type: str, generation: int, base_generation: int | None
+) -> dict[Path, bytes]:
     """What restoring one job gives: all objects for a full, what changed since its base otherwise."""
     return subclient_files(workload, subclient, generation, None if job_type == "full" else base_generation)
 

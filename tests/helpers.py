@@ -37,9 +37,21 @@ EPOCH = VIRTUAL_EPOCH  # in-process fabrics start where a new virtual-clock daem
 # ------------------------------------------------------------------ fabric configs
 
 
-def site_toml(name: str, ma: str, library: str, prefix: str, *, clients: str = "", drives: int = 2,
-              capacity: str = "4MiB", block_size: str = "32KiB", cartridges: int = 12, robot_time: str = "200ms") -> str:
-    return textwrap.dedent(f"""\
+def site_toml(
+    name: str,
+    ma: str,
+    library: str,
+    prefix: str,
+    *,
+    clients: str = "",
+    drives: int = 2,
+    capacity: str = "4MiB",
+    block_size: str = "32KiB",
+    cartridges: int = 12,
+    robot_time: str = "200ms",
+) -> str:
+    return (
+        textwrap.dedent(f"""\
         name = "{name}"
 
         [mediaagent]
@@ -53,7 +65,9 @@ def site_toml(name: str, ma: str, library: str, prefix: str, *, clients: str = "
         capacity = "{capacity}"
         block_size = "{block_size}"
         robot_time = "{robot_time}"
-        """) + clients
+        """)
+        + clients
+    )
 
 
 CLIENTS = """
@@ -93,7 +107,9 @@ change_rate = 0.5
 
 
 def fabric_toml(*, streams: int = 2, link: str = "", schedules: str = "", chunk: str = "256KiB", extra_daemon: str = "") -> str:
-    link = link or """
+    link = (
+        link
+        or """
 [[link]]
 name = "wan"
 sites = ["prod", "dr"]
@@ -104,7 +120,9 @@ loss = 0.001
 window = "1MiB"
 stall_timeout = "20s"
 """
-    return textwrap.dedent(f"""\
+    )
+    return (
+        textwrap.dedent(f"""\
         sites = ["prod.toml", "dr.toml"]
 
         [daemon]
@@ -114,7 +132,9 @@ stall_timeout = "20s"
 
         [encryption]
         chunk_size = "{chunk}"
-        """) + link + textwrap.dedent(f"""
+        """)
+        + link
+        + textwrap.dedent(f"""
         [[policy]]
         name = "P"
         clients = ["IBMA", "IBMB"]
@@ -129,7 +149,9 @@ stall_timeout = "20s"
           source = "primary"
           library = "dr/DVTL"
           streams = {streams}
-        """) + schedules
+        """)
+        + schedules
+    )
 
 
 def write_fabric(root: Path, *, prod: dict[str, Any] | None = None, dr: dict[str, Any] | None = None, **fabric: Any) -> Path:
@@ -198,7 +220,9 @@ def payload(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def write_image(path: Path, files: list[list[bytes]], *, close_last: bool = True, barcode: str = "PR0001L8", **kwargs: Any) -> TapeImage:
+def write_image(
+    path: Path, files: list[list[bytes]], *, close_last: bool = True, barcode: str = "PR0001L8", **kwargs: Any
+) -> TapeImage:
     """A cartridge image holding ``files`` (lists of blocks), left open for the test to read."""
     image = TapeImage.create(path, barcode, kwargs.pop("capacity", 64 * 2**20), **kwargs)
     for n, blocks in enumerate(files, 1):
@@ -248,8 +272,14 @@ async def minutes(clock: trio.testing.MockClock, n: int) -> None:
         await trio.testing.wait_all_tasks_blocked()
 
 
-def wait_for(what: str, check: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.2,
-             explain: Callable[[], object] | None = None) -> T:
+def wait_for(
+    what: str,
+    check: Callable[[], T],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    explain: Callable[[], object] | None = None,
+) -> T:
     """Poll ``check`` in real time (a real daemon) until it returns something true, and return that;
     fail naming ``what`` (and what ``explain`` says, e.g. the daemon's log) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout  # clock-ok: a real daemon, real time

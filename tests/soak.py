@@ -108,7 +108,9 @@ class Soak:
             "switch": self.switch_steps(),
         }[name]
         script = "; ".join(" ".join([*CLI, "ctl", *step, "--config", str(self.path)]) for step in steps) or "true"
-        return subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
 
     def switch_steps(self) -> list[list[str]]:
         """Promote DR (planned), or fail back to production, whichever is due."""

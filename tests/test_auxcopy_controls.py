@@ -34,7 +34,7 @@ def test_stream_count_follows_the_copy_the_override_and_the_drives(fabric_files)
 
 async def test_a_throttle_holds_the_copy_to_its_hourly_rate(tmp_path, autojump_clock):
     path = write_fabric(tmp_path / "f")
-    edit_config(path, 'streams = 2', 'streams = 2\nthrottle = "36MB"')  # 10 kB/s
+    edit_config(path, "streams = 2", 'streams = 2\nthrottle = "36MB"')  # 10 kB/s
     async with open_fabric(path) as fabric:
         done = await run_backup(fabric, "IBMB", None, "full")
         start = trio.current_time()
@@ -82,7 +82,7 @@ async def _collect(results: list, coro) -> None:
 
 async def test_lag_and_fallen_behind(tmp_path, autojump_clock):
     path = write_fabric(tmp_path / "f")
-    edit_config(path, 'streams = 2', 'streams = 2\nfallen_behind_bytes = "10KiB"\nfallen_behind_age = "1h"')
+    edit_config(path, "streams = 2", 'streams = 2\nfallen_behind_bytes = "10KiB"\nfallen_behind_age = "1h"')
     async with open_fabric(path) as fabric, trio.open_nursery() as nursery:
         commands = Commands(fabric, Operations(nursery), trio.current_time())
         done = await run_backup(fabric, "IBMA", "IFS", "full")

@@ -15,13 +15,25 @@ COPIES = [CopyRecord("P/primary", "P", "prod/L", None, True), CopyRecord("P/dr",
 
 
 async def new_job(catalog: Catalog, status: str = "completed") -> int:
-    job_id = await catalog.call(lambda c: queries.create_job(
-        c, client="C", subclient="S", policy="P", job_type="full", requested_type="full",
-        generation=1, base_generation=None, now=10.0))
+    job_id = await catalog.call(
+        lambda c: queries.create_job(
+            c,
+            client="C",
+            subclient="S",
+            policy="P",
+            job_type="full",
+            requested_type="full",
+            generation=1,
+            base_generation=None,
+            now=10.0,
+        )
+    )
     if status != "running":
-        await catalog.call(lambda c: queries.finish_job(
-            c, job_id, status=status, reason="", now=20.0, objects=1, nbytes=100, digest="d",
-            primary="P/primary"))
+        await catalog.call(
+            lambda c: queries.finish_job(
+                c, job_id, status=status, reason="", now=20.0, objects=1, nbytes=100, digest="d", primary="P/primary"
+            )
+        )
         await catalog.call(queries.register_jobs, "P/dr", [job_id] if status == "completed" else [], "rule", 20.0)
     return job_id
 
@@ -62,11 +74,29 @@ async def test_a_checkpoint_commits_segment_cartridge_and_progress_together(cata
     cart = await catalog.call(queries.claim_cartridge, "dr/L", "P/dr", ())
     seq = await catalog.call(queries.open_segment, job_id, "P/dr", cart.barcode, 1, 0, 80)
     with pytest.raises(ZeroDivisionError):  # a failure inside the transaction changes nothing
-        await catalog.call(lambda c: (queries.checkpoint(c, job_id=job_id, copy_id="P/dr", seq=seq, length=50, blocks=1,
-                                                         barcode=cart.barcode, eod=200, bytes_done=50, now=1.0), 1 / 0))
+        await catalog.call(
+            lambda c: (
+                queries.checkpoint(
+                    c,
+                    job_id=job_id,
+                    copy_id="P/dr",
+                    seq=seq,
+                    length=50,
+                    blocks=1,
+                    barcode=cart.barcode,
+                    eod=200,
+                    bytes_done=50,
+                    now=1.0,
+                ),
+                1 / 0,
+            )
+        )
     assert (await catalog.call(queries.job_copy, job_id, "P/dr")).bytes_done == 0
-    await catalog.call(lambda c: queries.checkpoint(c, job_id=job_id, copy_id="P/dr", seq=seq, length=50, blocks=1,
-                                                    barcode=cart.barcode, eod=200, bytes_done=50, now=1.0))
+    await catalog.call(
+        lambda c: queries.checkpoint(
+            c, job_id=job_id, copy_id="P/dr", seq=seq, length=50, blocks=1, barcode=cart.barcode, eod=200, bytes_done=50, now=1.0
+        )
+    )
     row = await catalog.call(queries.job_copy, job_id, "P/dr")
     assert (row.state, row.bytes_done) == ("partially_copied", 50)
     assert (await catalog.call(queries.cartridges, "dr/L"))[0].eod == 200
@@ -97,7 +127,10 @@ async def test_manual_choices_are_recorded_with_who_and_when(catalog):
     failed = await new_job(catalog, "failed")
     with pytest.raises(queries.Refused, match="failed"):
         await catalog.call(queries.manual_selection, failed, "P/dr", "pick", "bob", 34.0)
-    rows = sqlite3.connect(catalog.path).execute(
-        "SELECT time, event, detail FROM history WHERE job_id = ? AND event LIKE 'copy.%' ORDER BY id", (job_id,)).fetchall()
+    rows = (
+        sqlite3.connect(catalog.path)
+        .execute("SELECT time, event, detail FROM history WHERE job_id = ? AND event LIKE 'copy.%' ORDER BY id", (job_id,))
+        .fetchall()
+    )
     assert [(t, e) for t, e, _ in rows] == [(20.0, "copy.to_be_copied"), (30.0, "copy.do_not_copy"), (32.0, "copy.to_be_copied")]
     assert '"who": "bob"' in rows[-1][2]

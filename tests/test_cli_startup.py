@@ -11,7 +11,9 @@ import pytest
 from tests.helpers import edit_config, write_fabric
 from vtlfabric import cli, errors
 
-CHECK = "import sys, vtlfabric.cli; print(' '.join(m for m in ('trio', 'structlog', 'cryptography', 'sqlite3') if m in sys.modules))"
+CHECK = (
+    "import sys, vtlfabric.cli; print(' '.join(m for m in ('trio', 'structlog', 'cryptography', 'sqlite3') if m in sys.modules))"
+)
 
 
 def test_ctl_loads_none_of_the_daemons_modules():
@@ -20,9 +22,13 @@ def test_ctl_loads_none_of_the_daemons_modules():
 
 
 def test_ctl_help_still_lists_every_fault():
-    out = subprocess.run([sys.executable, "-m", "vtlfabric.cli", "ctl", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "vtlfabric.cli", "ctl", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "fault" in out
-    out = subprocess.run([sys.executable, "-m", "vtlfabric.cli", "ctl", "fault", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "vtlfabric.cli", "ctl", "fault", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for words in ("library:SITE/NAME offline|online", "cartridge:BARCODE fail|repair", "mediaagent:SITE"):
         assert words in " ".join(out.split()), words
 
@@ -52,7 +58,9 @@ def test_run_on_a_state_dir_it_cannot_use_exits_2_with_one_line(tmp_path):
     assert str(taken) in line
 
 
-@pytest.mark.parametrize("error, code", [(errors.NotFound("library", "prod/GONE"), 2), (errors.Refused("the catalog says no"), 1)])
+@pytest.mark.parametrize(
+    "error, code", [(errors.NotFound("library", "prod/GONE"), 2), (errors.Refused("the catalog says no"), 1)]
+)
 def test_a_domain_error_while_building_the_fabric_exits_with_its_code_and_one_line(tmp_path, monkeypatch, capsys, error, code):
     from vtlfabric.service import daemon, logs
 

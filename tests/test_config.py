@@ -35,17 +35,17 @@ def _error(path: Path) -> config.ConfigError:
     "file, old, new, key, words",
     [
         ("fabric.toml", "[encryption]", "[encryption]\nciphr = 1", "encryption.ciphr", "unknown key"),
-        ("fabric.toml", 'seed = 7', 'seed = "seven"', "daemon.seed", "int"),
+        ("fabric.toml", "seed = 7", 'seed = "seven"', "daemon.seed", "int"),
         ("fabric.toml", 'library = "dr/DVTL"', 'library = "dr/NOPE"', "library", "dr/NOPE"),
         ("fabric.toml", 'source = "primary"', 'source = "ghost"', "source", "ghost"),
         ("dr.toml", 'barcodes = "DR0001L8-DR0012L8"', 'barcodes = "PR0010L8-PR0020L8"', "barcodes", "overlap"),
         ("prod.toml", 'name = "IBMB"', 'name = "IBMA"', "client", "already defined"),
         ("prod.toml", 'capacity = "4MiB"', 'capacity = "lots"', "capacity", "size"),
-        ("fabric.toml", 'bandwidth = "50MB"', 'bandwidth = 0', "bandwidth", "positive"),
+        ("fabric.toml", 'bandwidth = "50MB"', "bandwidth = 0", "bandwidth", "positive"),
         ("fabric.toml", 'chunk_size = "256KiB"', 'chunk_size = "1KiB"', "chunk_size", "between"),
         ("fabric.toml", "[encryption]", '[metrics]\nlisten = "0.0.0.0:9464"\n[encryption]', "metrics.listen", "not a loopback"),
         ("fabric.toml", "[encryption]", '[metrics]\nlisten = "9464"\n[encryption]', "metrics.listen", "HOST:PORT"),
-        ("fabric.toml", 'seed = 7', 'seed = 7\nsocket_group = 5', "daemon.socket_group", "str"),
+        ("fabric.toml", "seed = 7", "seed = 7\nsocket_group = 5", "daemon.socket_group", "str"),
         # Values of the wrong type or absurd size: each was a traceback, or a daemon that broke later.
         ("prod.toml", 'barcodes = "PR0001L8-PR0012L8"', "barcodes = -1", "library[0].barcodes", "expected a string"),
         ("prod.toml", 'barcodes = "PR0001L8-PR0012L8"', 'barcodes = "000001L8-999999L8"', "library[0].barcodes", "do not fit"),
@@ -132,8 +132,14 @@ def test_parse_size_rejects_garbage(text):
 
 def test_lookups_by_name_raise_not_found_naming_what_is_missing(tmp_path):
     cfg = config.load(write_fabric(tmp_path))
-    for lookup, name in ((cfg.site, "nowhere"), (cfg.library, "prod/NOPE"), (cfg.client, "NOSUCH"), (cfg.copy, "P/nope"),
-                         (cfg.policy, "Q"), (cfg.client("IBMA").subclient, "SYSBAS")):
+    for lookup, name in (
+        (cfg.site, "nowhere"),
+        (cfg.library, "prod/NOPE"),
+        (cfg.client, "NOSUCH"),
+        (cfg.copy, "P/nope"),
+        (cfg.policy, "Q"),
+        (cfg.client("IBMA").subclient, "SYSBAS"),
+    ):
         with pytest.raises(errors.NotFound, match=repr(name)):
             lookup(name)
     with pytest.raises(errors.NotFound, match="client 'NOSUCH' belongs to no storage policy"):

@@ -55,8 +55,9 @@ def raising(error: BaseException) -> Callable[[dict[str, Any]], Awaitable[Any]]:
     return answer
 
 
-async def exchange(commands: FakeCommands, payload: bytes, *, peer: Peer = OWNER, group: int | None = None,
-                   eof: bool = False) -> bytes:
+async def exchange(
+    commands: FakeCommands, payload: bytes, *, peer: Peer = OWNER, group: int | None = None, eof: bool = False
+) -> bytes:
     """Send ``payload`` on a fresh connection and return all the handler sends before it closes."""
 
     async def lookup(stream: trio.abc.Stream) -> Peer:

@@ -45,7 +45,12 @@ def test_backup_auxcopy_and_restore_at_dr_through_the_cli(daemon, tmp_path):
     jobs = daemon.ok("jobs")
     assert isinstance(jobs, list) and len(jobs) == 1
     job = jobs[0]
-    assert {k: job[k] for k in ("id", "client", "type", "status")} == {"id": job_id, "client": "IBMB", "type": "full", "status": "completed"}
+    assert {k: job[k] for k in ("id", "client", "type", "status")} == {
+        "id": job_id,
+        "client": "IBMB",
+        "type": "full",
+        "status": "completed",
+    }
     assert job["copies"] == {"P/primary": "available", "P/dr": "available"}
 
     out = tmp_path / "restored"
@@ -79,7 +84,9 @@ def test_bad_requests_get_clear_errors_and_the_daemon_keeps_running(daemon, tmp_
 def test_backing_up_a_client_in_no_policy_says_so(tmp_path):
     path = write_fabric(tmp_path / "fabric")
     prod = path.parent / "prod.toml"
-    prod.write_text(prod.read_text() + '\n[[client]]\nname = "IBMX"\nseed = 3\n[[client.subclient]]\nname = "ALL"\ncontent = ["LIB:X"]\n')
+    prod.write_text(
+        prod.read_text() + '\n[[client]]\nname = "IBMX"\nseed = 3\n[[client.subclient]]\nname = "ALL"\ncontent = ["LIB:X"]\n'
+    )
     d = Daemon(path, tmp_path / "daemon.log").start()
     try:
         bad = d.ctl("backup", "IBMX", "--wait")
@@ -222,7 +229,9 @@ def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
     job_id = daemon.ok("backup", "IBMA", "--type", "full", "--subclient", "IFS", "--wait")["result"]["job_id"]
     state = daemon.config.parent / "state"
     with sqlite3.connect(f"file:{state / 'catalog.db'}?mode=ro", uri=True) as db:
-        segments = db.execute("SELECT barcode, file_no, length FROM segments WHERE job_id = ? AND copy_id = 'P/primary' ORDER BY seq", (job_id,)).fetchall()
+        segments = db.execute(
+            "SELECT barcode, file_no, length FROM segments WHERE job_id = ? AND copy_id = 'P/primary' ORDER BY seq", (job_id,)
+        ).fetchall()
     assert segments
     data = b""
     for barcode, file_no, length in segments:
@@ -241,8 +250,12 @@ def test_hercules_reads_the_daemons_cartridges(daemon, tmp_path):
 
 def test_the_demo_config_backs_up_and_copies_to_dr_within_a_minute(tmp_path):
     """`make run` on the shipped config, real clock: a copied job within 60 s."""
-    d = Daemon(ROOT / "config" / "vtlfabric.toml", tmp_path / "demo.log", args=("--state-dir", str(tmp_path / "state")),
-               ctl_args=("--state-dir", str(tmp_path / "state")))
+    d = Daemon(
+        ROOT / "config" / "vtlfabric.toml",
+        tmp_path / "demo.log",
+        args=("--state-dir", str(tmp_path / "state")),
+        ctl_args=("--state-dir", str(tmp_path / "state")),
+    )
     began = time.monotonic()  # clock-ok: this test measures real time on purpose
     d.start()
     try:

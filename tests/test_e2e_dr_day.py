@@ -38,7 +38,9 @@ def test_promote_mid_schedule_back_up_at_dr_and_fail_back(tmp_path):
     try:
         wait_for("a job at DR", lambda: [j for j in d.ok("jobs") if j["copies"].get("P/dr") == "available"])
         d.ok("suspend", "--copy", "P/dr")  # so DR surely lacks the newest jobs when disaster strikes
-        wait_for("a backup DR lacks", lambda: [j for j in d.ok("jobs") if j["status"] == "completed" and "P/dr" not in j["copies"]])
+        wait_for(
+            "a backup DR lacks", lambda: [j for j in d.ok("jobs") if j["status"] == "completed" and "P/dr" not in j["copies"]]
+        )
         d.ok("fault", "library:prod/PVTL", "offline")
         # Read before promoting: a scheduled backup may start while `ctl jobs` is on its way.
         # Any job started between here and the promotion meets the offline library and fails.

@@ -151,7 +151,14 @@ def test_ctl_events_follow_prints_job_copy_fault_and_drill_events_as_they_happen
         while time.monotonic() < end and "drill.failed" not in [e["event"] for e in seen]:  # clock-ok
             seen.append(json.loads(follow.stdout.readline()))
         names = [e["event"] for e in seen]
-        for expected in ("backup.started", "backup.completed", "auxcopy.job_available", "fault.injected", "drill.started", "drill.client_failed"):
+        for expected in (
+            "backup.started",
+            "backup.completed",
+            "auxcopy.job_available",
+            "fault.injected",
+            "drill.started",
+            "drill.client_failed",
+        ):
             assert expected in names, names
         assert all({"event", "level", "timestamp"} <= set(e) for e in seen)
         done = next(e for e in seen if e["event"] == "backup.completed")
@@ -173,8 +180,12 @@ def test_under_systemd_logs_are_journal_lines_with_priorities(tmp_path):
     config = write_fabric(tmp_path / "fabric")
     with open(log, "wb") as out:
         st = os.fstat(out.fileno())
-        proc = subprocess.Popen([*CLI, "run", "--config", str(config)], stdout=out, stderr=out,
-                                env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        proc = subprocess.Popen(
+            [*CLI, "run", "--config", str(config)],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"},
+        )
     try:
         d = Daemon(config, log, proc=proc)
         wait_until(lambda: "daemon.ready" in log.read_text(), d)
@@ -203,10 +214,18 @@ def test_prometheus_metrics_pass_promtool_and_cover_jobs_copies_libraries_wan_an
             text = reply.read().decode()
         check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
-        samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
         assert samples['vtlfabric_jobs{status="completed",type="full"}'] == 2
         assert samples['vtlfabric_copy_lag_jobs{copy="P/dr"}'] == 0 and samples['vtlfabric_copy_primary{copy="P/primary"}'] == 1
-        assert samples['vtlfabric_auxcopy_copied_bytes_total{copy="P/dr"}'] == samples['vtlfabric_backup_bytes_total{policy="P"}'] > 0
+        assert (
+            samples['vtlfabric_auxcopy_copied_bytes_total{copy="P/dr"}']
+            == samples['vtlfabric_backup_bytes_total{policy="P"}']
+            > 0
+        )
         assert samples['vtlfabric_wan_goodput_bytes_total{direction="prod->dr",link="wan"}'] > 0
         assert 'vtlfabric_wan_retransmits_total{link="wan"}' in samples
         assert samples['vtlfabric_library_drives{library="dr/DVTL"}'] == 2
@@ -239,8 +258,15 @@ print(data.decode())
 
 
 def as_nobody(sock: Path) -> dict:
-    done = subprocess.run([SYSTEM_PYTHON, "-c", ASK_STATUS, str(sock)], user="nobody", group="nogroup", extra_groups=[],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [SYSTEM_PYTHON, "-c", ASK_STATUS, str(sock)],
+        user="nobody",
+        group="nogroup",
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -248,7 +274,9 @@ def as_nobody(sock: Path) -> dict:
 SYSTEM_PYTHON = "/usr/bin/python3"  # nobody may not reach this checkout's interpreter
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(SYSTEM_PYTHON), reason="needs root and /usr/bin/python3 to connect as nobody")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SYSTEM_PYTHON), reason="needs root and /usr/bin/python3 to connect as nobody"
+)
 @pytest.mark.parametrize("group", [None, "nogroup"])
 def test_the_control_socket_serves_its_owner_and_its_group_only(tmp_path, group):
     shared = Path(tempfile.mkdtemp(prefix="vtlfabric-sock-"))  # a directory others can reach
@@ -331,7 +359,19 @@ def test_auxcopy_and_restore_wait_show_a_progress_bar_on_a_terminal_and_plain_li
         assert len(bars) >= 2 and "\r" in out, out
         assert "completed: P/dr: 1 jobs" in out
 
-        restore = [*CLI, "ctl", "restore", "--client", "IBMB", "--latest", "--copy", "P/dr", "--to", str(tmp_path / "r"), "--wait"]
+        restore = [
+            *CLI,
+            "ctl",
+            "restore",
+            "--client",
+            "IBMB",
+            "--latest",
+            "--copy",
+            "P/dr",
+            "--to",
+            str(tmp_path / "r"),
+            "--wait",
+        ]
         status, out = on_a_terminal([*restore, "--config", str(d.config)])
         assert status == 0 and "restore:" in out and "%" in out, out
 

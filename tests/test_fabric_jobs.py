@@ -82,7 +82,7 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
     await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id, copy_id=DR, site="dr"))
     gen = (await job(fabric, done.job_id)).generation
     assert restored_files(dest) == expected_files(fabric, "IBMB", {"ALLUSR": gen})
-    with pytest.raises((IndexFormatError, LibraryOffline), match="no index|offline"):
+    with pytest.raises((IndexFormatError, LibraryOffline), match=r"no index|offline"):
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "prod", job_id=done.job_id))
 
 
@@ -90,7 +90,7 @@ async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autoju
 async def test_a_backup_with_nothing_to_write_still_fails_on_a_dead_library(fabric, fault, autojump_clock):
     await run_backup(fabric, "IBMA", "ALLUSR", "full")
     await faults.inject(fabric, *fault.split())
-    with pytest.raises(BackupFailed, match="offline|unreachable"):
+    with pytest.raises(BackupFailed, match=r"offline|unreachable"):
         await run_backup(fabric, "IBMA", "ALLUSR", "incremental")  # the workload has not changed: no objects
     jobs = await fabric.catalog.call(queries.list_jobs)
     assert [j.status for j in jobs] == ["completed", "failed"]
@@ -292,7 +292,9 @@ def _scramble_headers(raw: bytearray) -> bytes:
     return bytes(raw)
 
 
-@pytest.mark.parametrize("damage, reason", [(_rot, "digest"), (_scramble_headers, ""), (lambda raw: bytes(raw[: len(raw) // 2]), "")])
+@pytest.mark.parametrize(
+    "damage, reason", [(_rot, "digest"), (_scramble_headers, ""), (lambda raw: bytes(raw[: len(raw) // 2]), "")]
+)
 async def test_a_damaged_source_cartridge_fails_the_copy_and_lands_nothing(fabric, damage, reason, autojump_clock):
     done = await run_backup(fabric, "IBMB", None, "full")
     seg = (await fabric.catalog.call(queries.segments, done.job_id, "P/primary"))[0]
@@ -331,8 +333,12 @@ async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fa
     data = bytearray(image.read_bytes())
     data[-70_000] ^= 0xFF  # one flipped byte inside the last data file on that DR cartridge
     image.write_bytes(bytes(data))
-    on_it = [s for j in await fabric.catalog.call(queries.list_jobs) for s in await fabric.catalog.call(queries.segments, j.id, "P/dr")
-             if s.barcode == seg.barcode]
+    on_it = [
+        s
+        for j in await fabric.catalog.call(queries.list_jobs)
+        for s in await fabric.catalog.call(queries.segments, j.id, "P/dr")
+        if s.barcode == seg.barcode
+    ]
     damaged = max(on_it, key=lambda s: s.file_no).job_id
     with pytest.raises(VerifyFailed, match=rf"^1 job copy\(ies\) failed verification: job {damaged} on P/dr"):
         await run_verify(fabric, "P/dr")

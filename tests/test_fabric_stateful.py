@@ -160,5 +160,6 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
         for j in jobs:
             for copy_id in ("P/primary", *COPIES):
                 for seg in await catalog.call(queries.segments, j.id, copy_id):
-                    assert not (seg.barcode == cart.barcode and (j.id, copy_id) in live), \
+                    assert not (seg.barcode == cart.barcode and (j.id, copy_id) in live), (
                         f"scratch cartridge {cart.barcode} holds job {j.id} on {copy_id}"
+                    )

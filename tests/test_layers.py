@@ -11,7 +11,19 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "vtlfabric"
 LEAVES = {"errors", "vocab", "units", "groups", "tojson"}  # import nothing of ours but each other
-RANK = {"catalog": 1, "config": 1, "tape": 2, "net": 2, "sim": 2, "site": 3, "fabric": 4, "jobs": 5, "service": 6, "cliformat": 7, "cli": 8}
+RANK = {
+    "catalog": 1,
+    "config": 1,
+    "tape": 2,
+    "net": 2,
+    "sim": 2,
+    "site": 3,
+    "fabric": 4,
+    "jobs": 5,
+    "service": 6,
+    "cliformat": 7,
+    "cli": 8,
+}
 
 
 def _room(module: str) -> str | None:
@@ -20,8 +32,12 @@ def _room(module: str) -> str | None:
 
 
 def _runtime_imports(tree: ast.Module) -> list[tuple[int, str]]:
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for n in ast.walk(node)}
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     found = []
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -56,5 +72,7 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     (package / "catalog").mkdir(parents=True)
     (package / "catalog" / "bad.py").write_text("from vtlfabric.jobs import backup\nfrom vtlfabric import vocab\n")
     (package / "tape").mkdir()
-    (package / "tape" / "ok.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from vtlfabric.fabric import Fabric\n")
+    (package / "tape" / "ok.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from vtlfabric.fabric import Fabric\n"
+    )
     assert upward_imports(package) == ["vtlfabric/catalog/bad.py:1: catalog imports vtlfabric.jobs"]

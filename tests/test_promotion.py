@@ -69,13 +69,18 @@ async def test_promote_back_up_at_dr_and_fail_back(fabric, tmp_path, autojump_cl
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize("target, fault, cured, why", [
-    ("library:prod/PVTL", "offline", "online", "library prod/PVTL is offline"),
-    ("mediaagent:prod", "unreachable", "reachable", "MediaAgent of prod/PVTL is unreachable"),
-    ("link:wan", "partition", "heal", "WAN to site prod is partitioned"),
-    ("cartridge:PR0001L8", "fail", "repair", "cartridge PR0001L8 has failed"),
-])
-async def test_each_fault_makes_the_primary_inoperative_so_promotion_proceeds_at_once(fabric, target, fault, cured, why, autojump_clock):
+@pytest.mark.parametrize(
+    "target, fault, cured, why",
+    [
+        ("library:prod/PVTL", "offline", "online", "library prod/PVTL is offline"),
+        ("mediaagent:prod", "unreachable", "reachable", "MediaAgent of prod/PVTL is unreachable"),
+        ("link:wan", "partition", "heal", "WAN to site prod is partitioned"),
+        ("cartridge:PR0001L8", "fail", "repair", "cartridge PR0001L8 has failed"),
+    ],
+)
+async def test_each_fault_makes_the_primary_inoperative_so_promotion_proceeds_at_once(
+    fabric, target, fault, cured, why, autojump_clock
+):
     async with trio.open_nursery() as nursery:
         ctl = Commands(fabric, Operations(nursery), trio.current_time())
         await run_backup(fabric, "IBMB", None, "full")  # on PR0001L8
@@ -116,7 +121,7 @@ def three_sites(root: Path, *, dr_to_dr2: bool) -> Path:
         text += f'[[link]]\nname = "{a}-{b}"\nsites = ["{a}", "{b}"]\nbandwidth = "50MB"\nlatency = "10ms"\n'
     text += '[[policy]]\nname = "P"\nclients = ["IBMA", "IBMB"]\n'
     for name, lib in (("primary", "prod/PVTL"), ("dr", "dr/DVTL"), ("dr2", "dr2/EVTL")):
-        text += f'[[policy.copy]]\nname = "{name}"\nlibrary = "{lib}"\n' + ('primary = true\n' if name == "primary" else "")
+        text += f'[[policy.copy]]\nname = "{name}"\nlibrary = "{lib}"\n' + ("primary = true\n" if name == "primary" else "")
     path = root / "fabric.toml"
     path.write_text(text)
     return path

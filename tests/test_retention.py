@@ -31,8 +31,11 @@ def histories(draw):
         if on_dr:
             held[B] = on_dr
         kind = draw(st.sampled_from(["full", "incremental", "incremental", "differential"]))
-        jobs.append(JobRecord(i, "C", draw(st.sampled_from(["X", "Y"])), "P", kind, kind, "completed", "", 1, None,
-                              t, t + 60, 1, 1, "d", held))
+        jobs.append(
+            JobRecord(
+                i, "C", draw(st.sampled_from(["X", "Y"])), "P", kind, kind, "completed", "", 1, None, t, t + 60, 1, 1, "d", held
+            )
+        )
     return jobs, t
 
 
@@ -62,17 +65,21 @@ def test_whole_cycles_age_only_past_both_limits(history, ra, rb, later):
                     assert age >= spec.retain_cycles
                     assert now - max(j.ended for j in cycle) >= spec.retain_days * DAY
                     if age == 0:
-                        assert all(any(s == CopyState.AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), \
+                        assert all(any(s == CopyState.AVAILABLE for c, s in j.copies.items() if c != spec.id) for j in cycle), (
                             "the newest cycle is never aged from the only copy holding it"
+                        )
                     if spec.id == A:  # DR is a synchronous copy of it: aged from A once DR has it
-                        assert all(j.copies.get(B) == CopyState.AVAILABLE for j in cycle), \
+                        assert all(j.copies.get(B) == CopyState.AVAILABLE for j in cycle), (
                             "a job the DR copy has yet to copy is never aged from its source"
+                        )
 
 
 async def test_data_aging_ages_old_cycles_and_recycles_their_cartridges(tmp_path, autojump_clock):
-    path = write_fabric(tmp_path / "f", prod={"capacity": "512KiB", "cartridges": 20}, dr={"capacity": "512KiB", "cartridges": 20})
-    edit_config(path, 'primary = true', 'primary = true\nretain_days = 1\nretain_cycles = 1')
-    edit_config(path, 'streams = 2', 'streams = 2\nretain_days = 3\nretain_cycles = 2')
+    path = write_fabric(
+        tmp_path / "f", prod={"capacity": "512KiB", "cartridges": 20}, dr={"capacity": "512KiB", "cartridges": 20}
+    )
+    edit_config(path, "primary = true", "primary = true\nretain_days = 1\nretain_cycles = 1")
+    edit_config(path, "streams = 2", "streams = 2\nretain_days = 3\nretain_cycles = 2")
     async with open_fabric(path) as fabric:
         fulls = []
         for _ in range(3):  # three weekly cycles: a full and an incremental each

@@ -39,14 +39,21 @@ def keystore(keystores: dict[str, Keystore]) -> Keystore:
 
 
 def wan_pair(seed: int = 1) -> tuple[Link, trio.abc.Stream, trio.abc.Stream]:
-    link = Link(LinkSpec(name="wan", a="prod", b="dr", bandwidth=50e6, latency=0.02, jitter=0.002, loss=0.01), random.Random(seed))
+    link = Link(
+        LinkSpec(name="wan", a="prod", b="dr", bandwidth=50e6, latency=0.02, jitter=0.002, loss=0.01), random.Random(seed)
+    )
     near, far = link.open_stream("prod")
     return link, near, far
 
 
 async def open_channels(
-    near: trio.abc.Stream, far: trio.abc.Stream, keystore: Keystore, *, aead: str = "aes-256-gcm",
-    initiator: secure.Identity | None = None, responder_aead: str | None = None,
+    near: trio.abc.Stream,
+    far: trio.abc.Stream,
+    keystore: Keystore,
+    *,
+    aead: str = "aes-256-gcm",
+    initiator: secure.Identity | None = None,
+    responder_aead: str | None = None,
 ) -> tuple[SecureChannel, SecureChannel]:
     """Handshake both ends concurrently: (sender's channel, receiver's channel)."""
     result: dict[str, SecureChannel] = {}
@@ -76,8 +83,12 @@ async def handshake_errors(
     responder_aead = kwargs.pop("responder_aead", None)
     initiator = kwargs.pop("initiator", None) or keystore.identity("prodma")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(side, "responder", far, lambda: secure.accept(
-            far, keystore.identity("drma"), keystore, aead=responder_aead or "aes-256-gcm"))
+        nursery.start_soon(
+            side,
+            "responder",
+            far,
+            lambda: secure.accept(far, keystore.identity("drma"), keystore, aead=responder_aead or "aes-256-gcm"),
+        )
         nursery.start_soon(side, "initiator", near, lambda: secure.connect(near, initiator, "drma", keystore, **kwargs))
     return errors
 
@@ -93,12 +104,18 @@ async def test_round_trip(keystores: dict[str, Keystore], kem: str, aead: str, t
     near, far = wan_pair()[1:] if transport == "wan" else local_stream_pair()
     sender, receiver = await open_channels(near, far, keystore, aead=aead)
     assert sender.session_id == receiver.session_id and sender.peer == "drma" and receiver.peer == "prodma"
-    records = [(b"", b"control", False), (os.urandom(100), b"job 1 chunk 0", False),
-               (os.urandom(3 * MiB), b"job 1 chunk 1", True), (b"x" * 65536, b"", False)]
+    records = [
+        (b"", b"control", False),
+        (os.urandom(100), b"job 1 chunk 0", False),
+        (os.urandom(3 * MiB), b"job 1 chunk 1", True),
+        (b"x" * 65536, b"", False),
+    ]
     async with trio.open_nursery() as nursery:
+
         async def send_all() -> None:
             for payload, context, final in records:
                 await sender.send(payload, context=context, final=final)
+
         nursery.start_soon(send_all)
         for payload, context, final in records:
             assert await receiver.receive() == Message(payload, context, final)
@@ -127,7 +144,7 @@ async def test_the_wire_never_shows_plaintext(keystores: dict[str, Keystore], au
     link, near, far = wan_pair()
     carried: list[bytes] = []
     link.add_tap(lambda _direction, segment: carried.append(segment))
-    plaintext = b"".join(b"vtlfabric plaintext line %010d\n" % i for i in range(MiB // 32))[: MiB]
+    plaintext = b"".join(b"vtlfabric plaintext line %010d\n" % i for i in range(MiB // 32))[:MiB]
     context = b"job 4242 chunk 17 secret-context"
     sender, receiver = await open_channels(near, far, keystores["mlkem768-x25519"], aead="chacha20-poly1305")
     async with trio.open_nursery() as nursery:
@@ -137,8 +154,8 @@ async def test_the_wire_never_shows_plaintext(keystores: dict[str, Keystore], au
     assert len(wire) > len(plaintext)
     # Every 32-byte window of the plaintext contains a whole 16-byte block at a multiple
     # of 16; if none of those blocks is on the wire, no 32-byte window is either.
-    blocks = {plaintext[i:i + 16] for i in range(0, len(plaintext) - 15, 16)}
-    assert not any(wire[j:j + 16] in blocks for j in range(len(wire) - 15))
+    blocks = {plaintext[i : i + 16] for i in range(0, len(plaintext) - 15, 16)}
+    assert not any(wire[j : j + 16] in blocks for j in range(len(wire) - 15))
     assert context not in wire and b"job 4242" not in wire
 
 
@@ -224,15 +241,20 @@ def test_any_flipped_byte_is_detected(keystore: Keystore, sizes: list[int], data
     assert isinstance(error, SecureChannelError)
 
 
-@pytest.mark.parametrize("deliver", [
-    pytest.param(lambda r: [r[1], r[0], r[2]], id="reordered"),
-    pytest.param(lambda r: [r[0], r[0], r[1], r[2]], id="replayed"),
-    pytest.param(lambda r: [r[0], r[2]], id="dropped"),
-    pytest.param(lambda r: [r[0], r[1]], id="truncated-at-boundary"),
-    pytest.param(lambda r: [r[0], r[1], r[2][:-5]], id="truncated-mid-record"),
-    pytest.param(lambda r: [r[0], r[1][:4] + r[1][5:] + b"\x00"], id="shifted"),
-])
-async def test_reorder_replay_drop_and_truncation_are_detected(keystore: Keystore, deliver: Callable[[list[bytes]], list[bytes]]) -> None:
+@pytest.mark.parametrize(
+    "deliver",
+    [
+        pytest.param(lambda r: [r[1], r[0], r[2]], id="reordered"),
+        pytest.param(lambda r: [r[0], r[0], r[1], r[2]], id="replayed"),
+        pytest.param(lambda r: [r[0], r[2]], id="dropped"),
+        pytest.param(lambda r: [r[0], r[1]], id="truncated-at-boundary"),
+        pytest.param(lambda r: [r[0], r[1], r[2][:-5]], id="truncated-mid-record"),
+        pytest.param(lambda r: [r[0], r[1][:4] + r[1][5:] + b"\x00"], id="shifted"),
+    ],
+)
+async def test_reorder_replay_drop_and_truncation_are_detected(
+    keystore: Keystore, deliver: Callable[[list[bytes]], list[bytes]]
+) -> None:
     interceptor, _far, sender, receiver = await intercepted_channels(keystore)
     messages = [Message(b"chunk %d" % i, b"job 9 chunk %d" % i, i == 2) for i in range(3)]
     interceptor.hold = True

@@ -19,8 +19,15 @@ T0 = datetime(2025, 11, 20, tzinfo=UTC).timestamp()  # spans month, quarter, hal
 SPAN = 500 * 86400.0
 
 
-def job(i: int, started: float, kind: str = "full", status: str = "completed", copies: dict | None = None,
-        client: str = "C", subclient: str = "S") -> JobRecord:
+def job(
+    i: int,
+    started: float,
+    kind: str = "full",
+    status: str = "completed",
+    copies: dict | None = None,
+    client: str = "C",
+    subclient: str = "S",
+) -> JobRecord:
     if copies is None:
         copies = {SRC: CopyState.AVAILABLE} if status == "completed" else {}
     return JobRecord(i, client, subclient, "P", kind, kind, status, "", 1, None, started, started + 60, 1, 100, "d", copies)
@@ -35,7 +42,9 @@ def histories(draw, max_jobs: int = 40, manual: bool = False):
         status = draw(st.sampled_from(STATUSES))
         copies = {SRC: CopyState.AVAILABLE} if status == "completed" else {}
         if manual and status == "completed" and draw(st.booleans()):
-            copies[DST] = draw(st.sampled_from([CopyState.TO_BE_COPIED, CopyState.AVAILABLE, CopyState.DO_NOT_COPY, CopyState.BAD]))
+            copies[DST] = draw(
+                st.sampled_from([CopyState.TO_BE_COPIED, CopyState.AVAILABLE, CopyState.DO_NOT_COPY, CopyState.BAD])
+            )
         kind = draw(st.sampled_from(["full", "full", "incremental", "differential"]))
         out.append(job(i, t, kind, status, copies, draw(st.sampled_from("AB")), draw(st.sampled_from(["ALLUSR", "IFS"]))))
     return out
@@ -89,7 +98,7 @@ def test_a_selective_copy_holds_one_full_per_period(jobs, rules, now):
 
 @given(st.floats(T0, T0 + SPAN), rules_st)
 def test_periods_contain_their_instant_and_start_where_the_rules_say(t, rules):
-    key, start, end = period(t, rules)
+    _key, start, end = period(t, rules)
     assert start <= t < end
     begin = datetime.fromtimestamp(start - rules.day_starts, UTC)
     if rules.frequency != "hourly":

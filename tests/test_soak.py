@@ -41,7 +41,13 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path):
             for copy_id in ("P/primary", "P/dr"):
                 dest = tmp_path / f"r-{job['id']}-{copy_id.replace('/', '_')}"
                 soak.daemon.ok("restore", "--job", str(job["id"]), "--copy", copy_id, "--to", str(dest), "--wait")
-                want = job_files(workload_of(soak.path, job["client"]), job["subclient"], job["type"], job["generation"], job["base_generation"])
+                want = job_files(
+                    workload_of(soak.path, job["client"]),
+                    job["subclient"],
+                    job["type"],
+                    job["generation"],
+                    job["base_generation"],
+                )
                 assert restored_files(dest) == want, f"job {job['id']} from {copy_id}"
         assert soak.daemon.stop() == 0
     finally:

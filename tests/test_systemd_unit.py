@@ -34,7 +34,10 @@ def test_the_unit_says_what_the_service_needs():
     assert service["Type"] == "notify" and service["Restart"] == "on-failure"
     assert "kill -HUP $MAINPID" in service["ExecReload"] and int(service["WatchdogSec"]) > 0
     assert service["StateDirectory"] == "vtlfabric" and service["RuntimeDirectory"] == "vtlfabric"
-    assert "--state-dir ${STATE_DIRECTORY}" in service["ExecStart"] and "--socket ${RUNTIME_DIRECTORY}/control.sock" in service["ExecStart"]
+    assert (
+        "--state-dir ${STATE_DIRECTORY}" in service["ExecStart"]
+        and "--socket ${RUNTIME_DIRECTORY}/control.sock" in service["ExecStart"]
+    )
     assert service["User"] == "vtlfabric" and service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict" and service["ProtectHome"] == "yes" and service["PrivateTmp"] == "yes"
 
@@ -56,8 +59,12 @@ def test_the_daemon_takes_its_state_and_socket_paths_from_the_command_line_as_th
     state, runtime = tmp_path / "var-lib-vtlfabric", tmp_path / "run-vtlfabric"
     runtime.mkdir()
     socket = runtime / "control.sock"
-    d = Daemon(write_fabric(tmp_path / "fabric"), tmp_path / "daemon.log",
-               args=("--state-dir", str(state), "--socket", str(socket)), ctl_args=("--socket", str(socket))).start()
+    d = Daemon(
+        write_fabric(tmp_path / "fabric"),
+        tmp_path / "daemon.log",
+        args=("--state-dir", str(state), "--socket", str(socket)),
+        ctl_args=("--socket", str(socket)),
+    ).start()
     try:
         status = d.ok("status")
         assert status["state_dir"] == str(state) and (state / "catalog.db").exists() and socket.is_socket()

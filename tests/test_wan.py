@@ -72,8 +72,14 @@ async def timed_transfer(senders: list[tuple[WanStream, WanStream]], size: int) 
     seed=st.integers(0, 2**32),
 )
 def test_bytes_arrive_intact_and_in_order(
-    writes: list[int], backwrites: list[int], reads: list[int | None], jitter: float, loss: float,
-    mss: int, window: int, seed: int,
+    writes: list[int],
+    backwrites: list[int],
+    reads: list[int | None],
+    jitter: float,
+    loss: float,
+    mss: int,
+    window: int,
+    seed: int,
 ) -> None:
     link = make_link(seed, bandwidth=1 * MB, latency=0.005, jitter=jitter, loss=loss, mss=mss, window=window)
     forward = [pattern(n, seed + i) for i, n in enumerate(writes)]
@@ -420,7 +426,7 @@ async def _scenario(seed: int) -> tuple[list[tuple[float, int]], list[int], dict
     arrivals: list[tuple[float, int]] = []
 
     async def sender() -> None:
-        await near.send_all(data[: MiB])
+        await near.send_all(data[:MiB])
         link.corrupt_next(2)
         link.partition("a->b")
         await near.send_all(data[MiB:])

@@ -194,8 +194,14 @@ def _restore(args: argparse.Namespace) -> dict[str, Any]:
     if (args.job is None) == (not args.latest):
         raise ValueError("restore: give either --job JOB or --latest")
     return {
-        "cmd": "restore", "client": args.client, "job_id": args.job, "latest": args.latest,
-        "copy": args.copy, "site": args.site, "to": str(Path(args.to).resolve()), "wait": args.wait,
+        "cmd": "restore",
+        "client": args.client,
+        "job_id": args.job,
+        "latest": args.latest,
+        "copy": args.copy,
+        "site": args.site,
+        "to": str(Path(args.to).resolve()),
+        "wait": args.wait,
     }
 
 
@@ -229,16 +235,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default=os.environ.get("VTLFABRIC_CONFIG", DEFAULT_CONFIG))
     run.add_argument("--state-dir", help="override the config's state dir (systemd: ${STATE_DIRECTORY})")
     run.add_argument("--socket", help="override the config's control socket (systemd: ${RUNTIME_DIRECTORY}/control.sock)")
-    run.add_argument("--virtual-clock", action="store_true", help="run on Trio's mock clock: time jumps whenever the fabric is idle")
-    run.add_argument("--log-format", choices=("auto", "json", "journal", "console"), default="auto",
-                     help="auto: journal under systemd, console on a terminal, else json")
+    run.add_argument(
+        "--virtual-clock", action="store_true", help="run on Trio's mock clock: time jumps whenever the fabric is idle"
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("auto", "json", "journal", "console"),
+        default="auto",
+        help="auto: journal under systemd, console on a terminal, else json",
+    )
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     run.set_defaults(handler=cmd_run)
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=os.environ.get("VTLFABRIC_CONFIG", DEFAULT_CONFIG), help="find the socket from this config")
+    common.add_argument(
+        "--config", default=os.environ.get("VTLFABRIC_CONFIG", DEFAULT_CONFIG), help="find the socket from this config"
+    )
     common.add_argument("--state-dir", help="the daemon's state dir, if overridden")
-    common.add_argument("--socket", default=os.environ.get("VTLFABRIC_SOCKET"), help="the control socket (default: <state-dir>/control.sock)")
+    common.add_argument(
+        "--socket", default=os.environ.get("VTLFABRIC_SOCKET"), help="the control socket (default: <state-dir>/control.sock)"
+    )
     common.add_argument("--json", action="store_true", help="print the reply as JSON")
     waits = argparse.ArgumentParser(add_help=False)
     waits.add_argument("--wait", action="store_true", help="wait until it ends; exit 1 if it fails")
@@ -271,29 +287,48 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
     restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
     restore.add_argument("--to", required=True, help="the directory to restore into")
-    drill = add("drill", lambda a: {"cmd": "drill", "mode": a.mode, "wait": a.wait},
-                "run a DR drill (also: SIGUSR1 to the daemon); --wait prints its report", waits)
+    drill = add(
+        "drill",
+        lambda a: {"cmd": "drill", "mode": a.mode, "wait": a.wait},
+        "run a DR drill (also: SIGUSR1 to the daemon); --wait prints its report",
+        waits,
+    )
     drill.add_argument("--mode", choices=config_mod.DRILL_MODES, help="default: the config's [drill] mode")
     add("drills", _simple("drills"), "past drills and their results")
-    verify = add("verify", lambda a: {"cmd": "verify", "copy": a.copy, "wait": a.wait},
-                 "data verification: read back every available job and check it against its backup digest", waits)
+    verify = add(
+        "verify",
+        lambda a: {"cmd": "verify", "copy": a.copy, "wait": a.wait},
+        "data verification: read back every available job and check it against its backup digest",
+        waits,
+    )
     verify.add_argument("--copy", help="POLICY/COPY (default: every copy)")
-    events = add("events", lambda a: {"cmd": "events", "follow": a.follow},
-                 "job, copy, media, fault and drill events, one JSON object a line (recent ones, or --follow)")
+    events = add(
+        "events",
+        lambda a: {"cmd": "events", "follow": a.follow},
+        "job, copy, media, fault and drill events, one JSON object a line (recent ones, or --follow)",
+    )
     events.add_argument("--follow", "-f", action="store_true", help="print events as they happen until interrupted")
     age = add("age", lambda a: {"cmd": "age", "policy": a.policy, "wait": a.wait}, "run data aging now", waits)
     age.add_argument("--policy", help="only this storage policy's copies")
-    promote = add("promote", lambda a: {"cmd": "promote", "copy": a.copy, "yes": a.yes, "planned": a.planned},
-                  "make a secondary copy the primary (reports what it loses first)")
+    promote = add(
+        "promote",
+        lambda a: {"cmd": "promote", "copy": a.copy, "yes": a.yes, "planned": a.planned},
+        "make a secondary copy the primary (reports what it loses first)",
+    )
     promote.add_argument("copy", help="POLICY/COPY")
     promote.add_argument("--yes", action="store_true", help="promote even though the old primary still works")
-    promote.add_argument("--planned", action="store_true",
-                         help="hold backups off and copy every missing job to the copy first, so nothing is lost (refused if it cannot)")
+    promote.add_argument(
+        "--planned",
+        action="store_true",
+        help="hold backups off and copy every missing job to the copy first, so nothing is lost (refused if it cannot)",
+    )
     repair = add("repair", lambda a: {"cmd": "repair", "copy": a.copy}, "declare a copy usable again")
     repair.add_argument("copy", help="POLICY/COPY")
     suspend = add("suspend", lambda a: {"cmd": "suspend", "copy": a.copy}, "suspend a copy's aux copy (it stops at a checkpoint)")
     suspend.add_argument("--copy", required=True, help="POLICY/COPY")
-    resume = add("resume", lambda a: {"cmd": "resume", "copy": a.copy, "wait": a.wait}, "resume a copy's aux copy where it stopped", waits)
+    resume = add(
+        "resume", lambda a: {"cmd": "resume", "copy": a.copy, "wait": a.wait}, "resume a copy's aux copy where it stopped", waits
+    )
     resume.add_argument("--copy", required=True, help="POLICY/COPY")
     for action, text in (
         ("pick", "copy this job to the copy, whatever its type or the copy's rules"),

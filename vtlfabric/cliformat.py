@@ -22,8 +22,16 @@ def _jobs(jobs: list[dict[str, Any]]) -> str:
     if not jobs:
         return "no jobs yet"
     rows = [
-        [str(j["id"]), j["client"], j["subclient"], j["type"], j["status"], format_bytes(j["bytes"]), j["started"],
-         " ".join(f"{copy}={state}" for copy, state in sorted(j["copies"].items()))]
+        [
+            str(j["id"]),
+            j["client"],
+            j["subclient"],
+            j["type"],
+            j["status"],
+            format_bytes(j["bytes"]),
+            j["started"],
+            " ".join(f"{copy}={state}" for copy, state in sorted(j["copies"].items())),
+        ]
         for j in jobs
     ]
     return _table(rows, ["ID", "CLIENT", "SUBCLIENT", "TYPE", "STATUS", "SIZE", "STARTED", "COPIES"])
@@ -39,20 +47,38 @@ def _status(s: dict[str, Any]) -> str:
         "running: " + (", ".join(op["id"] for op in s["running"]) or "nothing"),
         "",
         _table(
-            [[lib["id"], "offline" if lib["offline"] else "online", f"{lib['drives_in_use']}/{lib['drives']}",
-              " ".join(f"{k}={v}" for k, v in sorted(lib["cartridges"].items()))] for lib in s["libraries"]],
+            [
+                [
+                    lib["id"],
+                    "offline" if lib["offline"] else "online",
+                    f"{lib['drives_in_use']}/{lib['drives']}",
+                    " ".join(f"{k}={v}" for k, v in sorted(lib["cartridges"].items())),
+                ]
+                for lib in s["libraries"]
+            ],
             ["LIBRARY", "STATE", "DRIVES", "CARTRIDGES"],
         ),
         "",
         _copies(s["copies"]),
     ]
     if s["links"]:
-        out += ["", _table(
-            [[link["name"], "-".join(link["sites"]), f"partitioned {link['partitioned']}" if link["partitioned"] else "up",
-              str(link["streams"]), format_bytes(link["bytes_a_to_b"] + link["bytes_b_to_a"]), str(link["retransmits"])]
-             for link in s["links"]],
-            ["LINK", "SITES", "STATE", "STREAMS", "CARRIED", "RETRANSMITS"],
-        )]
+        out += [
+            "",
+            _table(
+                [
+                    [
+                        link["name"],
+                        "-".join(link["sites"]),
+                        f"partitioned {link['partitioned']}" if link["partitioned"] else "up",
+                        str(link["streams"]),
+                        format_bytes(link["bytes_a_to_b"] + link["bytes_b_to_a"]),
+                        str(link["retransmits"]),
+                    ]
+                    for link in s["links"]
+                ],
+                ["LINK", "SITES", "STATE", "STREAMS", "CARRIED", "RETRANSMITS"],
+            ),
+        ]
     return "\n".join(out)
 
 
@@ -64,16 +90,28 @@ def _copies(copies: list[dict[str, Any]]) -> str:
         flag = "SUSPENDED " if c.get("suspended") else ""
         flag += f"INOPERATIVE: {c['inoperative']} " if c.get("inoperative") else ""
         flag += "FALLEN BEHIND: " + "; ".join(c["fallen_behind"]) if c["fallen_behind"] else ""
-        rows.append([c["id"], role, c["library"], " ".join(f"{k}={v}" for k, v in sorted(c["states"].items())) or "-",
-                     format_bytes(c["bytes_to_copy"]), age, "-" if c["primary"] else c["last_auxcopy"] or "never", flag or "ok"])
+        rows.append(
+            [
+                c["id"],
+                role,
+                c["library"],
+                " ".join(f"{k}={v}" for k, v in sorted(c["states"].items())) or "-",
+                format_bytes(c["bytes_to_copy"]),
+                age,
+                "-" if c["primary"] else c["last_auxcopy"] or "never",
+                flag or "ok",
+            ]
+        )
     return _table(rows, ["COPY", "ROLE", "LIBRARY", "JOBS", "TO COPY", "OLDEST UNCOPIED", "LAST AUX COPY", "STATE"])
 
 
 def _drills(drills: list[dict[str, Any]]) -> str:
     if not drills:
         return "no drills yet"
-    return _table([[str(d["id"]), d["mode"], d["trigger"], d["started"], d["status"], d["summary"]] for d in drills],
-                  ["ID", "MODE", "TRIGGER", "STARTED", "STATUS", "SUMMARY"])
+    return _table(
+        [[str(d["id"]), d["mode"], d["trigger"], d["started"], d["status"], d["summary"]] for d in drills],
+        ["ID", "MODE", "TRIGGER", "STARTED", "STATUS", "SUMMARY"],
+    )
 
 
 def _operation(op: dict[str, Any]) -> str:
@@ -85,16 +123,30 @@ def _operation(op: dict[str, Any]) -> str:
         return report_text(op["result"]).rstrip()
     result = op.get("result") or {}
     detail = {
-        "backup": lambda r: f"job {r.get('job_id')} {r.get('type')}: {r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))}",
-        "auxcopy": lambda r: "; ".join(
-            f"{c['copy']}: {c['jobs_copied']} jobs, {format_bytes(c['bytes'])} on {c['streams']} streams"
-            + (f", {len(c['failed'])} failed" if c["failed"] else "") for c in r.get("copies", [])) or "nothing to copy",
-        "aging": lambda r: f"{len(r.get('aged', []))} job copies aged, cartridges back to scratch: "
-                           f"{', '.join(r.get('cartridges', [])) or 'none'}",
-        "verify": lambda r: "; ".join(f"{c['copy']}: {c['jobs_verified']} jobs, {format_bytes(c['bytes'])} "
-                                      + (c["status"] if c["status"] != "completed" else "verified") for c in r.get("copies", [])),
-        "restore": lambda r: f"{r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))} from {r.get('copy')} "
-                             f"at {r.get('site')} (jobs {', '.join(map(str, r.get('jobs', [])))}) into {r.get('dest')}",
+        "backup": lambda r: (
+            f"job {r.get('job_id')} {r.get('type')}: {r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))}"
+        ),
+        "auxcopy": lambda r: (
+            "; ".join(
+                f"{c['copy']}: {c['jobs_copied']} jobs, {format_bytes(c['bytes'])} on {c['streams']} streams"
+                + (f", {len(c['failed'])} failed" if c["failed"] else "")
+                for c in r.get("copies", [])
+            )
+            or "nothing to copy"
+        ),
+        "aging": lambda r: (
+            f"{len(r.get('aged', []))} job copies aged, cartridges back to scratch: "
+            f"{', '.join(r.get('cartridges', [])) or 'none'}"
+        ),
+        "verify": lambda r: "; ".join(
+            f"{c['copy']}: {c['jobs_verified']} jobs, {format_bytes(c['bytes'])} "
+            + (c["status"] if c["status"] != "completed" else "verified")
+            for c in r.get("copies", [])
+        ),
+        "restore": lambda r: (
+            f"{r.get('objects', 0)} objects, {format_bytes(r.get('bytes', 0))} from {r.get('copy')} "
+            f"at {r.get('site')} (jobs {', '.join(map(str, r.get('jobs', [])))}) into {r.get('dest')}"
+        ),
     }.get(op["kind"], lambda r: str(r))(result)
     return f"{op['id']} {op['status']}: {detail}"
 
@@ -113,5 +165,7 @@ def progress_bar(op_id: str, progress: dict[str, Any], elapsed: float, width: in
     filled = round(fraction * width)
     rate = done / elapsed if elapsed > 0 else 0.0
     left = progress["jobs_total"] - progress["jobs_done"]
-    return (f"{op_id} [{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}  {format_bytes(done)} / {format_bytes(total)}  "
-            f"{format_bytes(rate)}/s  {left} job{'s' if left != 1 else ''} left")
+    return (
+        f"{op_id} [{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}  {format_bytes(done)} / {format_bytes(total)}  "
+        f"{format_bytes(rate)}/s  {left} job{'s' if left != 1 else ''} left"
+    )

@@ -7,7 +7,9 @@ import json
 import sqlite3
 
 
-def record(conn: sqlite3.Connection, now: float, event: str, job_id: int | None = None, copy_id: str | None = None, **detail: object) -> None:
+def record(
+    conn: sqlite3.Connection, now: float, event: str, job_id: int | None = None, copy_id: str | None = None, **detail: object
+) -> None:
     conn.execute(
         "INSERT INTO history (time, job_id, copy_id, event, detail) VALUES (?, ?, ?, ?, ?)",
         (now, job_id, copy_id, event, json.dumps(detail, sort_keys=True) if detail else ""),
@@ -20,4 +22,6 @@ def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value)
+    )

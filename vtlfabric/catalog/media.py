@@ -53,7 +53,9 @@ def set_cartridge_state(conn: sqlite3.Connection, barcode: str, state: str, eod:
 
 
 def open_segment(conn: sqlite3.Connection, job_id: int, copy_id: str, barcode: str, file_no: int, offset: int, eod: int) -> int:
-    seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)).fetchone()[0]
+    seq = conn.execute(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)
+    ).fetchone()[0]
     conn.execute(
         "INSERT INTO segments (job_id, copy_id, seq, barcode, file_no, offset, length, blocks) VALUES (?, ?, ?, ?, ?, ?, 0, 0)",
         (job_id, copy_id, seq, barcode, file_no, offset),
@@ -63,8 +65,17 @@ def open_segment(conn: sqlite3.Connection, job_id: int, copy_id: str, barcode: s
 
 
 def checkpoint(
-    conn: sqlite3.Connection, *, job_id: int, copy_id: str, seq: int, length: int, blocks: int,
-    barcode: str, eod: int, bytes_done: int, now: float,
+    conn: sqlite3.Connection,
+    *,
+    job_id: int,
+    copy_id: str,
+    seq: int,
+    length: int,
+    blocks: int,
+    barcode: str,
+    eod: int,
+    bytes_done: int,
+    now: float,
 ) -> None:
     """Commit a chunk: the segment grows, the cartridge's end of data moves, the copy's progress too."""
     conn.execute(

@@ -47,10 +47,34 @@ from vtlfabric.catalog.runs import (
 from vtlfabric.vocab import PENDING_STATES, CopyState, JobStatus
 
 __all__ = [
-    "Refused", "add_cartridges", "age_jobs", "aux_runs", "cartridges", "checkpoint", "claim_cartridge", "copies", "drills",
-    "finish_aux_run", "finish_drill", "full_required", "get_meta", "interrupt_aux_runs", "interrupt_drills", "open_segment",
-    "promote", "promotion_loss", "recycle_cartridges", "repair_copy", "segments", "set_cartridge_state", "set_meta",
-    "set_suspended", "start_aux_run", "start_drill", "suspended_copies", "sync_copies",
+    "Refused",
+    "add_cartridges",
+    "age_jobs",
+    "aux_runs",
+    "cartridges",
+    "checkpoint",
+    "claim_cartridge",
+    "copies",
+    "drills",
+    "finish_aux_run",
+    "finish_drill",
+    "full_required",
+    "get_meta",
+    "interrupt_aux_runs",
+    "interrupt_drills",
+    "open_segment",
+    "promote",
+    "promotion_loss",
+    "recycle_cartridges",
+    "repair_copy",
+    "segments",
+    "set_cartridge_state",
+    "set_meta",
+    "set_suspended",
+    "start_aux_run",
+    "start_drill",
+    "suspended_copies",
+    "sync_copies",
 ]
 
 
@@ -58,8 +82,16 @@ __all__ = [
 
 
 def create_job(
-    conn: sqlite3.Connection, *, client: str, subclient: str, policy: str, job_type: str,
-    requested_type: str, generation: int, base_generation: int | None, now: float,
+    conn: sqlite3.Connection,
+    *,
+    client: str,
+    subclient: str,
+    policy: str,
+    job_type: str,
+    requested_type: str,
+    generation: int,
+    base_generation: int | None,
+    now: float,
 ) -> int:
     cur = conn.execute(
         "INSERT INTO jobs (client, subclient, policy, type, requested_type, status, generation, base_generation, started) "
@@ -72,19 +104,32 @@ def create_job(
 
 
 def finish_job(
-    conn: sqlite3.Connection, job_id: int, *, status: str, reason: str, now: float,
-    objects: int, nbytes: int, digest: str, primary: str,
+    conn: sqlite3.Connection,
+    job_id: int,
+    *,
+    status: str,
+    reason: str,
+    now: float,
+    objects: int,
+    nbytes: int,
+    digest: str,
+    primary: str,
 ) -> None:
     """End a job; a completed one is available on the primary. Secondary copies
     register it when their rules select it (see jobs/selection.py)."""
     conn.execute(
-        "UPDATE jobs SET status = ?, reason = ?, ended = ?, objects = ?, bytes = ?, digest = ? WHERE id = ? AND status = 'running'",
+        "UPDATE jobs SET status = ?, reason = ?, ended = ?, objects = ?, bytes = ?, digest = ? "
+        "WHERE id = ? AND status = 'running'",
         (status, reason, now, objects, nbytes, digest, job_id),
     )
     if status == JobStatus.COMPLETED:
-        conn.execute("INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)", (job_id, primary, CopyState.AVAILABLE, now))
+        conn.execute(
+            "INSERT INTO job_copies (job_id, copy_id, state, updated) VALUES (?, ?, ?, ?)",
+            (job_id, primary, CopyState.AVAILABLE, now),
+        )
         conn.execute(  # a full satisfies a "next backup must be a full" left by a promotion
-            "DELETE FROM meta WHERE key = (SELECT 'full_required:' || client || '/' || subclient FROM jobs WHERE id = ? AND type = 'full')",
+            "DELETE FROM meta WHERE key = "
+            "(SELECT 'full_required:' || client || '/' || subclient FROM jobs WHERE id = ? AND type = 'full')",
             (job_id,),
         )
     record(conn, now, f"job.{status}", job_id, reason=reason)
@@ -109,7 +154,7 @@ def _copies_by_job(conn: sqlite3.Connection, where: str = "", args: tuple = ()) 
 def _jobs(conn: sqlite3.Connection, where: str, args: tuple = ()) -> list[JobRecord]:
     rows = conn.execute(f"SELECT * FROM jobs {where}", args).fetchall()
     copies = _copies_by_job(conn, f"WHERE job_id IN (SELECT id FROM jobs {where})", args)  # only these jobs' rows
-    return [JobRecord(**{k: r[k] for k in r.keys()}, copies=copies.get(r["id"], {})) for r in rows]
+    return [JobRecord(**{k: r[k] for k in r.keys()}, copies=copies.get(r["id"], {})) for r in rows]  # noqa: SIM118 (a Row iterates values)
 
 
 def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
@@ -169,13 +214,19 @@ def manual_selection(conn: sqlite3.Connection, job_id: int, copy_id: str, action
         raise Refused(f"job {job_id} is already {state} on {copy_id}")
     if action == "do-not-copy" and state == CopyState.AVAILABLE:
         raise Refused(f"job {job_id} is already available on {copy_id}: mark it bad, or let it age")
-    new = {"pick": CopyState.TO_BE_COPIED, "recopy": CopyState.TO_BE_COPIED, "do-not-copy": CopyState.DO_NOT_COPY, "mark-bad": CopyState.BAD}[action]
+    new = {
+        "pick": CopyState.TO_BE_COPIED,
+        "recopy": CopyState.TO_BE_COPIED,
+        "do-not-copy": CopyState.DO_NOT_COPY,
+        "mark-bad": CopyState.BAD,
+    }[action]
     if new != CopyState.BAD:
         conn.execute("DELETE FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id))
     reason = f"{action} by {who}"
     conn.execute(
         "INSERT INTO job_copies (job_id, copy_id, state, bytes_done, reason, updated) VALUES (?, ?, ?, 0, ?, ?) "
-        "ON CONFLICT (job_id, copy_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, updated = excluded.updated, "
+        "ON CONFLICT (job_id, copy_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+        "updated = excluded.updated, "
         "bytes_done = CASE WHEN excluded.state = 'bad' THEN bytes_done ELSE 0 END",
         (job_id, copy_id, new, reason, now),
     )

@@ -101,4 +101,4 @@ class Loss:
 
 
 def from_row(cls: type, row: sqlite3.Row) -> Any:
-    return cls(**{k: row[k] for k in row.keys() if k in attrs.fields_dict(cls)})
+    return cls(**{k: row[k] for k in row.keys() if k in attrs.fields_dict(cls)})  # noqa: SIM118 (a Row iterates values)

@@ -48,7 +48,14 @@ def promotion_loss(conn: sqlite3.Connection, copy_id: str, primary_id: str) -> L
 
 
 def promote(
-    conn: sqlite3.Connection, copy_id: str, old_id: str, subclients: Iterable[str], followers: Iterable[str], why: str, who: str, now: float,
+    conn: sqlite3.Connection,
+    copy_id: str,
+    old_id: str,
+    subclients: Iterable[str],
+    followers: Iterable[str],
+    why: str,
+    who: str,
+    now: float,
     lossless: bool = False,
 ) -> Loss:
     """One transaction: ``copy_id`` becomes the primary; the old primary becomes a secondary
@@ -64,7 +71,17 @@ def promote(
     if loss.jobs:
         for sub in subclients:
             set_meta(conn, f"full_required:{sub}", f"promotion of {copy_id} while it was not in sync")
-    record(conn, now, "copy.promoted", None, copy_id, old_primary=old_id, who=who, lost_jobs=list(loss.jobs), followers=list(followers))
+    record(
+        conn,
+        now,
+        "copy.promoted",
+        None,
+        copy_id,
+        old_primary=old_id,
+        who=who,
+        lost_jobs=list(loss.jobs),
+        followers=list(followers),
+    )
     return loss
 
 

@@ -9,7 +9,9 @@ from vtlfabric.catalog.records import AuxRunRecord, from_row
 
 
 def start_aux_run(conn: sqlite3.Connection, copy_id: str, streams: int, now: float) -> int:
-    cur = conn.execute("INSERT INTO auxcopy_runs (copy_id, streams, status, started) VALUES (?, ?, 'running', ?)", (copy_id, streams, now))
+    cur = conn.execute(
+        "INSERT INTO auxcopy_runs (copy_id, streams, status, started) VALUES (?, ?, 'running', ?)", (copy_id, streams, now)
+    )
     record(conn, now, "auxcopy.started", None, copy_id, run=cur.lastrowid, streams=streams)
     return int(cur.lastrowid)
 
@@ -23,7 +25,9 @@ def finish_aux_run(conn: sqlite3.Connection, run_id: int, status: str, reason: s
 
 
 def interrupt_aux_runs(conn: sqlite3.Connection, now: float) -> None:
-    conn.execute("UPDATE auxcopy_runs SET status = 'interrupted', reason = 'daemon stopped', ended = ? WHERE status = 'running'", (now,))
+    conn.execute(
+        "UPDATE auxcopy_runs SET status = 'interrupted', reason = 'daemon stopped', ended = ? WHERE status = 'running'", (now,)
+    )
 
 
 def aux_runs(conn: sqlite3.Connection, copy_id: str | None = None) -> list[AuxRunRecord]:
@@ -41,7 +45,9 @@ def start_drill(conn: sqlite3.Connection, mode: str, trigger: str, now: float) -
 
 
 def finish_drill(conn: sqlite3.Connection, drill_id: int, status: str, summary: str, report: str, now: float) -> None:
-    conn.execute("UPDATE drills SET status = ?, summary = ?, report = ?, ended = ? WHERE id = ?", (status, summary, report, now, drill_id))
+    conn.execute(
+        "UPDATE drills SET status = ?, summary = ?, report = ?, ended = ? WHERE id = ?", (status, summary, report, now, drill_id)
+    )
     record(conn, now, f"drill.{status}", drill=drill_id, summary=summary)
 
 

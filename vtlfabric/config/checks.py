@@ -59,16 +59,25 @@ def _check_policies(t: Table, config: FabricConfig) -> None:
         names = {c.name for c in policy.copies}
         for j, copy in enumerate(policy.copies):
             if copy.library not in libraries:
-                raise ConfigError(t.file, f"policy[{i}].copy[{j}].library", f"no library {show(copy.library)} (write it as site/library)")
+                raise ConfigError(
+                    t.file, f"policy[{i}].copy[{j}].library", f"no library {show(copy.library)} (write it as site/library)"
+                )
             if copy.source is not None and (copy.source not in names or copy.source == copy.name):
-                raise ConfigError(t.file, f"policy[{i}].copy[{j}].source", f"no other copy named {show(copy.source)} in policy {policy.name}")
+                raise ConfigError(
+                    t.file, f"policy[{i}].copy[{j}].source", f"no other copy named {show(copy.source)} in policy {policy.name}"
+                )
             if copy.source is not None:
                 src = next(c for c in policy.copies if c.name == copy.source)
                 if src.site != copy.site and config.link_between(src.site, copy.site) is None:
-                    raise ConfigError(t.file, f"policy[{i}].copy[{j}].library", f"no link joins site {src.site} to site {copy.site}")
+                    raise ConfigError(
+                        t.file, f"policy[{i}].copy[{j}].library", f"no link joins site {src.site} to site {copy.site}"
+                    )
                 if src.kind == "selective":
-                    raise ConfigError(t.file, f"policy[{i}].copy[{j}].source",
-                                      f"copy {src.name} is selective: a copy's source must be the primary or a synchronous copy")
+                    raise ConfigError(
+                        t.file,
+                        f"policy[{i}].copy[{j}].source",
+                        f"copy {src.name} is selective: a copy's source must be the primary or a synchronous copy",
+                    )
         _check_acyclic(t, i, policy)
 
 
@@ -88,7 +97,8 @@ def _check_schedules(t: Table, config: FabricConfig) -> None:
     copies = {c.id for c in config.copies() if not c.primary}
     for i, sched in enumerate(config.schedules):
         known, what = {
-            "backup": (clients, "client"), "auxcopy": (copies, "secondary copy (POLICY/COPY)"),
+            "backup": (clients, "client"),
+            "auxcopy": (copies, "secondary copy (POLICY/COPY)"),
             "age": ({p.name for p in config.policies}, "policy"),
         }[sched.action]
         for target in sched.targets:

@@ -69,6 +69,9 @@ def _site(t: Table, index: int, name: str) -> SiteSpec:
 def _check_socket(t: Table, daemon: DaemonSpec) -> None:
     path = daemon.socket or daemon.state_dir / "control.sock"  # as service/daemon.py's socket_path puts it
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise ConfigError(t.file, "daemon.socket" if daemon.socket else "daemon.state_dir",
-                          f"the control socket {path} is longer than the {MAX_SOCKET_PATH} bytes a Unix socket path "
-                          "may have: give [daemon] socket a shorter path")
+        raise ConfigError(
+            t.file,
+            "daemon.socket" if daemon.socket else "daemon.state_dir",
+            f"the control socket {path} is longer than the {MAX_SOCKET_PATH} bytes a Unix socket path "
+            "may have: give [daemon] socket a shorter path",
+        )

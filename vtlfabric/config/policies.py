@@ -55,7 +55,7 @@ def _rules(t: Table, kind: str) -> SelectionRules:
     if kind == "synchronous":
         for key in selective_only:
             if t.has(key):
-                raise t.error(key, "applies only to a selective copy (kind = \"selective\")")
+                raise t.error(key, 'applies only to a selective copy (kind = "selective")')
     every, unit = t.convert("every", _every, str) if t.has("every") else (0, "")
     rules = SelectionRules(
         kind=kind,
@@ -79,7 +79,7 @@ def _streams(value: int | str) -> int:
         return 0
     if isinstance(value, int) and 1 <= value <= MAX_STREAMS:
         return value
-    raise ValueError(f"{show(value)}: give a number of streams from 1 to {MAX_STREAMS}, or \"max\"")
+    raise ValueError(f'{show(value)}: give a number of streams from 1 to {MAX_STREAMS}, or "max"')
 
 
 def _instant(value: str | date) -> float:
@@ -104,7 +104,7 @@ def _time_of_day(value: str | dtime) -> float:
         try:
             value = dtime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{show(value)} is not a time of day such as \"06:00\"") from None
+            raise ValueError(f'{show(value)} is not a time of day such as "06:00"') from None
     if value.tzinfo is not None:  # days start at a time of day UTC: an offset would silently shift it
         raise ValueError(f"{show(value.isoformat())}: give the time of day in UTC, without an offset")
     return value.hour * 3600.0 + value.minute * 60.0 + value.second
@@ -113,7 +113,7 @@ def _time_of_day(value: str | dtime) -> float:
 def _every(value: str) -> tuple[int, str]:
     match = _EVERY.fullmatch(value.strip())
     if not match or not 1 <= int(match.group(1)) <= MAX_EVERY or match.group(2) not in EVERY_UNITS:
-        raise ValueError(f"{show(value)} is not a rule such as \"2 weeks\" (1 to {MAX_EVERY} {', '.join(EVERY_UNITS)})")
+        raise ValueError(f'{show(value)} is not a rule such as "2 weeks" (1 to {MAX_EVERY} {", ".join(EVERY_UNITS)})')
     return int(match.group(1)), match.group(2)
 
 

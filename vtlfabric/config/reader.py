@@ -64,7 +64,16 @@ def seconds_text(value: float) -> str:
 
 
 def bytes_text(value: int) -> str:
-    units = (("TiB", 2**40), ("TB", 10**12), ("GiB", 2**30), ("GB", 10**9), ("MiB", 2**20), ("MB", 10**6), ("KiB", 2**10), ("kB", 10**3))
+    units = (
+        ("TiB", 2**40),
+        ("TB", 10**12),
+        ("GiB", 2**30),
+        ("GB", 10**9),
+        ("MiB", 2**20),
+        ("MB", 10**6),
+        ("KiB", 2**10),
+        ("kB", 10**3),
+    )
     for unit, size in units:
         if value >= size and value % size == 0:
             return f"{value // size}{unit}"
@@ -97,7 +106,7 @@ class Table:
                 raise self.error(name, "is required")
             return default
         value = self.data[name]
-        if isinstance(value, bool) and bool not in _as_tuple(kind) or not isinstance(value, kind):
+        if (isinstance(value, bool) and bool not in _as_tuple(kind)) or not isinstance(value, kind):
             raise self.error(name, f"expected {_kind_name(kind)}, got {_type_name(value)} {show(value)}")
         if isinstance(value, int) and not isinstance(value, bool) and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
             raise self.error(name, f"{show(value)} does not fit in a 64-bit integer")

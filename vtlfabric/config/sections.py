@@ -54,7 +54,7 @@ def _path(t: Table, name: str, base: Path, default: str) -> Path | None:
 def daemon(t: Table, base: Path) -> DaemonSpec:
     state_dir = _path(t, "state_dir", base, "state")
     if state_dir is None:
-        raise t.error("state_dir", "is empty: leave it out for the default, \"state\" beside this file")
+        raise t.error("state_dir", 'is empty: leave it out for the default, "state" beside this file')
     spec = DaemonSpec(
         state_dir=state_dir,
         seed=t.get("seed", int, 0),
@@ -78,7 +78,7 @@ def metrics(t: Table) -> MetricsSpec | None:
         return None
     match = _LISTEN.fullmatch(listen)
     if not match or int(match.group(2)) > 65535:
-        raise t.error("listen", f"{show(listen)} is not HOST:PORT, e.g. \"127.0.0.1:9464\"")
+        raise t.error("listen", f'{show(listen)} is not HOST:PORT, e.g. "127.0.0.1:9464"')
     host, port = match.group(1).strip("[]"), int(match.group(2))
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback

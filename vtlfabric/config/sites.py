@@ -72,15 +72,15 @@ def _content(t: Table) -> tuple[str, ...]:
             continue
         if kind == "IFS" and _ifs_path(value):
             continue
-        raise t.error(f"content[{i}]", f"{show(item)} is not 'LIB:NAME' (an IBM i library, 10 characters at most) "
-                                       "or 'IFS:/absolute/path'")
+        raise t.error(
+            f"content[{i}]", f"{show(item)} is not 'LIB:NAME' (an IBM i library, 10 characters at most) or 'IFS:/absolute/path'"
+        )
     return content
 
 
 def _ifs_path(value: str) -> bool:
     parts = value.split("/")
-    return (value.startswith("/") and len(value) <= 1024 and value.isprintable()
-            and not any(p in (".", "..") for p in parts))
+    return value.startswith("/") and len(value) <= 1024 and value.isprintable() and not any(p in (".", "..") for p in parts)
 
 
 def _subclient(t: Table) -> SubclientSpec:
@@ -125,8 +125,11 @@ def _directory(t: Table, name: str, default: str) -> str:
     a config can never point the daemon's writes elsewhere."""
     value = t.get(name, str, default)
     if not NAME.fullmatch(value) or value in _RESERVED_DIRS:
-        raise t.error(name, f"{show(value)} is not a directory name (a letter, then letters, digits, _ . -; "
-                            f"32 at most; not {', '.join(_RESERVED_DIRS)})")
+        raise t.error(
+            name,
+            f"{show(value)} is not a directory name (a letter, then letters, digits, _ . -; "
+            f"32 at most; not {', '.join(_RESERVED_DIRS)})",
+        )
     return value
 
 

@@ -231,7 +231,8 @@ class DaemonSpec:
 
 @attrs.frozen
 class DrillSpec:
-    mode: str = "check"  # check: restore and verify at DR only, touching no production state; failover: promote, back up, restore, fail back
+    # check: restore and verify at DR only, touching no production state; failover: promote, back up, restore, fail back
+    mode: str = "check"
     copies: tuple[str, ...] = ()  # the DR copies to drill (default: every synchronous copy away from its primary's site)
 
 
@@ -254,8 +255,12 @@ class FabricConfig:
     def drill_copies(self) -> list[CopySpec]:
         if self.drill.copies:
             return [self.copy(c) for c in self.drill.copies]
-        return [c for p in self.policies for c in p.copies
-                if not c.primary and c.rules.kind == "synchronous" and c.site != p.primary.site]
+        return [
+            c
+            for p in self.policies
+            for c in p.copies
+            if not c.primary and c.rules.kind == "synchronous" and c.site != p.primary.site
+        ]
 
     def site(self, name: str) -> SiteSpec:
         for s in self.sites:

@@ -36,8 +36,16 @@ SUSPENDED = "suspended"  # the reason ctl suspend stops a copy with
 # What can fail one attempt at one job: the network, the peer, the media. Anything
 # else is a bug, and fails the whole run loudly.
 RETRYABLE = (
-    CopyFailed, secure.SecureChannelError, trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel,
-    LibraryOffline, MediaFailure, OutOfMedia, TapeFormatError, OSError,
+    CopyFailed,
+    secure.SecureChannelError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.EndOfChannel,
+    LibraryOffline,
+    MediaFailure,
+    OutOfMedia,
+    TapeFormatError,
+    OSError,
 )
 
 
@@ -86,7 +94,9 @@ def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
     """The secondary copies to run, each after its source (cascades need that)."""
     chosen = [c for c in fabric.copies() if not c.primary and (copy_id is None or c.id == copy_id)]
     if copy_id is not None and not chosen:
-        raise ValueError(f"copy: {copy_id!r} is not a secondary copy (known: {', '.join(c.id for c in fabric.copies() if not c.primary)})")
+        raise ValueError(
+            f"copy: {copy_id!r} is not a secondary copy (known: {', '.join(c.id for c in fabric.copies() if not c.primary)})"
+        )
 
     def depth(c: CopySpec) -> int:
         return 0 if c.source is None else 1 + depth(fabric.source_of(c))
@@ -113,7 +123,9 @@ async def register_selected(fabric: Fabric, copy: CopySpec) -> list[Any]:
     new = to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
     if not new:
         return jobs
-    await fabric.catalog.call(queries.register_jobs, copy.id, [j.id for j in new], f"selected by the {copy.rules.kind} copy's rules", fabric.now())
+    await fabric.catalog.call(
+        queries.register_jobs, copy.id, [j.id for j in new], f"selected by the {copy.rules.kind} copy's rules", fabric.now()
+    )
     return await fabric.catalog.call(queries.list_jobs)
 
 
@@ -164,7 +176,9 @@ def _skipped(copy: CopySpec, status: str, reason: str) -> CopyRun:
     return CopyRun(copy.id, status, reason=reason)
 
 
-async def _run_streams(fabric: Fabric, copy: CopySpec, source: CopySpec, jobs: list[Any], n_streams: int, totals: RunTotals) -> None:
+async def _run_streams(
+    fabric: Fabric, copy: CopySpec, source: CopySpec, jobs: list[Any], n_streams: int, totals: RunTotals
+) -> None:
     """One shared queue, oldest job first: a stream takes the next job as soon as it is
     free, so each stream's jobs run oldest first and the streams finish close together."""
     send, receive = trio.open_memory_channel[Any](len(jobs) or 1)
@@ -197,7 +211,9 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
                     await trio.sleep(attempt * (1 + fabric.rng.random()))
 
 
-async def _attempt(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive) -> tuple[int | None, Exception | None]:
+async def _attempt(
+    fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, src_drive: Drive, dst_drive: Drive
+) -> tuple[int | None, Exception | None]:
     """One attempt; a retryable failure comes back as a value (nurseries wrap it in a group)."""
     error: Exception | None = None
     try:

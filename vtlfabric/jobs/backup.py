@@ -91,8 +91,12 @@ def _check_request(fabric: Fabric, client: str, subclient: str | None, job_type:
 
 
 async def run_backup(
-    fabric: Fabric, client: str, subclient: str | None = None, job_type: str = "incremental",
-    *, task_status: Any = trio.TASK_STATUS_IGNORED,
+    fabric: Fabric,
+    client: str,
+    subclient: str | None = None,
+    job_type: str = "incremental",
+    *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> BackupResult:
     subclient = _check_request(fabric, client, subclient, job_type)
     policy = fabric.config.policy_of(client)
@@ -100,15 +104,24 @@ async def run_backup(
         return await _backup(fabric, client, subclient, job_type, fabric.primary_of(policy.name), task_status)
 
 
-async def _backup(fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any) -> BackupResult:
+async def _backup(
+    fabric: Fabric, client: str, subclient: str, job_type: str, primary: CopySpec, task_status: Any
+) -> BackupResult:
     policy = fabric.config.policy_of(client)
     workload = fabric.workloads[client]
     the_plan = await plan(fabric, client, subclient, job_type)
     generation = workload.generation(fabric.now())
     job_id = await fabric.catalog.call(
         partial(
-            queries.create_job, client=client, subclient=subclient, policy=policy.name, job_type=the_plan.job_type,
-            requested_type=job_type, generation=generation, base_generation=the_plan.base_generation, now=fabric.now(),
+            queries.create_job,
+            client=client,
+            subclient=subclient,
+            policy=policy.name,
+            job_type=the_plan.job_type,
+            requested_type=job_type,
+            generation=generation,
+            base_generation=the_plan.base_generation,
+            now=fabric.now(),
         )
     )
     bound = log.bind(job_id=job_id, client=client, subclient=subclient, copy=primary.id, site=primary.site)
@@ -189,11 +202,20 @@ async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written
     written = written or Written((), "")
     if status == JobStatus.COMPLETED:
         # The index is saved before the job counts, so a completed job always has one.
-        index = JobIndex(job_id, job.client, job.subclient, job.type, job.generation, written.bytes, written.digest, written.entries)
+        index = JobIndex(
+            job_id, job.client, job.subclient, job.type, job.generation, written.bytes, written.digest, written.entries
+        )
         await fabric.mediaagent_of(primary).index_cache.save(index)
     await fabric.catalog.call(
         partial(
-            queries.finish_job, job_id=job_id, status=status, reason=reason, now=fabric.now(),
-            objects=len(written.entries), nbytes=written.bytes, digest=written.digest, primary=primary.id,
+            queries.finish_job,
+            job_id=job_id,
+            status=status,
+            reason=reason,
+            now=fabric.now(),
+            objects=len(written.entries),
+            nbytes=written.bytes,
+            digest=written.digest,
+            primary=primary.id,
         )
     )

@@ -65,7 +65,13 @@ async def _receive_control(channel: SecureChannel) -> dict[str, Any]:
 
 
 async def send_job(
-    fabric: Fabric, channel: SecureChannel, job: JobRecord, source: CopySpec, index: JobIndex, drive: Drive, throttle: Throttle,
+    fabric: Fabric,
+    channel: SecureChannel,
+    job: JobRecord,
+    source: CopySpec,
+    index: JobIndex,
+    drive: Drive,
+    throttle: Throttle,
     destination: str,
 ) -> int | None:
     """Send one job from the source copy's media; return the bytes sent, or None if the

@@ -44,7 +44,9 @@ async def copy_statuses(fabric: Fabric) -> list[CopyStatus]:
     return [_status(fabric, copy, n, jobs, runs, copy.id in suspended) for n, copy in enumerate(ordered, 1)]
 
 
-def _status(fabric: Fabric, copy: CopySpec, precedence: int, jobs: list[JobRecord], runs: list[AuxRunRecord], suspended: bool) -> CopyStatus:
+def _status(
+    fabric: Fabric, copy: CopySpec, precedence: int, jobs: list[JobRecord], runs: list[AuxRunRecord], suspended: bool
+) -> CopyStatus:
     due = [j for j in jobs if j.copies.get(copy.id) in PENDING_STATES]
     if not copy.primary:  # and those the rules will register at the next run
         due += to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
@@ -53,16 +55,33 @@ def _status(fabric: Fabric, copy: CopySpec, precedence: int, jobs: list[JobRecor
     age = round(fabric.now() - oldest, 1) if oldest is not None else None
     nbytes = sum(j.bytes for j in due)
     behind = tuple(
-        why for why, past in (
+        why
+        for why, past in (
             (f"{nbytes} bytes to copy (limit {copy.behind_bytes})", copy.behind_bytes and nbytes > copy.behind_bytes),
-            (f"oldest uncopied job is {age}s old (limit {copy.behind_age:g}s)", copy.behind_age and age and age > copy.behind_age),
-        ) if past
+            (
+                f"oldest uncopied job is {age}s old (limit {copy.behind_age:g}s)",
+                copy.behind_age and age and age > copy.behind_age,
+            ),
+        )
+        if past
     )
     states = {state.value: sum(1 for j in jobs if j.copies.get(copy.id) == state) for state in CopyState}
     held = sum(j.bytes for j in jobs if j.copies.get(copy.id) == CopyState.AVAILABLE)
     return CopyStatus(
-        id=copy.id, primary=copy.primary, library=copy.library, source=copy.source, kind=copy.rules.kind, precedence=precedence,
-        available=states[CopyState.AVAILABLE], states={k: v for k, v in states.items() if v}, available_bytes=held,
-        to_copy=len(due), bytes_to_copy=nbytes, oldest_uncopied_age=age, last_auxcopy=iso(last_ok[-1].ended) if last_ok else "",
-        fallen_behind=behind, suspended=suspended, inoperative=fabric.inoperative(copy),
+        id=copy.id,
+        primary=copy.primary,
+        library=copy.library,
+        source=copy.source,
+        kind=copy.rules.kind,
+        precedence=precedence,
+        available=states[CopyState.AVAILABLE],
+        states={k: v for k, v in states.items() if v},
+        available_bytes=held,
+        to_copy=len(due),
+        bytes_to_copy=nbytes,
+        oldest_uncopied_age=age,
+        last_auxcopy=iso(last_ok[-1].ended) if last_ok else "",
+        fallen_behind=behind,
+        suspended=suspended,
+        inoperative=fabric.inoperative(copy),
     )

@@ -86,26 +86,41 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
         for spec in fabric.config.drill_copies():
             copy = fabric.copy(spec.id)
             if mode == "failover":
-                results += await _failover(fabric, copy, jobs, started, scratch, Steps(fabric, steps, copy.id, f"drill {drill_id}"))
+                results += await _failover(
+                    fabric, copy, jobs, started, scratch, Steps(fabric, steps, copy.id, f"drill {drill_id}")
+                )
             else:
-                results += [await _check_client(fabric, copy, client, rpo(jobs, client, copy.id, started), scratch)
-                            for client in fabric.config.policy(copy.policy).clients]
+                results += [
+                    await _check_client(fabric, copy, client, rpo(jobs, client, copy.id, started), scratch)
+                    for client in fabric.config.policy(copy.policy).clients
+                ]
         report = DrillReport.of(drill_id, mode, trigger, iso(started), iso(fabric.now()), results, steps)
         await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
         path = await trio.to_thread.run_sync(write_report, root, report)
         status = "passed" if report.passed else "failed"
         await fabric.catalog.call(queries.finish_drill, drill_id, status, report.summary, str(path), fabric.now())
-        log.info(f"drill.{status}", drill=drill_id, mode=mode, clients=len(results),
-                 failed=[r.client for r in results if not r.passed], summary=report.summary, report=str(path))
+        log.info(
+            f"drill.{status}",
+            drill=drill_id,
+            mode=mode,
+            clients=len(results),
+            failed=[r.client for r in results if not r.passed],
+            summary=report.summary,
+            report=str(path),
+        )
         return report
 
 
 def rpo(jobs: list[JobRecord], client: str, copy_id: str, at: float) -> float:
-    missing = [j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != CopyState.AVAILABLE]
+    missing = [
+        j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != CopyState.AVAILABLE
+    ]
     return round(at - max(j.started for j in missing), 3) if missing else 0.0
 
 
-async def _check_client(fabric: Fabric, copy: CopySpec, client: str, point: float, scratch: Path, job_id: int | None = None) -> ClientResult:
+async def _check_client(
+    fabric: Fabric, copy: CopySpec, client: str, point: float, scratch: Path, job_id: int | None = None
+) -> ClientResult:
     """Restore the latest point in time (or one job) from the copy at its site, and verify it."""
     dest = scratch / client
     begin = fabric.now()
@@ -113,15 +128,20 @@ async def _check_client(fabric: Fabric, copy: CopySpec, client: str, point: floa
         done = await run_restore(fabric, RestoreRequest(client, dest, job_id, copy_id=copy.id, site=copy.site))
     except RESTORE_FAILURES as e:
         log.warning("drill.client_failed", client=client, copy=copy.id, site=copy.site, error=str(e))
-        result = ClientResult(client, copy.id, copy.site, False, point, round(fabric.now() - begin, 3), failure=str(e) or type(e).__name__)
+        result = ClientResult(
+            client, copy.id, copy.site, False, point, round(fabric.now() - begin, 3), failure=str(e) or type(e).__name__
+        )
     else:
-        result = ClientResult(client, copy.id, copy.site, True, point, round(fabric.now() - begin, 3),
-                              done.jobs, done.objects, done.bytes)
+        result = ClientResult(
+            client, copy.id, copy.site, True, point, round(fabric.now() - begin, 3), done.jobs, done.objects, done.bytes
+        )
     await trio.to_thread.run_sync(lambda: shutil.rmtree(dest, ignore_errors=True))  # verified: the copy is not kept
     return result
 
 
-async def _failover(fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], started: float, scratch: Path, steps: Steps) -> list[ClientResult]:
+async def _failover(
+    fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], started: float, scratch: Path, steps: Steps
+) -> list[ClientResult]:
     clients = fabric.config.policy(copy.policy).clients
     points = {c: rpo(jobs, c, copy.id, started) for c in clients}
     old = fabric.primary_of(copy.policy)
@@ -129,7 +149,9 @@ async def _failover(fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], start
     if refusal:
         steps.record("start", False, fabric.now(), refusal)
         return [ClientResult(c, copy.id, copy.site, False, points[c], 0.0, failure=refusal) for c in clients]
-    promoted = await steps.run("promote", lambda: promotion.promote(fabric, copy, steps.who, accept_loss=True, planned=True), promotion.loss_text)
+    promoted = await steps.run(
+        "promote", lambda: promotion.promote(fabric, copy, steps.who, accept_loss=True, planned=True), promotion.loss_text
+    )
     if not promoted:
         return [ClientResult(c, copy.id, copy.site, False, points[c], 0.0, failure="the promotion failed") for c in clients]
     try:
@@ -168,8 +190,12 @@ async def _fail_back(fabric: Fabric, copy: CopySpec, old: CopySpec, steps: Steps
     """Hand the primary role back, losing nothing: the drill's backups are copied home first."""
     if not await steps.run("repair", lambda: promotion.repair(fabric, old, steps.who), lambda was: f"{old.id} usable again"):
         return
-    back = await steps.run("fail back", lambda: promotion.promote(fabric, old, steps.who, accept_loss=True, planned=True), promotion.loss_text)
+    back = await steps.run(
+        "fail back", lambda: promotion.promote(fabric, old, steps.who, accept_loss=True, planned=True), promotion.loss_text
+    )
     if back:
-        await steps.run("repair", lambda: promotion.repair(fabric, fabric.copy(copy.id), steps.who), lambda was: f"{copy.id} usable again")
+        await steps.run(
+            "repair", lambda: promotion.repair(fabric, fabric.copy(copy.id), steps.who), lambda was: f"{copy.id} usable again"
+        )
     else:
         log.error("drill.left_failed_over", copy=copy.id, old_primary=old.id, hint="fail back with ctl promote --planned")

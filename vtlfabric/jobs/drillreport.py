@@ -54,21 +54,36 @@ class DrillReport:
     status: str = "completed"  # the operation ran to its end, passed or not
 
     @classmethod
-    def of(cls, drill_id: int, mode: str, trigger: str, started: str, ended: str,
-           results: list[ClientResult], steps: list[Step]) -> DrillReport:
+    def of(
+        cls, drill_id: int, mode: str, trigger: str, started: str, ended: str, results: list[ClientResult], steps: list[Step]
+    ) -> DrillReport:
         bad_steps = [f"{s.copy} {s.step}" for s in steps if not s.ok]
         passed = bool(results) and all(r.passed for r in results) and not bad_steps
-        return cls(drill_id, mode, trigger, started, ended, passed, _summary(drill_id, mode, passed, results, bad_steps),
-                   sum(r.objects for r in results), sum(r.bytes for r in results), tuple(results), tuple(steps))
+        return cls(
+            drill_id,
+            mode,
+            trigger,
+            started,
+            ended,
+            passed,
+            _summary(drill_id, mode, passed, results, bad_steps),
+            sum(r.objects for r in results),
+            sum(r.bytes for r in results),
+            tuple(results),
+            tuple(steps),
+        )
 
 
 def _summary(drill_id: int, mode: str, passed: bool, results: list[ClientResult], bad_steps: list[str]) -> str:
     if not results:
         return f"drill {drill_id} ({mode}) FAILED: no DR copy to drill"
     failed = [r.client for r in results if not r.passed]
-    return (f"drill {drill_id} ({mode}) {'passed' if passed else 'FAILED'}: {len(results) - len(failed)}/{len(results)} clients "
-            f"restored and verified; worst RPO {max(r.rpo for r in results):.0f}s, worst RTO {max(r.rto for r in results):.1f}s"
-            + (f"; failed: {', '.join(failed)}" if failed else "") + (f"; failed steps: {', '.join(bad_steps)}" if bad_steps else ""))
+    return (
+        f"drill {drill_id} ({mode}) {'passed' if passed else 'FAILED'}: {len(results) - len(failed)}/{len(results)} clients "
+        f"restored and verified; worst RPO {max(r.rpo for r in results):.0f}s, worst RTO {max(r.rto for r in results):.1f}s"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+        + (f"; failed steps: {', '.join(bad_steps)}" if bad_steps else "")
+    )
 
 
 def report_text(report: dict[str, Any]) -> str:
@@ -76,11 +91,16 @@ def report_text(report: dict[str, Any]) -> str:
     lines = [report["summary"], f"started {report['started']}, ended {report['ended']}, trigger {report['trigger']}", ""]
     lines.append(f"{'CLIENT':<12} {'COPY':<14} {'SITE':<8} {'RESULT':<7} {'RPO':>9} {'RTO':>8} {'OBJECTS':>8}  DETAIL")
     for c in report["clients"]:
-        lines.append(f"{c['client']:<12} {c['copy']:<14} {c['site']:<8} {'pass' if c['passed'] else 'FAIL':<7} "
-                     f"{c['rpo']:>8.0f}s {c['rto']:>7.1f}s {c['objects']:>8}  {c['failure'] or 'jobs ' + ','.join(map(str, c['jobs']))}")
+        lines.append(
+            f"{c['client']:<12} {c['copy']:<14} {c['site']:<8} {'pass' if c['passed'] else 'FAIL':<7} "
+            f"{c['rpo']:>8.0f}s {c['rto']:>7.1f}s {c['objects']:>8}  {c['failure'] or 'jobs ' + ','.join(map(str, c['jobs']))}"
+        )
     if report["steps"]:
         lines += ["", f"{'COPY':<14} {'STEP':<12} {'RESULT':<7} {'TIME':>8}  DETAIL"]
-        lines += [f"{s['copy']:<14} {s['step']:<12} {'ok' if s['ok'] else 'FAIL':<7} {s['seconds']:>7.1f}s  {s['detail']}" for s in report["steps"]]
+        lines += [
+            f"{s['copy']:<14} {s['step']:<12} {'ok' if s['ok'] else 'FAIL':<7} {s['seconds']:>7.1f}s  {s['detail']}"
+            for s in report["steps"]
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -36,8 +36,12 @@ class Progress:
         self._jobs_done.add(key)
 
     def to_json(self) -> dict[str, Any]:
-        return {"bytes_done": sum(self._bytes_by_job.values()), "bytes_total": self.bytes_total,
-                "jobs_done": len(self._jobs_done), "jobs_total": self.jobs_total}
+        return {
+            "bytes_done": sum(self._bytes_by_job.values()),
+            "bytes_total": self.bytes_total,
+            "jobs_done": len(self._jobs_done),
+            "jobs_total": self.jobs_total,
+        }
 
 
 CURRENT: ContextVar[Progress | None] = ContextVar("vtlfabric_progress", default=None)

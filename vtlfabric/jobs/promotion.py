@@ -54,7 +54,9 @@ async def assess(fabric: Fabric, copy: CopySpec) -> PromotionReport:
         raise NotPromotable(f"copy: {copy.id} is {copy.rules.kind}; only a synchronous copy holds every job and can be promoted")
     old = fabric.primary_of(copy.policy)
     loss = await fabric.catalog.call(queries.promotion_loss, copy.id, old.id)
-    return PromotionReport(copy.id, old.id, fabric.inoperative(old) or "operational", loss.jobs, loss.bytes, iso(loss.newest_backup))
+    return PromotionReport(
+        copy.id, old.id, fabric.inoperative(old) or "operational", loss.jobs, loss.bytes, iso(loss.newest_backup)
+    )
 
 
 async def promote(fabric: Fabric, copy: CopySpec, who: str, *, accept_loss: bool, planned: bool = False) -> PromotionReport:
@@ -78,7 +80,9 @@ async def promote(fabric: Fabric, copy: CopySpec, who: str, *, accept_loss: bool
             await held.enter_async_context(fabric.aux_lock(other.id))
         down = fabric.inoperative(old)
         why = f"was primary until {copy.id} was promoted" + (f" ({down})" if down else "")
-        subclients = [f"{c}/{s.name}" for c in fabric.config.policy(copy.policy).clients for s in fabric.config.client(c).subclients]
+        subclients = [
+            f"{c}/{s.name}" for c in fabric.config.policy(copy.policy).clients for s in fabric.config.client(c).subclients
+        ]
         try:
             loss = await fabric.catalog.call(
                 queries.promote, copy.id, old.id, subclients, _followers(fabric, copy, old), why, who, fabric.now(), planned
@@ -96,8 +100,11 @@ def _followers(fabric: Fabric, new: CopySpec, old: CopySpec) -> list[str]:
     old primary waits until that is repaired."""
     configured_primary = fabric.config.policy(new.policy).primary
     return [
-        c.id for c in fabric.copies()
-        if c.policy == new.policy and not c.primary and c.id not in (new.id, old.id)
+        c.id
+        for c in fabric.copies()
+        if c.policy == new.policy
+        and not c.primary
+        and c.id not in (new.id, old.id)
         and fabric.config.copy(c.id).source == configured_primary.name
         and (c.site == new.site or fabric.config.link_between(c.site, new.site) is not None)
     ]
@@ -119,5 +126,7 @@ def loss_text(report: PromotionReport) -> str:
         return f"{report.caught_up} job(s) copied to {report.copy} first; it holds every valid job of {report.old_primary}"
     if not report.lost_jobs:
         return f"promoting {report.copy} loses nothing: it holds every valid job of {report.old_primary}"
-    return (f"promoting {report.copy} loses {len(report.lost_jobs)} job(s) not yet copied from {report.old_primary} "
-            f"({report.lost_bytes} bytes, newest backup {report.newest_lost_backup}): jobs {list(report.lost_jobs)}")
+    return (
+        f"promoting {report.copy} loses {len(report.lost_jobs)} job(s) not yet copied from {report.old_primary} "
+        f"({report.lost_bytes} bytes, newest backup {report.newest_lost_backup}): jobs {list(report.lost_jobs)}"
+    )

@@ -72,6 +72,7 @@ def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[Job
     None): its latest full there, then the latest differential after it, then the
     incrementals after that. The chain stops at the first valid job the copy lacks,
     since every later job builds on it."""
+
     def usable(job: JobRecord) -> bool:
         return copy_id is None or job.copies.get(copy_id) == CopyState.AVAILABLE
 
@@ -143,8 +144,16 @@ async def run_restore(fabric: Fabric, request: RestoreRequest) -> RestoreResult:
         bound.error("restore.failed", failures=failures[:10])
         raise RestoreError(f"{len(failures)} object(s) failed verification: " + "; ".join(failures[:5]))
     bound.info("restore.completed", objects=totals.objects, bytes=totals.bytes)
-    return RestoreResult(request.client, copy.id, copy.site, tuple(j.id for j in chain), request.dest, totals.objects, totals.bytes,
-                         subclients_missing=tuple(missing))
+    return RestoreResult(
+        request.client,
+        copy.id,
+        copy.site,
+        tuple(j.id for j in chain),
+        request.dest,
+        totals.objects,
+        totals.bytes,
+        subclients_missing=tuple(missing),
+    )
 
 
 async def _index(fabric: Fabric, copy: CopySpec, job_id: int) -> JobIndex:
@@ -156,9 +165,7 @@ async def _index(fabric: Fabric, copy: CopySpec, job_id: int) -> JobIndex:
     return index
 
 
-async def _restore_job(
-    fabric: Fabric, copy: CopySpec, job: JobRecord, index: JobIndex, dest: Path, totals: _Totals
-) -> None:
+async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: JobIndex, dest: Path, totals: _Totals) -> None:
     library = fabric.library_of(copy)
     entries = sorted(index.entries, key=lambda e: e.offset)
     root = dest / job.subclient

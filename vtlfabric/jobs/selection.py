@@ -30,7 +30,8 @@ def jobs_to_copy(jobs: Iterable[JobRecord], copy_id: str, source_id: str) -> lis
     """The jobs due on the copy whose data is available on its source, oldest first
     (by start time, then id, whatever the row order)."""
     due = [
-        job for job in jobs
+        job
+        for job in jobs
         if job.valid and job.copies.get(copy_id) in PENDING_STATES and job.copies.get(source_id) == CopyState.AVAILABLE
     ]
     return sorted(due, key=_key)
@@ -53,8 +54,10 @@ def selected(jobs: Iterable[JobRecord], rules: SelectionRules, source_id: str, n
     if not rules.automatic:
         return set()
     candidates = [
-        j for j in jobs
-        if j.valid and j.copies.get(source_id) in (CopyState.AVAILABLE, *PENDING_STATES)
+        j
+        for j in jobs
+        if j.valid
+        and j.copies.get(source_id) in (CopyState.AVAILABLE, *PENDING_STATES)
         and (rules.backups_from is None or j.started >= rules.backups_from)
     ]
     if rules.kind == "synchronous":

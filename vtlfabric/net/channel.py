@@ -147,16 +147,16 @@ class SecureChannel:
     async def _receive_record(self) -> Message:
         reader = self._reader
         await reader.fill(_LENGTH.size, "between records")
-        (n,) = _LENGTH.unpack(bytes(reader.buffer[:_LENGTH.size]))
+        (n,) = _LENGTH.unpack(bytes(reader.buffer[: _LENGTH.size]))
         if not _MIN_RECORD <= n <= _MAX_RECORD:
             raise SecureChannelError(f"record length {n} is out of bounds (corrupt or hostile stream)")
         await reader.fill(_LENGTH.size + n, "inside a record")
-        ciphertext = bytes(reader.buffer[_LENGTH.size:_LENGTH.size + n])
+        ciphertext = bytes(reader.buffer[_LENGTH.size : _LENGTH.size + n])
         counter = self._received
         unseal = _Opener(self._opener, counter, self._ad(self._their_side, counter), ciphertext)
         message = await trio.to_thread.run_sync(unseal) if n >= _THREAD_THRESHOLD else unseal()
         # Consumed only now: a cancelled receive leaves the record for the next call.
-        del reader.buffer[:_LENGTH.size + n]
+        del reader.buffer[: _LENGTH.size + n]
         self._received += 1
         return message
 
@@ -206,5 +206,5 @@ class _Opener:
         flags, context_length = _RECORD_HEADER.unpack_from(plaintext)
         if flags & ~_FINAL or _RECORD_HEADER.size + context_length > len(plaintext):
             raise SecureChannelError(f"record {self.counter} is malformed")  # authentic, so a peer bug
-        body = memoryview(plaintext)[_RECORD_HEADER.size:]
+        body = memoryview(plaintext)[_RECORD_HEADER.size :]
         return Message(bytes(body[context_length:]), bytes(body[:context_length]), bool(flags & _FINAL))

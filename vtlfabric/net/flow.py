@@ -117,4 +117,3 @@ class Pair:
 
     def finished(self) -> bool:
         return self.broken or all(self.closed)
-

@@ -79,7 +79,7 @@ def _unpack(data: bytes, count: int, what: str) -> list[bytes]:
         (n,) = _HS_LENGTH.unpack_from(data, at)
         if at + 2 + n > len(data):
             raise SecureChannelError(f"malformed {what} message")
-        fields.append(data[at + 2:at + 2 + n])
+        fields.append(data[at + 2 : at + 2 + n])
         at += 2 + n
     if at != len(data):
         raise SecureChannelError(f"malformed {what} message (trailing bytes)")
@@ -102,11 +102,11 @@ async def _send_handshake(stream: trio.abc.SendStream, *fields: bytes) -> None:
 async def _read_handshake(reader: StreamReader, expect: bytes, count: int) -> list[bytes]:
     """Read one handshake message of kind ``expect`` with ``count`` fields (REFUSE is raised)."""
     await reader.fill(_HS_LENGTH.size, "during the handshake")
-    (n,) = _HS_LENGTH.unpack(bytes(reader.buffer[:_HS_LENGTH.size]))
+    (n,) = _HS_LENGTH.unpack(bytes(reader.buffer[: _HS_LENGTH.size]))
     if n > _MAX_HANDSHAKE:
         raise SecureChannelError(f"handshake message of {n} bytes is too big")
     await reader.fill(_HS_LENGTH.size + n, "during the handshake")
-    body = reader.take(_HS_LENGTH.size + n)[_HS_LENGTH.size:]
+    body = reader.take(_HS_LENGTH.size + n)[_HS_LENGTH.size :]
     if body.startswith(_HS_LENGTH.pack(len(_REFUSE)) + _REFUSE):
         (_, reason) = _unpack(body, 2, "refusal")
         raise SecureChannelError(f"peer refused the handshake: {reason.decode('ascii', 'replace')}")
@@ -192,9 +192,7 @@ async def connect(
     return SecureChannel(stream, reader, aead, session.session_id, session.initiator_key, session.responder_key, b"i", peer)
 
 
-async def accept(
-    stream: trio.abc.Stream, identity: Identity, keystore: Keystore, *, aead: str = DEFAULT_AEAD
-) -> SecureChannel:
+async def accept(stream: trio.abc.Stream, identity: Identity, keystore: Keystore, *, aead: str = DEFAULT_AEAD) -> SecureChannel:
     """Accept a channel as the receiving side (responder): any MediaAgent in the keystore may connect."""
     _check_aead(aead)
     reader = StreamReader(stream)
@@ -216,8 +214,16 @@ async def accept(
 
 
 def _check_key_message(
-    identity: Identity, keystore: Keystore, aead: str, challenge: bytes,
-    initiator_b: bytes, responder_b: bytes, aead_i: bytes, kem_i: bytes, enc: bytes, signature: bytes,
+    identity: Identity,
+    keystore: Keystore,
+    aead: str,
+    challenge: bytes,
+    initiator_b: bytes,
+    responder_b: bytes,
+    aead_i: bytes,
+    kem_i: bytes,
+    enc: bytes,
+    signature: bytes,
 ) -> tuple[str, bytes]:
     """Who is this, did they sign this session's challenge, and what key did they send us?"""
     initiator = _text(initiator_b, "initiator name")
@@ -233,7 +239,9 @@ def _check_key_message(
     except InvalidSignature:
         raise SecureChannelError(f"handshake signature does not verify with {initiator}'s key") from None
     try:
-        session_key = _suite(identity.kem, aead).decrypt(enc, identity.kem_key, info=_hpke_info(initiator_b, responder_b, aead_i, kem_i))
+        session_key = _suite(identity.kem, aead).decrypt(
+            enc, identity.kem_key, info=_hpke_info(initiator_b, responder_b, aead_i, kem_i)
+        )
     except (InvalidTag, ValueError) as e:
         raise SecureChannelError(f"cannot open the session key from {initiator}: {type(e).__name__}") from None
     if len(session_key) != 32:
@@ -247,4 +255,3 @@ async def _refuse(stream: trio.abc.Stream, reason: str) -> None:
         await _send_handshake(stream, _REFUSE, reason.encode("ascii", "replace")[:1024])
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
-

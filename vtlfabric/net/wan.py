@@ -93,7 +93,7 @@ class Link:
         if src_site not in (self.spec.a, self.spec.b):
             raise ValueError(f"link {self.spec.name} joins {self.spec.a} and {self.spec.b}, not {src_site}")
         self._prune()
-        forward, backward = (("a->b", "b->a") if src_site == self.spec.a else ("b->a", "a->b"))
+        forward, backward = ("a->b", "b->a") if src_site == self.spec.a else ("b->a", "a->b")
         near_flow = Flow(self._wires[forward], self._wires[backward])
         far_flow = Flow(self._wires[backward], self._wires[forward])
         pair = Pair(self, (near_flow, far_flow))
@@ -247,9 +247,7 @@ class Link:
             del self._pairs[key]
 
 
-_LOCAL = LinkSpec(
-    name="local", a="near", b="far", bandwidth=INF, latency=0.0, window=8 * MiB, mss=1 * MiB, stall_timeout=INF
-)
+_LOCAL = LinkSpec(name="local", a="near", b="far", bandwidth=INF, latency=0.0, window=8 * MiB, mss=1 * MiB, stall_timeout=INF)
 
 
 def local_stream_pair() -> tuple[WanStream, WanStream]:

@@ -46,7 +46,7 @@ class WanStream(trio.abc.HalfCloseableStream):
             view = memoryview(data).cast("B")
             size = max(1, min(self._spec.mss, self._spec.window))
             for offset in range(0, len(view), size):
-                piece = bytes(view[offset:offset + size])
+                piece = bytes(view[offset : offset + size])
                 await self._wait_for_window(len(piece))
                 on_wire = self._pair.link.transmit(self._out, piece)
                 self._pair.notify()
@@ -128,7 +128,7 @@ class WanStream(trio.abc.HalfCloseableStream):
             left = len(head.data) - head.taken
             want = int(min(limit - got, left))
             whole = head.taken == 0 and want == left
-            parts.append(head.data if whole else head.data[head.taken:head.taken + want])  # no copy when whole
+            parts.append(head.data if whole else head.data[head.taken : head.taken + want])  # no copy when whole
             head.taken += want
             if want == left:
                 flow.inbox.popleft()
@@ -193,4 +193,3 @@ class _Busy:
 
     def __exit__(self, *exc: object) -> None:
         setattr(self.stream, self.flag, False)
-

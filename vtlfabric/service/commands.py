@@ -48,7 +48,7 @@ def arg(request: dict[str, Any], name: str, kind: type | tuple[type, ...], defau
             raise BadRequest(f"{name}: is required")
         return default
     value = request[name]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)) or not isinstance(value, kind):
+    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) or not isinstance(value, kind):
         raise BadRequest(f"{name}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
     return value
 
@@ -232,8 +232,13 @@ class Commands:
         promotion would lose, unless the old primary is inoperative."""
         copy = self.fabric.copy(self._any_copy(arg(request, "copy", str)))
         try:
-            report = await promotion.promote(self.fabric, copy, arg(request, "who", str, "unknown"),
-                                             accept_loss=arg(request, "yes", bool, False), planned=arg(request, "planned", bool, False))
+            report = await promotion.promote(
+                self.fabric,
+                copy,
+                arg(request, "who", str, "unknown"),
+                accept_loss=arg(request, "yes", bool, False),
+                planned=arg(request, "planned", bool, False),
+            )
         except promotion.NotPromotable as e:
             raise BadRequest(str(e)) from None
         except promotion.PromotionRefused as e:
@@ -258,14 +263,18 @@ class Commands:
     async def cmd_suspend(self, request: dict[str, Any]) -> dict[str, Any]:
         """Stop a copy's aux copy at its jobs' last committed chunk; no run starts until resumed."""
         copy = self._secondary(arg(request, "copy", str))
-        await self.fabric.catalog.call(queries.set_suspended, copy.id, True, arg(request, "who", str, "unknown"), self.fabric.now())
+        await self.fabric.catalog.call(
+            queries.set_suspended, copy.id, True, arg(request, "who", str, "unknown"), self.fabric.now()
+        )
         stopped = self.ops.registry.stop("auxcopy", copy.id, SUSPENDED)
         return {"copy": copy.id, "suspended": True, "stopped_running": stopped}
 
     async def cmd_resume(self, request: dict[str, Any]) -> dict[str, Any]:
         """Allow the copy's aux copy again, and run it now: it resumes where it stopped."""
         copy = self._secondary(arg(request, "copy", str))
-        await self.fabric.catalog.call(queries.set_suspended, copy.id, False, arg(request, "who", str, "unknown"), self.fabric.now())
+        await self.fabric.catalog.call(
+            queries.set_suspended, copy.id, False, arg(request, "who", str, "unknown"), self.fabric.now()
+        )
         op = await self.ops.start("auxcopy", run_auxcopy, self.fabric, copy.id, None)
         return await self._maybe_wait(op, request)
 
@@ -300,10 +309,21 @@ def _count_by(items: Any, key: Any) -> dict[str, int]:
 
 def _job_json(job: Any) -> dict[str, Any]:
     return {
-        "id": job.id, "client": job.client, "subclient": job.subclient, "policy": job.policy,
-        "type": job.type, "requested_type": job.requested_type, "status": job.status, "reason": job.reason,
-        "generation": job.generation, "base_generation": job.base_generation, "started": iso(job.started), "ended": iso(job.ended),
-        "objects": job.objects, "bytes": job.bytes, "copies": dict(job.copies),
+        "id": job.id,
+        "client": job.client,
+        "subclient": job.subclient,
+        "policy": job.policy,
+        "type": job.type,
+        "requested_type": job.requested_type,
+        "status": job.status,
+        "reason": job.reason,
+        "generation": job.generation,
+        "base_generation": job.base_generation,
+        "started": iso(job.started),
+        "ended": iso(job.ended),
+        "objects": job.objects,
+        "bytes": job.bytes,
+        "copies": dict(job.copies),
     }
 
 
@@ -311,12 +331,20 @@ def _library_status(fabric: Fabric, lib_id: str, carts: list[Any]) -> dict[str, 
     lib = fabric.libraries[lib_id]
     mine = [c for c in carts if c.library == lib_id]
     return {
-        "id": lib_id, "offline": lib.offline, "drives": lib.spec.drives, "drives_in_use": lib.drives_in_use,
+        "id": lib_id,
+        "offline": lib.offline,
+        "drives": lib.spec.drives,
+        "drives_in_use": lib.drives_in_use,
         "cartridges": _count_by(mine, lambda c: c.state),
     }
 
 
 def _link_status(link: Any) -> dict[str, Any]:
     stats = link.stats
-    return {"name": link.spec.name, "sites": [link.spec.a, link.spec.b], "partitioned": link.partitioned,
-            "streams": link.active_streams, **attrs.asdict(stats)}
+    return {
+        "name": link.spec.name,
+        "sites": [link.spec.a, link.spec.b],
+        "partitioned": link.partitioned,
+        "streams": link.active_streams,
+        **attrs.asdict(stats),
+    }

@@ -62,7 +62,7 @@ class StateLock:
     @classmethod
     def acquire(cls, state_dir: Path) -> StateLock:
         state_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(state_dir / "daemon.lock", "a+")
+        handle = open(state_dir / "daemon.lock", "a+")  # noqa: SIM115 (held open for the daemon's life: that is the lock)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -107,15 +107,23 @@ async def _recover(catalog: Catalog, now: float) -> None:
     drills = [d for d in await catalog.call(queries.drills) if d["status"] == "running" and d["mode"] == "failover"]
     await catalog.call(queries.interrupt_drills, now)
     for drill in drills:  # it may have stopped between its promotion and the fail-back
-        log.error("drill.interrupted", drill=drill["id"], mode="failover",
-                  hint="check `ctl copies`: if a DR copy is still primary, fail back with ctl repair and ctl promote --planned")
+        log.error(
+            "drill.interrupted",
+            drill=drill["id"],
+            mode="failover",
+            hint="check `ctl copies`: if a DR copy is still primary, fail back with ctl repair and ctl promote --planned",
+        )
     if failed:
         log.warning("daemon.recovered", failed_jobs=failed)
 
 
 async def run(
-    config: FabricConfig, *, virtual_clock: bool = False, load_config: Callable[[], FabricConfig] | None = None,
-    bus: EventBus | None = None, task_status: Any = trio.TASK_STATUS_IGNORED,
+    config: FabricConfig,
+    *,
+    virtual_clock: bool = False,
+    load_config: Callable[[], FabricConfig] | None = None,
+    bus: EventBus | None = None,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the fabric until cancelled or signalled. SIGHUP reloads with ``load_config``
     (by default, the config's file as it is then)."""
@@ -159,8 +167,13 @@ async def _serve(
             if virtual_clock:
                 services.start_soon(_keep_fabric_time, fabric)
             log.info(
-                "daemon.ready", pid=os.getpid(), config=str(config.file), state_dir=str(config.daemon.state_dir),
-                socket=str(socket_path(config)), virtual_clock=virtual_clock, seed=config.daemon.seed,
+                "daemon.ready",
+                pid=os.getpid(),
+                config=str(config.file),
+                state_dir=str(config.daemon.state_dir),
+                socket=str(socket_path(config)),
+                virtual_clock=virtual_clock,
+                seed=config.daemon.seed,
             )
             await notifier.send(READY=1, MAINPID=os.getpid(), STATUS=await lifecycle.status_line())
             if notifier.enabled:

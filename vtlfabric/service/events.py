@@ -18,11 +18,22 @@ import attrs
 import trio
 
 # Event names start with what they are about ("backup.completed", "cartridge.scratch").
-KINDS = frozenset({
-    "backup", "job", "auxcopy", "restore", "copy", "aging",  # jobs and copies
-    "cartridge", "drive",  # media
-    "fault", "drill", "config", "daemon",
-})
+KINDS = frozenset(
+    {
+        "backup",
+        "job",
+        "auxcopy",
+        "restore",
+        "copy",
+        "aging",  # jobs and copies
+        "cartridge",
+        "drive",  # media
+        "fault",
+        "drill",
+        "config",
+        "daemon",
+    }
+)
 RECENT = 1000
 FOLLOWER_BUFFER = 1000
 

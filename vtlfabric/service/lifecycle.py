@@ -106,6 +106,6 @@ def status_line(status: dict[str, Any]) -> str:
     secondaries = [c for c in status["copies"] if not c["primary"]]
     last = max((c["last_auxcopy"] for c in secondaries if c["last_auxcopy"]), default="")
     lag = ", ".join(f"{c['id']} {c['to_copy']} job(s)" for c in secondaries if c["to_copy"])
-    return (f"{len(running)} running" + (f" ({kinds})" if kinds else "")
-            + f"; last aux copy {last or 'never'}; lag {lag or 'none'}")
-
+    return (
+        f"{len(running)} running" + (f" ({kinds})" if kinds else "") + f"; last aux copy {last or 'never'}; lag {lag or 'none'}"
+    )

@@ -71,7 +71,9 @@ async def _read_request(conn: h11.Connection, stream: trio.SocketStream) -> h11.
             raise h11.RemoteProtocolError("expected a request")
 
 
-async def _respond(conn: h11.Connection, stream: trio.SocketStream, status: int, body: bytes, ctype: str, length: int | None) -> None:
+async def _respond(
+    conn: h11.Connection, stream: trio.SocketStream, status: int, body: bytes, ctype: str, length: int | None
+) -> None:
     if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     headers = [("content-type", ctype), ("connection", "close"), ("content-length", str(len(body) if length is None else length))]
@@ -113,8 +115,12 @@ async def collect(commands: Commands) -> list[Metric]:
         *_library_metrics(fabric, carts),
         *_wan_metrics(fabric),
         *_drill_metrics(drill),
-        _gauge("vtlfabric_operations_running", "Operations running now, by kind", ["kind"],
-               Counter(w.kind for w in commands.ops.running())),
+        _gauge(
+            "vtlfabric_operations_running",
+            "Operations running now, by kind",
+            ["kind"],
+            Counter(w.kind for w in commands.ops.running()),
+        ),
     ]
 
 
@@ -147,14 +153,36 @@ def _copy_metrics(copies: list[CopyStatus], runs: list[Any]) -> list[Metric]:
     copied = {c.id: sum(r.bytes for r in runs if r.copy_id == c.id) for c in copies}
     streams = {c.id: sum(r.streams for r in runs if r.copy_id == c.id and r.status == "running") for c in copies}
     return [
-        _gauge("vtlfabric_copy_available_bytes", "Bytes of jobs available on each copy", ["copy"], {c.id: c.available_bytes for c in copies}),
-        _counter("vtlfabric_auxcopy_copied_bytes", "Bytes copied by finished aux copy runs, by destination copy", ["copy"], copied, "bytes"),
+        _gauge(
+            "vtlfabric_copy_available_bytes",
+            "Bytes of jobs available on each copy",
+            ["copy"],
+            {c.id: c.available_bytes for c in copies},
+        ),
+        _counter(
+            "vtlfabric_auxcopy_copied_bytes",
+            "Bytes copied by finished aux copy runs, by destination copy",
+            ["copy"],
+            copied,
+            "bytes",
+        ),
         _gauge("vtlfabric_copy_lag_bytes", "Bytes a copy still has to copy", ["copy"], {c.id: c.bytes_to_copy for c in copies}),
         _gauge("vtlfabric_copy_lag_jobs", "Jobs a copy still has to copy", ["copy"], {c.id: c.to_copy for c in copies}),
-        _gauge("vtlfabric_copy_lag_seconds", "Age of the oldest job a copy still has to copy (0: none)", ["copy"],
-               {c.id: c.oldest_uncopied_age or 0 for c in copies}),
-        _gauge("vtlfabric_copy_primary", "1 for the primary copy of its policy", ["copy"], {c.id: int(c.primary) for c in copies}),
-        _gauge("vtlfabric_copy_inoperative", "1 while a copy is inoperative", ["copy"], {c.id: int(bool(c.inoperative)) for c in copies}),
+        _gauge(
+            "vtlfabric_copy_lag_seconds",
+            "Age of the oldest job a copy still has to copy (0: none)",
+            ["copy"],
+            {c.id: c.oldest_uncopied_age or 0 for c in copies},
+        ),
+        _gauge(
+            "vtlfabric_copy_primary", "1 for the primary copy of its policy", ["copy"], {c.id: int(c.primary) for c in copies}
+        ),
+        _gauge(
+            "vtlfabric_copy_inoperative",
+            "1 while a copy is inoperative",
+            ["copy"],
+            {c.id: int(bool(c.inoperative)) for c in copies},
+        ),
         _gauge("vtlfabric_auxcopy_streams_running", "Aux copy streams running now, by destination copy", ["copy"], streams),
     ]
 
@@ -162,11 +190,24 @@ def _copy_metrics(copies: list[CopyStatus], runs: list[Any]) -> list[Metric]:
 def _library_metrics(fabric: Any, carts: list[Any]) -> list[Metric]:
     libs = fabric.libraries
     return [
-        _gauge("vtlfabric_library_drives", "Drives in each library", ["library"], {k: lib.spec.drives for k, lib in libs.items()}),
-        _gauge("vtlfabric_library_drives_in_use", "Drives in use now", ["library"], {k: lib.drives_in_use for k, lib in libs.items()}),
-        _gauge("vtlfabric_library_offline", "1 while a library cannot be used", ["library"],
-               {k: int(bool(lib.unavailable())) for k, lib in libs.items()}),
-        _gauge("vtlfabric_library_cartridges", "Cartridges by library and state", ["library", "state"], Counter((c.library, c.state) for c in carts)),
+        _gauge(
+            "vtlfabric_library_drives", "Drives in each library", ["library"], {k: lib.spec.drives for k, lib in libs.items()}
+        ),
+        _gauge(
+            "vtlfabric_library_drives_in_use", "Drives in use now", ["library"], {k: lib.drives_in_use for k, lib in libs.items()}
+        ),
+        _gauge(
+            "vtlfabric_library_offline",
+            "1 while a library cannot be used",
+            ["library"],
+            {k: int(bool(lib.unavailable())) for k, lib in libs.items()},
+        ),
+        _gauge(
+            "vtlfabric_library_cartridges",
+            "Cartridges by library and state",
+            ["library", "state"],
+            Counter((c.library, c.state) for c in carts),
+        ),
     ]
 
 
@@ -177,19 +218,50 @@ def _wan_metrics(fabric: Any) -> list[Metric]:
         goodput[(name, f"{link.spec.a}->{link.spec.b}")] = link.stats.bytes_a_to_b
         goodput[(name, f"{link.spec.b}->{link.spec.a}")] = link.stats.bytes_b_to_a
     return [
-        _counter("vtlfabric_wan_goodput_bytes", "Payload bytes carried by each WAN link, first transmissions only", ["link", "direction"], goodput, "bytes"),
-        _counter("vtlfabric_wan_retransmits", "Segments sent again after loss, a partition or a lost ack", ["link"],
-                 {k: link.stats.retransmits for k, link in links.items()}),
-        _counter("vtlfabric_wan_corrupted_segments", "Segments corrupted on the wire", ["link"], {k: link.stats.corrupted for k, link in links.items()}),
-        _counter("vtlfabric_wan_streams_broken", "Streams broken by a stall", ["link"], {k: link.stats.streams_broken for k, link in links.items()}),
-        _gauge("vtlfabric_wan_streams", "Streams open on each link now", ["link"], {k: link.active_streams for k, link in links.items()}),
-        _gauge("vtlfabric_wan_partitioned", "1 while a link is cut in either direction", ["link"],
-               {k: int(link.partitioned is not None) for k, link in links.items()}),
+        _counter(
+            "vtlfabric_wan_goodput_bytes",
+            "Payload bytes carried by each WAN link, first transmissions only",
+            ["link", "direction"],
+            goodput,
+            "bytes",
+        ),
+        _counter(
+            "vtlfabric_wan_retransmits",
+            "Segments sent again after loss, a partition or a lost ack",
+            ["link"],
+            {k: link.stats.retransmits for k, link in links.items()},
+        ),
+        _counter(
+            "vtlfabric_wan_corrupted_segments",
+            "Segments corrupted on the wire",
+            ["link"],
+            {k: link.stats.corrupted for k, link in links.items()},
+        ),
+        _counter(
+            "vtlfabric_wan_streams_broken",
+            "Streams broken by a stall",
+            ["link"],
+            {k: link.stats.streams_broken for k, link in links.items()},
+        ),
+        _gauge(
+            "vtlfabric_wan_streams",
+            "Streams open on each link now",
+            ["link"],
+            {k: link.active_streams for k, link in links.items()},
+        ),
+        _gauge(
+            "vtlfabric_wan_partitioned",
+            "1 while a link is cut in either direction",
+            ["link"],
+            {k: int(link.partitioned is not None) for k, link in links.items()},
+        ),
     ]
 
 
 async def _last_drill(commands: Commands) -> dict[str, Any] | None:
-    finished = [d for d in await commands.fabric.catalog.call(queries.drills) if d["status"] in ("passed", "failed") and d["report"]]
+    finished = [
+        d for d in await commands.fabric.catalog.call(queries.drills) if d["status"] in ("passed", "failed") and d["report"]
+    ]
     if not finished:
         return None
     try:
@@ -203,9 +275,28 @@ def _drill_metrics(report: dict[str, Any] | None) -> list[Metric]:
     clients = report["clients"] if report else []
     key = [(c["client"], c["copy"]) for c in clients]
     return [
-        _gauge("vtlfabric_drill_passed", "1 if the last DR drill passed (absent before the first)", [], {(): int(report["passed"])} if report else {}),
-        _gauge("vtlfabric_drill_rpo_seconds", "RPO per client in the last DR drill", ["client", "copy"], dict(zip(key, (c["rpo"] for c in clients)))),
-        _gauge("vtlfabric_drill_rto_seconds", "RTO per client in the last DR drill", ["client", "copy"], dict(zip(key, (c["rto"] for c in clients)))),
-        _gauge("vtlfabric_drill_client_passed", "1 if the client passed the last DR drill", ["client", "copy"],
-               dict(zip(key, (int(c["passed"]) for c in clients)))),
+        _gauge(
+            "vtlfabric_drill_passed",
+            "1 if the last DR drill passed (absent before the first)",
+            [],
+            {(): int(report["passed"])} if report else {},
+        ),
+        _gauge(
+            "vtlfabric_drill_rpo_seconds",
+            "RPO per client in the last DR drill",
+            ["client", "copy"],
+            dict(zip(key, (c["rpo"] for c in clients))),
+        ),
+        _gauge(
+            "vtlfabric_drill_rto_seconds",
+            "RTO per client in the last DR drill",
+            ["client", "copy"],
+            dict(zip(key, (c["rto"] for c in clients))),
+        ),
+        _gauge(
+            "vtlfabric_drill_client_passed",
+            "1 if the client passed the last DR drill",
+            ["client", "copy"],
+            dict(zip(key, (int(c["passed"]) for c in clients))),
+        ),
     ]

@@ -53,7 +53,9 @@ class Operations:
         while self.running():
             await self.running()[0].done.wait()
 
-    async def _run(self, kind: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], reports_id: bool, task_status: Any) -> None:
+    async def _run(
+        self, kind: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], reports_id: bool, task_status: Any
+    ) -> None:
         target = "" if reports_id else next(self._counter)
         with self.registry.hold(kind, target) as work:
             progress.CURRENT.set(work.progress)  # this task's context: the job's tasks inherit it
@@ -81,8 +83,14 @@ class Operations:
 
 
 def work_json(work: Work) -> dict[str, Any]:
-    return {"id": work.id, "kind": work.kind, "status": work.status, "result": jsonable(work.result), "error": work.error,
-            "progress": work.progress.to_json()}
+    return {
+        "id": work.id,
+        "kind": work.kind,
+        "status": work.status,
+        "result": jsonable(work.result),
+        "error": work.error,
+        "progress": work.progress.to_json(),
+    }
 
 
 @attrs.define

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 
-
 class FaultError(errors.BadRequest):
     pass
 

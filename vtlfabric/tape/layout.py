@@ -69,9 +69,7 @@ class _OpenFile:
     bytes: int = 0
 
     def info(self, *, closed: bool, end: int) -> FileInfo:
-        return FileInfo(
-            self.file_no, self.offset, self.blocks, self.bytes, closed, self.data_offset, end, self.hdr1.dsname
-        )
+        return FileInfo(self.file_no, self.offset, self.blocks, self.bytes, closed, self.data_offset, end, self.hdr1.dsname)
 
 
 @attrs.define
@@ -172,9 +170,7 @@ class Layout:
         assert self.current is not None
         eof1 = DatasetLabel1.decode(_label(record, "EOF1"), "EOF")
         if eof1.block_count != self.current.blocks:
-            raise FormatError(
-                record.offset, f"EOF1 counts {eof1.block_count} blocks, the file holds {self.current.blocks}"
-            )
+            raise FormatError(record.offset, f"EOF1 counts {eof1.block_count} blocks, the file holds {self.current.blocks}")
         if eof1.file_seq != self.current.file_no:
             raise FormatError(record.offset, f"EOF1 gives file sequence {eof1.file_seq}, expected {self.current.file_no}")
         self.phase = Phase.EOF1
@@ -221,5 +217,3 @@ def _label(record: Record, ident: str) -> bytes:
 def _require_tapemark(record: Record, where: str) -> None:
     if not record.tapemark:
         raise FormatError(record.offset, f"expected a tapemark {where}, found a {record.length}-byte block")
-
-

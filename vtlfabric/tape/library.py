@@ -152,7 +152,9 @@ class Library:
         Claims are serialised: the busy set must include every earlier claim before
         the catalog is asked, or two drives could be handed the same cartridge."""
         async with self._claiming:
-            cart = await self.catalog.call(queries.claim_cartridge, self.spec.id, copy_id, (*self._busy_cartridges, *self.failed_media))
+            cart = await self.catalog.call(
+                queries.claim_cartridge, self.spec.id, copy_id, (*self._busy_cartridges, *self.failed_media)
+            )
             if cart is None:
                 raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
             self._busy_cartridges.add(cart.barcode)
@@ -163,7 +165,9 @@ class Library:
         relabel them. Catalog first: a crash before the relabel is mended at start,
         where a cartridge with no committed data gets a fresh image."""
         async with self._claiming:  # no writer may claim one of them meanwhile
-            barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media), now)
+            barcodes = await self.catalog.call(
+                queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media), now
+            )
             for barcode in barcodes:
                 await trio.to_thread.run_sync(self._relabel, barcode)
                 log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)

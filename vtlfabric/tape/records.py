@@ -171,9 +171,7 @@ def file_size(f: BinaryIO) -> int:
     return f.seek(0, io.SEEK_END)
 
 
-def read_record(
-    f: BinaryIO, offset: int, prev_length: int | None, *, size: int, read_data: bool = True
-) -> Record | None:
+def read_record(f: BinaryIO, offset: int, prev_length: int | None, *, size: int, read_data: bool = True) -> Record | None:
     """Read the record at ``offset``; None if ``offset`` is the end (``size``).
 
     ``prev_length`` None skips the check of the first header's back link, for

@@ -98,7 +98,9 @@ class JobWriter:
             self._seg_blocks += written
             blocks = blocks[written:]
             if blocks and self._seg_blocks == 0:
-                raise OSError(f"a {len(blocks[0])}-byte block does not fit in a new tape file on {self._barcode} in {self.library.spec.id}")
+                raise OSError(
+                    f"a {len(blocks[0])}-byte block does not fit in a new tape file on {self._barcode} in {self.library.spec.id}"
+                )
             if blocks:
                 await self._span()
 
@@ -114,8 +116,16 @@ class JobWriter:
         eod = await self.drive.io(self._image.flush)
         await self.catalog.call(
             partial(
-                queries.checkpoint, job_id=self.job_id, copy_id=self.copy_id, seq=self._seq, length=self._seg_bytes,
-                blocks=self._seg_blocks, barcode=self._barcode, eod=eod, bytes_done=self.offset, now=self.now(),
+                queries.checkpoint,
+                job_id=self.job_id,
+                copy_id=self.copy_id,
+                seq=self._seq,
+                length=self._seg_bytes,
+                blocks=self._seg_blocks,
+                barcode=self._barcode,
+                eod=eod,
+                bytes_done=self.offset,
+                now=self.now(),
             )
         )
         self._committed_eod = eod
@@ -171,7 +181,7 @@ async def read_segments(
         if seg.length == 0 or seg.offset + seg.length <= position:
             continue
         if seg.offset > position:
-            raise IOError(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
+            raise OSError(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
         if drive.barcode != seg.barcode:
             await drive.unload()
             await library.claim_for_read(seg.barcode)
@@ -186,7 +196,7 @@ async def read_segments(
         while pos < end:
             got = await drive.io(_take, blocks, batch)
             if not got:
-                raise IOError(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
+                raise OSError(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
             data = b"".join(got)[: end - pos]
             lo = max(0, position - pos)
             if lo < len(data):
