@@ -49,6 +49,8 @@ def site_toml(
     block_size: str = "32KiB",
     cartridges: int = 12,
     robot_time: str = "200ms",
+    timing: bool = False,
+    drive_type: str = "LTO-8",
 ) -> str:
     return (
         textwrap.dedent(f"""\
@@ -65,6 +67,8 @@ def site_toml(
         capacity = "{capacity}"
         block_size = "{block_size}"
         robot_time = "{robot_time}"
+        timing = {str(timing).lower()}
+        drive_type = "{drive_type}"
         """)
         + clients
     )

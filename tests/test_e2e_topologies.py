@@ -75,6 +75,7 @@ barcodes = "VA0001L8-VA0006L8"
 capacity = "8MiB"
 block_size = "32KiB"
 robot_time = "200ms"
+timing = false
 """
 
 

@@ -47,6 +47,7 @@ barcodes = "VA0001L8-VA0008L8"
 capacity = "2MiB"
 block_size = "32KiB"
 robot_time = "100ms"
+timing = false
 """
 
 steps = st.one_of(

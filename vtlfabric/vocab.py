@@ -44,3 +44,12 @@ class CopyState(StrEnum):
 
 
 PENDING_STATES: Final = (CopyState.TO_BE_COPIED, CopyState.PARTIALLY_COPIED)  # what an aux copy still has to copy
+
+
+class DriveState(StrEnum):
+    EMPTY = "empty"
+    LOADING = "loading"  # the robot and the drive are mounting a cartridge
+    READY = "ready"  # a cartridge is mounted, nothing moves
+    BUSY = "busy"  # locating, reading, writing, rewinding or unloading
+    FAILED = "failed"  # out until repaired
+    OFFLINE = "offline"  # varied off by the operator

@@ -79,6 +79,22 @@ def _check_policies(t: Table, config: FabricConfig) -> None:
                         f"copy {src.name} is selective: a copy's source must be the primary or a synchronous copy",
                     )
         _check_acyclic(t, i, policy)
+    _check_pools(t, config)
+
+
+def _check_pools(t: Table, config: FabricConfig) -> None:
+    """A copy's scratch pool is cartridges of its own library, and no two copies share one."""
+    libraries = {lib.id: set(lib.barcodes) for s in config.sites for lib in s.libraries}
+    owner: dict[str, str] = {}
+    for i, policy in enumerate(config.policies):
+        for j, copy in enumerate(policy.copies):
+            key = f"policy[{i}].copy[{j}].media"
+            for barcode in copy.media:
+                if barcode not in libraries[copy.library]:
+                    raise ConfigError(t.file, key, f"{barcode} is not a cartridge of library {copy.library}")
+                if barcode in owner:
+                    raise ConfigError(t.file, key, f"{barcode} is already in the pool of copy {owner[barcode]}")
+                owner[barcode] = copy.id
 
 
 def _check_acyclic(t: Table, index: int, policy: PolicySpec) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 
 from vtlfabric.config.reader import MISSING, Table, show, unique
+from vtlfabric.config.sites import MAX_SLOTS, barcode_ranges
 from vtlfabric.config.specs import (
     COPY_KINDS,
     EVERY_UNITS,
@@ -45,6 +46,7 @@ def copy(t: Table, policy: str) -> CopySpec:
         behind_age=t.duration("fallen_behind_age", 0),
         retain_days=float(t.number("retain_days", 0, 36500, 0)),
         retain_cycles=t.integer("retain_cycles", 0, 1000, 0),
+        media=t.convert("media", lambda value: barcode_ranges(value, MAX_SLOTS), (str, list), ()) if t.has("media") else (),
     )
     t.done()
     return spec

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from vtlfabric import media
 from vtlfabric.config.reader import NAME, Table, read_toml, show, unique
 from vtlfabric.config.specs import ClientSpec, LibrarySpec, MediaAgentSpec, SiteSpec, SubclientSpec
 from vtlfabric.vocab import HERCULES_MAX_BLOCK
 
-_BARCODE = re.compile(r"([A-Z0-9]*?)([0-9]+)(L[0-9]|[A-Z][0-9])")
+_BARCODE = re.compile(r"([A-Z0-9]*?)([0-9]+)(L[0-9WXY]|[A-Z][0-9])")
 MAX_DRIVES = 64
 MAX_SLOTS = 10_000
 # Larger than any cartridge made (LTO-10 holds 30 TB): a bigger one is a typo.
@@ -23,6 +24,20 @@ MAX_OBJECTS = 100_000  # per subclient, over all its content
 MIN_CHANGE_RATE = 0.001
 _LIBRARY_NAME = re.compile(r"[A-Za-z#@$][A-Za-z0-9_#@$.]{0,9}")  # an IBM i library name
 _RESERVED_DIRS = ("libraries",)  # beside the index cache and disk library in a site's state dir
+
+
+def barcode_ranges(value: str | list[object], limit: int) -> tuple[str, ...]:
+    """One range, or a list of them (mixed media in one library); each barcode once."""
+    ranges = [value] if isinstance(value, str) else value
+    out: list[str] = []
+    for text in ranges:
+        out += barcode_range(text, limit - len(out))  # type: ignore[arg-type]
+    if len(set(out)) != len(out):
+        raise ValueError("the ranges overlap")
+    for barcode in out:
+        if barcode[-2:] not in media.MEDIA:
+            raise ValueError(f"{barcode}: {barcode[-2:]} is not an LTO media type ({', '.join(media.MEDIA)})")
+    return tuple(out)
 
 
 def barcode_range(text: str, limit: int | None = None) -> tuple[str, ...]:
@@ -48,18 +63,27 @@ def _library(t: Table, site: str) -> LibrarySpec:
     name = t.name()
     drives = t.integer("drives", 1, MAX_DRIVES)
     slots = t.integer("slots", 1, MAX_SLOTS)
+    barcodes = t.convert("barcodes", lambda value: barcode_ranges(value, slots), (str, list))
     spec = LibrarySpec(
         site=site,
         name=name,
         drives=drives,
         slots=slots,
-        barcodes=t.convert("barcodes", lambda text: barcode_range(text, slots), str),
+        barcodes=barcodes,
         capacity=t.size("capacity", high=MAX_CAPACITY),
         block_size=t.size("block_size", "32KiB", low=512, high=HERCULES_MAX_BLOCK),  # the largest block Hercules reads
         robot_time=t.duration("robot_time", 1.0, high=MAX_ROBOT_TIME),
+        drive_type=t.choice("drive_type", tuple(media.DRIVES), media.default_drive(barcodes)),
+        nominal_capacity=t.size("nominal_capacity", 0, high=MAX_CAPACITY),
+        timing=t.get("timing", bool, True),
+        station=t.integer("station", 1, 64, 4),
     )
     if spec.capacity < 4 * spec.block_size:
         raise t.error("capacity", "must hold at least four blocks")
+    drive = media.DRIVES[spec.drive_type]
+    unreadable = sorted({b[-2:] for b in barcodes if not drive.can_read(media.media_of(b))})
+    if unreadable:
+        raise t.error("barcodes", f"an {drive.name} drive cannot read {', '.join(unreadable)} cartridges (set drive_type)")
     t.done()
     return spec
 

@@ -41,9 +41,13 @@ class LibrarySpec:
     drives: int
     slots: int
     barcodes: tuple[str, ...]
-    capacity: int
+    capacity: int  # real bytes of each cartridge image
     block_size: int
-    robot_time: float
+    robot_time: float  # seconds per robot move (slot, drive, mail station)
+    drive_type: str = "LTO-8"  # every drive of the library is of this generation (vtlfabric/media.py)
+    nominal_capacity: int = 0  # what a cartridge holds as the fabric reports it; 0: its media type's native capacity
+    timing: bool = True  # drives take the time the model says to load, locate, move data, rewind and unload
+    station: int = 4  # slots of the import/export (mail) station
 
     @property
     def id(self) -> str:
@@ -168,6 +172,7 @@ class CopySpec:
     behind_age: float = 0.0  # ...or when its oldest uncopied job is older than this (seconds, 0: never)
     retain_days: float = 0.0  # a full cycle ages once older than this... (0: no limit by age)
     retain_cycles: int = 0  # ...and this many newer cycles are on the copy (0: no limit by cycles)
+    media: tuple[str, ...] = ()  # the copy's own scratch pool: only these cartridges take its data (empty: any free one)
 
     @property
     def id(self) -> str:

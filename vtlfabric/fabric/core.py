@@ -131,7 +131,9 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
     mediaagents: dict[str, MediaAgent] = {}
     for site in config.sites:
         root = state / "sites" / site.name
-        site_libs = {lib.id: Library(lib, root / "libraries" / lib.name, catalog) for lib in site.libraries}
+        site_libs = {
+            lib.id: Library(lib, root / "libraries" / lib.name, catalog, pools=_pools(config, lib.id)) for lib in site.libraries
+        }
         for library in site_libs.values():
             await library.start()
         libraries.update(site_libs)
@@ -150,6 +152,10 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
     )
     await fabric.reload_roles()
     return fabric
+
+
+def _pools(config: FabricConfig, library_id: str) -> dict[str, frozenset[str]]:
+    return {c.id: frozenset(c.media) for c in config.copies() if c.library == library_id and c.media}
 
 
 def copy_record(copy: CopySpec) -> CopyRecord:

@@ -25,10 +25,11 @@ from vtlfabric.groups import first_leaf
 from vtlfabric.jobs import progress, running
 from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
 from vtlfabric.jobs.selection import jobs_to_copy, to_register
+from vtlfabric.media import Incompatible
 from vtlfabric.net import secure
 from vtlfabric.net.wan import local_stream_pair
 from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import Drive, LibraryOffline, MediaFailure, OutOfMedia, reserve_drives
+from vtlfabric.tape.library import Drive, DriveFailed, LibraryOffline, MediaFailure, OutOfMedia, WrongCartridge, reserve_drives
 
 log = structlog.get_logger()
 ATTEMPTS = 3
@@ -42,6 +43,9 @@ RETRYABLE = (
     trio.ClosedResourceError,
     trio.EndOfChannel,
     LibraryOffline,
+    WrongCartridge,
+    DriveFailed,
+    Incompatible,
     MediaFailure,
     OutOfMedia,
     TapeFormatError,

@@ -20,9 +20,10 @@ from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import progress
+from vtlfabric.media import Incompatible
 from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
 from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import LibraryOffline, MediaFailure
+from vtlfabric.tape.library import DriveFailed, LibraryOffline, MediaFailure, WrongCartridge
 from vtlfabric.tape.stream import read_segments
 from vtlfabric.vocab import CopyState
 
@@ -35,7 +36,17 @@ class RestoreError(errors.Failed):
 
 # What reading a job back can fail with: each is a failed restore (or drill client, or
 # verified job) with its reason, never a crash.
-RESTORE_FAILURES = (RestoreError, IndexFormatError, TapeFormatError, LibraryOffline, MediaFailure, OSError)
+RESTORE_FAILURES = (
+    RestoreError,
+    IndexFormatError,
+    TapeFormatError,
+    LibraryOffline,
+    MediaFailure,
+    WrongCartridge,
+    DriveFailed,
+    Incompatible,
+    OSError,
+)
 
 
 @attrs.frozen

@@ -11,10 +11,12 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import errors, media
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import LibrarySpec
 from vtlfabric.tape.image import TapeImage
+from vtlfabric.vocab import DriveState
 
 T = TypeVar("T")
 log = structlog.get_logger()
@@ -32,37 +34,83 @@ class MediaFailure(Exception):
     """A cartridge that can no longer be read or written."""
 
 
+class WrongCartridge(errors.Refused):
+    """The cartridge's VOL1 label names another volume: it is never written over."""
+
+
+class DriveFailed(errors.Failed):
+    """The drive failed under the job; the job goes on on another drive from its checkpoint."""
+
+
 @attrs.define(eq=False)
 class Drive:
+    """One drive: its state, the cartridge in it, and where the tape is.
+
+    With the library's ``timing`` on, every mechanical step takes the model's time on
+    Trio's clock (vtlfabric/media.py): the robot's move and the load and thread, a
+    locate that grows with the distance, data at the drive's native rate for the
+    cartridge, and the rewind and unload."""
+
     library: Library
     number: int
     image: TapeImage | None = None
     barcode: str | None = None
+    state: DriveState = DriveState.EMPTY
+    position: float = 0.0  # where the tape is, as a fraction of its length
+    why: str = ""  # why it failed, or was varied off
 
     @property
     def name(self) -> str:
         return f"{self.library.spec.id}#{self.number}"
+
+    @property
+    def kind(self) -> media.DriveType:
+        return media.DRIVES[self.library.spec.drive_type]
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         """Tape I/O moves large blocks: keep it off the event loop."""
         down = self.library.unavailable()
         if down:
             raise LibraryOffline(down)
+        if self.state == DriveState.FAILED:
+            raise DriveFailed(f"drive {self.name} has failed: {self.why}")
         if self.barcode in self.library.failed_media:
             raise MediaFailure(f"cartridge {self.barcode} in {self.library.spec.id} has failed")
         return await trio.to_thread.run_sync(fn, *args)
 
-    async def load(self, barcode: str) -> TapeImage:
+    async def load(self, barcode: str, *, write: bool = False) -> TapeImage:
+        """Mount ``barcode``: the robot brings it, the drive threads it, and the label is read.
+        A cartridge this drive cannot read (or write) is refused before the robot moves."""
         if self.barcode == barcode and self.image is not None:
             return self.image
+        media.check_mount(self.kind, barcode, write)
         await self.unload()
-        await trio.sleep(self.library.spec.robot_time)
+        self.state = DriveState.LOADING
+        await self.library.robot_move()
+        await self._take(self.kind.load)
         if barcode in self.library.failed_media:
+            self.state = DriveState.EMPTY
             raise MediaFailure(f"cartridge {barcode} in {self.library.spec.id} has failed")
-        self.image = await self.io(TapeImage.open, self.library.image_path(barcode), self.library.spec.capacity)
-        self.barcode = barcode
+        image = await self.io(TapeImage.open, self.library.image_path(barcode), self.library.spec.capacity)
+        self.image, self.barcode, self.position, self.state = image, barcode, 0.0, DriveState.READY
+        if image.barcode != barcode:  # never write over another volume
+            await self.unload()
+            raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {image.barcode}: not mounted")
         log.debug("drive.loaded", drive=self.name, barcode=barcode)
-        return self.image
+        return image
+
+    async def locate(self, offset: int) -> None:
+        """Move the tape to ``offset`` bytes of the image before reading or appending there."""
+        target = min(1.0, offset / self.library.spec.capacity)
+        if abs(target - self.position) > 1e-9:
+            await self._busy(media.locate_time(self.kind, self.position, target))
+            self.position = target
+
+    async def moved(self, nbytes: int) -> None:
+        """``nbytes`` of the job's data went through the heads: the time the drive's rate takes."""
+        if nbytes and self.barcode is not None:
+            await self._busy(nbytes / self.kind.transfer_rate(media.media_of(self.barcode)))
+            self.position = min(1.0, self.position + nbytes / self.library.spec.capacity)
 
     async def unload(self) -> None:
         if self.image is None:
@@ -72,8 +120,32 @@ class Drive:
         self.library.release_cartridge(barcode)
         with trio.CancelScope(shield=True):  # a half-unloaded drive would leak the cartridge
             await trio.to_thread.run_sync(image.close)
-            await trio.sleep(self.library.spec.robot_time)
+            await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
+            await self.library.robot_move()
+        self.position = 0.0
+        if self.state != DriveState.FAILED:
+            self.state = DriveState.EMPTY
         log.debug("drive.unloaded", drive=self.name, barcode=barcode)
+
+    def fail(self, why: str) -> None:
+        self.state, self.why = DriveState.FAILED, why
+
+    def repair(self) -> None:
+        if self.state == DriveState.FAILED:
+            self.state, self.why = (DriveState.READY if self.image else DriveState.EMPTY), ""
+
+    async def _busy(self, seconds: float) -> None:
+        before = self.state
+        self.state = DriveState.BUSY
+        try:
+            await self._take(seconds)
+        finally:
+            if self.state == DriveState.BUSY:
+                self.state = before
+
+    async def _take(self, seconds: float) -> None:
+        if self.library.spec.timing and seconds > 0:
+            await trio.sleep(seconds)
 
 
 @attrs.define(eq=False)
@@ -89,10 +161,17 @@ class Library:
     _busy_cartridges: set[str] = attrs.field(factory=set)
     _cartridge_freed: trio.Event = attrs.field(factory=trio.Event)
     _claiming: trio.Lock = attrs.field(factory=trio.Lock)
+    _robot: trio.Lock = attrs.field(factory=trio.Lock)  # one move at a time
+    pools: dict[str, frozenset[str]] = attrs.field(factory=dict)  # copy id -> its own scratch pool
 
     def __attrs_post_init__(self) -> None:
         self._free = [Drive(self, n) for n in range(1, self.spec.drives + 1)]
         self._drive_slots = trio.Semaphore(self.spec.drives)
+
+    async def robot_move(self) -> None:
+        """One move of the robot (slot, drive, mail station); moves queue in order."""
+        async with self._robot:
+            await trio.sleep(self.spec.robot_time)
 
     def image_path(self, barcode: str) -> Path:
         return self.root / f"{barcode}.aws"
@@ -152,9 +231,7 @@ class Library:
         Claims are serialised: the busy set must include every earlier claim before
         the catalog is asked, or two drives could be handed the same cartridge."""
         async with self._claiming:
-            cart = await self.catalog.call(
-                queries.claim_cartridge, self.spec.id, copy_id, (*self._busy_cartridges, *self.failed_media)
-            )
+            cart = await self.catalog.call(queries.claim_cartridge, self.spec.id, copy_id, self._not_for(copy_id))
             if cart is None:
                 raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
             self._busy_cartridges.add(cart.barcode)
@@ -165,13 +242,25 @@ class Library:
         relabel them. Catalog first: a crash before the relabel is mended at start,
         where a cartridge with no committed data gets a fresh image."""
         async with self._claiming:  # no writer may claim one of them meanwhile
+            worm = [b for b in self.spec.barcodes if media.media_of(b).worm]  # write once: never recycled
             barcodes = await self.catalog.call(
-                queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media), now
+                queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media, *worm), now
             )
             for barcode in barcodes:
                 await trio.to_thread.run_sync(self._relabel, barcode)
                 log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)
         return barcodes
+
+    def _not_for(self, copy_id: str) -> set[str]:
+        """Cartridges this copy may not write on now: in use, failed, not writable by this
+        library's drives, or outside its own scratch pool (or inside another copy's)."""
+        drive = media.DRIVES[self.spec.drive_type]
+        out = {*self._busy_cartridges, *self.failed_media}
+        out |= {b for b in self.spec.barcodes if not drive.can_write(media.media_of(b))}
+        own = self.pools.get(copy_id)
+        if own is not None:
+            return out | (set(self.spec.barcodes) - own)
+        return out.union(*self.pools.values())
 
     def _relabel(self, barcode: str) -> None:
         TapeImage.create(self.image_path(barcode), barcode, self.spec.capacity).close()

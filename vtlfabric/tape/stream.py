@@ -15,7 +15,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
 from vtlfabric.tape.image import EndOfMedium, TapeImage
-from vtlfabric.tape.library import Drive, Library
+from vtlfabric.tape.library import Drive, Library, WrongCartridge
 
 log = structlog.get_logger()
 WRITE_BATCH = 1 << 20  # bytes buffered before a trip to the drive
@@ -92,6 +92,7 @@ class JobWriter:
             if self._image is None:
                 await self._mount_next()
             written = await self.drive.io(self._image.write_blocks, blocks)
+            await self.drive.moved(sum(len(b) for b in blocks[:written]))
             for block in blocks[:written]:
                 self._seg_bytes += len(block)
                 self.offset += len(block)
@@ -142,7 +143,8 @@ class JobWriter:
         while True:
             barcode = await self.library.claim_for_append(self.copy_id)
             try:
-                image = await self.drive.load(barcode)
+                image = await self.drive.load(barcode, write=True)
+                await self.drive.locate(image.end_offset())  # appending starts at the end of data
                 # Room for a whole block, or a cartridge with a few KiB left would be
                 # claimed again and again, and no job with data could ever start on it.
                 file_no = await self.drive.io(partial(image.begin_file, first_block=self.library.spec.block_size))
@@ -151,6 +153,10 @@ class JobWriter:
                 eod = await self.drive.io(image.flush)
                 await self.catalog.call(queries.set_cartridge_state, barcode, "full", eod)
                 await self.drive.unload()
+            except WrongCartridge as e:  # never written over: set aside, and the next one is tried
+                await self.catalog.call(queries.set_cartridge_state, barcode, "bad", 0)
+                self.library.release_cartridge(barcode)
+                log.error("cartridge.wrong_label", barcode=barcode, library=self.library.spec.id, error=str(e))
             except BaseException:
                 self.library.release_cartridge(barcode)
                 raise
@@ -159,6 +165,11 @@ class JobWriter:
         self._image, self._barcode = image, barcode
         self._seg_bytes = self._seg_blocks = 0
         self._committed_eod = eod
+
+
+def _file_offset(image: TapeImage, file_no: int) -> int:
+    """Where a tape file starts on the image (0 if it is not found: the read will say so)."""
+    return next((f.offset for f in image.data_files() if f.file_no == file_no), 0)
 
 
 def _take(blocks: Iterator[bytes], want: int) -> list[bytes]:
@@ -190,6 +201,7 @@ async def read_segments(
             except BaseException:
                 library.release_cartridge(seg.barcode)
                 raise
+        await drive.locate(_file_offset(drive.image, seg.file_no))
         blocks = await drive.io(drive.image.read_file, seg.file_no)
         pos = seg.offset
         end = seg.offset + seg.length
@@ -198,6 +210,7 @@ async def read_segments(
             if not got:
                 raise OSError(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
             data = b"".join(got)[: end - pos]
+            await drive.moved(len(data))
             lo = max(0, position - pos)
             if lo < len(data):
                 yield data[lo:]
