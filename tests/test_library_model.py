@@ -14,9 +14,11 @@ from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
+from vtlfabric.service.commands import Commands
+from vtlfabric.service.operations import Operations
 from vtlfabric.sim import faults
 from vtlfabric.tape.image import TapeImage
-from vtlfabric.tape.library import WrongCartridge
+from vtlfabric.tape.library import CartridgeOutside, WrongCartridge
 from vtlfabric.vocab import CopyState, DriveState
 
 GiB = 2**30
@@ -182,3 +184,58 @@ async def test_with_timing_on_a_copy_takes_at_least_the_drives_mechanical_time(t
 def test_an_incompatible_mount_is_a_refusal_with_exit_1():
     with pytest.raises(errors.Refused):
         media.check_mount(media.DRIVES["LTO-7"], "AB0001L9", write=False)
+
+
+async def test_an_exported_cartridge_fails_a_restore_naming_it_until_it_is_imported(tmp_path, autojump_clock):
+    async with trio.open_nursery() as nursery, open_fabric(write_fabric(tmp_path)) as fabric:
+        ctl = Commands(fabric, Operations(nursery), trio.current_time())
+        done = await run_backup(fabric, "IBMB", None, "full")
+        await run_auxcopy(fabric)
+        [barcode] = {s.barcode for s in await fabric.catalog.call(queries.segments, done.job_id, "P/dr")}
+        assert await ctl.cmd_export({"barcodes": [barcode]}) == {"exported": [barcode], "libraries": ["dr/DVTL"]}
+        with trio.fail_after(600):  # it fails; it never hangs
+            with pytest.raises(CartridgeOutside, match=f"{barcode} is outside library dr/DVTL: import it"):
+                await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "a", job_id=done.job_id, copy_id="P/dr"))
+        [vol] = [v for lib in await ctl.cmd_media({}) for v in lib["volumes"] if v["volume"] == barcode]
+        assert (vol["status"], vol["location"]) == ("*EJECTED", "*OUTSIDE")
+        with pytest.raises(errors.Refused, match="already outside"):
+            await ctl.cmd_export({"barcodes": [barcode]})
+        await ctl.cmd_import({"barcodes": [barcode]})
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "b", job_id=done.job_id, copy_id="P/dr"))
+        gen = (await fabric.catalog.call(queries.get_job, done.job_id)).generation
+        assert restored_files(tmp_path / "b") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+        nursery.cancel_scope.cancel()
+
+
+async def test_no_new_data_goes_to_an_exported_scratch_cartridge(tmp_path, autojump_clock):
+    async with trio.open_nursery() as nursery, open_fabric(write_fabric(tmp_path)) as fabric:
+        ctl = Commands(fabric, Operations(nursery), trio.current_time())
+        await ctl.cmd_export({"barcodes": ["PR0001L8", "PR0002L8"]})
+        done = await run_backup(fabric, "IBMB", None, "full")
+        used = {s.barcode for s in await fabric.catalog.call(queries.segments, done.job_id, "P/primary")}
+        assert not used & {"PR0001L8", "PR0002L8"}
+        with pytest.raises(errors.NotFound, match="no cartridge 'XX0001L8'"):
+            await ctl.cmd_export({"barcodes": ["XX0001L8"]})
+        nursery.cancel_scope.cancel()
+
+
+async def test_every_cartridges_location_is_in_the_catalog_and_survives_a_restart(tmp_path, autojump_clock):
+    path = write_fabric(tmp_path)
+    async with trio.open_nursery() as nursery, open_fabric(path) as fabric:
+        await Commands(fabric, Operations(nursery), trio.current_time()).cmd_export({"barcodes": ["PR0012L8"]})
+        library = fabric.libraries["prod/PVTL"]
+        async with library.drive() as drive:
+            await drive.load("PR0003L8")
+            where = {c.barcode: (c.location, c.drive) for c in await fabric.catalog.call(queries.cartridges, "prod/PVTL")}
+            assert where["PR0003L8"] == ("drive", drive.number) and where["PR0012L8"] == ("outside", None)
+            media_now = await Commands(fabric, Operations(nursery), trio.current_time()).cmd_media({})
+            [prod] = [m for m in media_now if m["library"] == "prod/PVTL"]
+            assert prod["device"] == "TAPMLB01" and [r["resource"] for r in prod["resources"]] == ["TAP01", "TAP02"]
+            assert {v["volume"]: v["location"] for v in prod["volumes"]}["PR0003L8"] in ("TAP01", "TAP02")
+        nursery.cancel_scope.cancel()
+    # A crash with a cartridge in a drive: the catalog still says so; a restart puts it home.
+    async with open_fabric(path) as fabric:
+        where = {c.barcode: c.location for c in await fabric.catalog.call(queries.cartridges, "prod/PVTL")}
+        assert where["PR0003L8"] == "slot" and where["PR0012L8"] == "outside"
+        with pytest.raises(CartridgeOutside):
+            fabric.libraries["prod/PVTL"].check_inside("PR0012L8")

@@ -339,6 +339,13 @@ def _parser() -> argparse.ArgumentParser:
         p = add(action, _select(action), text)
         p.add_argument("job", type=int)
         p.add_argument("--copy", required=True, help="POLICY/COPY")
+    add("media", _simple("media"), "each library as IBM i shows it (WRKMLBSTS, WRKMLMBRM): device, drives, volumes")
+    for action, text in (
+        ("export", "vault cartridges out of their library through the mail station"),
+        ("import", "bring exported cartridges back into their library through the mail station"),
+    ):
+        p = add(action, lambda a, action=action: {"cmd": action, "barcodes": a.barcodes}, text)
+        p.add_argument("barcodes", nargs="+", metavar="BARCODE")
     fault = add("fault", _fault, f"inject a fault: {FAULT_USAGE}")
     fault.add_argument("target")
     fault.add_argument("action")

@@ -155,7 +155,31 @@ def _selection(r: dict[str, Any]) -> str:
     return f"job {r['job_id']} on {r['copy']}: {r['state']} ({r['action']} by {r['who']})"
 
 
-_RENDERERS = {"jobs": _jobs, "status": _status, "select": _selection, "copies": _copies, "drills": _drills}
+def _media(libraries: list[dict[str, Any]]) -> str:
+    """As IBM i's WRKMLBSTS (the device and its resources) and WRKMLMBRM (its volumes)."""
+    parts = []
+    for lib in libraries:
+        head = f"{lib['device']}  {lib['library']}  site {lib['site']}  {lib['drive_type']} drives  {lib['status']}"
+        resources = _table(
+            [[r["resource"], r["status"].upper(), r["volume"], r["drive"]] for r in lib["resources"]],
+            ["RESOURCE", "STATUS", "VOLUME", "DRIVE"],
+        )
+        volumes = _table(
+            [[v["volume"], v["status"], v["location"], v["media"], v["state"], v["copy"]] for v in lib["volumes"]],
+            ["VOLUME", "STATUS", "LOCATION", "MEDIA", "STATE", "COPY"],
+        )
+        parts.append(f"{head}\n\n{resources}\n\n{volumes}")
+    return "\n\n".join(parts)
+
+
+_RENDERERS = {
+    "jobs": _jobs,
+    "status": _status,
+    "select": _selection,
+    "copies": _copies,
+    "drills": _drills,
+    "media": _media,
+}
 
 
 def progress_bar(op_id: str, progress: dict[str, Any], elapsed: float, width: int = 24) -> str:

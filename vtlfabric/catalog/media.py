@@ -129,3 +129,17 @@ def recycle_cartridges(conn: sqlite3.Connection, library: str, busy: Iterable[st
         conn.execute("UPDATE cartridges SET state = 'scratch', copy_id = NULL, eod = 0 WHERE barcode = ?", (barcode,))
         record(conn, now, "cartridge.scratch", None, None, barcode=barcode, library=library)
     return recycled
+
+
+def set_location(conn: sqlite3.Connection, barcodes: Iterable[str], location: str, drive: int | None, now: float) -> None:
+    """Where cartridges are now; a move to or from outside the library goes in the journal."""
+    for barcode in barcodes:
+        old = conn.execute("SELECT location FROM cartridges WHERE barcode = ?", (barcode,)).fetchone()
+        conn.execute("UPDATE cartridges SET location = ?, drive = ? WHERE barcode = ?", (location, drive, barcode))
+        if old is not None and "outside" in (old[0], location) and old[0] != location:
+            record(conn, now, "cartridge.exported" if location == "outside" else "cartridge.imported", barcode=barcode)
+
+
+def home_cartridges(conn: sqlite3.Connection, library: str) -> None:
+    """At start: whatever a crash left in a drive is back in its slot (drives start empty)."""
+    conn.execute("UPDATE cartridges SET location = 'slot', drive = NULL WHERE library = ? AND location = 'drive'", (library,))

@@ -18,10 +18,12 @@ from vtlfabric.catalog.media import (
     cartridges,
     checkpoint,
     claim_cartridge,
+    home_cartridges,
     open_segment,
     recycle_cartridges,
     segments,
     set_cartridge_state,
+    set_location,
 )
 from vtlfabric.catalog.records import JobCopyRecord, JobRecord, from_row
 from vtlfabric.catalog.roles import (
@@ -60,6 +62,7 @@ __all__ = [
     "finish_drill",
     "full_required",
     "get_meta",
+    "home_cartridges",
     "interrupt_aux_runs",
     "interrupt_drills",
     "open_segment",
@@ -69,6 +72,7 @@ __all__ = [
     "repair_copy",
     "segments",
     "set_cartridge_state",
+    "set_location",
     "set_meta",
     "set_suspended",
     "start_aux_run",

@@ -60,10 +60,12 @@ class CopyRecord:
 class CartridgeRecord:
     barcode: str
     library: str
-    slot: int
+    slot: int  # its home slot
     copy_id: str | None
     state: str
     eod: int
+    location: str = "slot"  # slot, drive, outside
+    drive: int | None = None  # the drive it is in, while location is drive
 
 
 @attrs.frozen

@@ -103,6 +103,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE copies ADD COLUMN inoperative TEXT NOT NULL DEFAULT '';
     """,
+    # 5: where each cartridge is: in its slot, in a drive (which), or outside the library (exported)
+    """
+    ALTER TABLE cartridges ADD COLUMN location TEXT NOT NULL DEFAULT 'slot';
+    ALTER TABLE cartridges ADD COLUMN drive INTEGER;
+    """,
 )
 
 

@@ -132,7 +132,8 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
     for site in config.sites:
         root = state / "sites" / site.name
         site_libs = {
-            lib.id: Library(lib, root / "libraries" / lib.name, catalog, pools=_pools(config, lib.id)) for lib in site.libraries
+            lib.id: Library(lib, root / "libraries" / lib.name, catalog, pools=_pools(config, lib.id), now=clock.now)
+            for lib in site.libraries
         }
         for library in site_libs.values():
             await library.start()

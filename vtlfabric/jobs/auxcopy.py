@@ -29,7 +29,16 @@ from vtlfabric.media import Incompatible
 from vtlfabric.net import secure
 from vtlfabric.net.wan import local_stream_pair
 from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import Drive, DriveFailed, LibraryOffline, MediaFailure, OutOfMedia, WrongCartridge, reserve_drives
+from vtlfabric.tape.library import (
+    CartridgeOutside,
+    Drive,
+    DriveFailed,
+    LibraryOffline,
+    MediaFailure,
+    OutOfMedia,
+    WrongCartridge,
+    reserve_drives,
+)
 
 log = structlog.get_logger()
 ATTEMPTS = 3
@@ -44,6 +53,7 @@ RETRYABLE = (
     trio.EndOfChannel,
     LibraryOffline,
     WrongCartridge,
+    CartridgeOutside,
     DriveFailed,
     Incompatible,
     MediaFailure,

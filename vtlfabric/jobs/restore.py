@@ -23,7 +23,7 @@ from vtlfabric.jobs import progress
 from vtlfabric.media import Incompatible
 from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
 from vtlfabric.tape.image import TapeFormatError
-from vtlfabric.tape.library import DriveFailed, LibraryOffline, MediaFailure, WrongCartridge
+from vtlfabric.tape.library import CartridgeOutside, DriveFailed, LibraryOffline, MediaFailure, WrongCartridge
 from vtlfabric.tape.stream import read_segments
 from vtlfabric.vocab import CopyState
 
@@ -43,6 +43,7 @@ RESTORE_FAILURES = (
     LibraryOffline,
     MediaFailure,
     WrongCartridge,
+    CartridgeOutside,
     DriveFailed,
     Incompatible,
     OSError,

@@ -22,6 +22,7 @@ from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.copystatus import copy_statuses
 from vtlfabric.jobs.drill import run_drill
+from vtlfabric.jobs.mediaview import media_view
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.running import Work
 from vtlfabric.jobs.verify import run_verify
@@ -284,6 +285,33 @@ class Commands:
         except ValueError as e:
             raise BadRequest(str(e)) from None
         return self.fabric.copy(copy_id)
+
+    async def cmd_media(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each library as IBM i shows it: the TAPMLB device, its TAP resources, its volumes."""
+        return jsonable(await media_view(self.fabric))
+
+    async def cmd_export(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Vault cartridges out through the mail station; restores and copies that need them
+        fail, naming the cartridge to import, until they are imported again."""
+        return await self._vault(request, "export")
+
+    async def cmd_import(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._vault(request, "import")
+
+    async def _vault(self, request: dict[str, Any], action: str) -> dict[str, Any]:
+        barcodes = arg(request, "barcodes", list)
+        if not barcodes or not all(isinstance(b, str) for b in barcodes):
+            raise BadRequest("barcodes: give one or more cartridge barcodes")
+        by_library: dict[str, list[str]] = {}
+        for barcode in barcodes:
+            owner = next((lib for lib in self.fabric.libraries.values() if barcode in lib.spec.barcodes), None)
+            if owner is None:
+                raise errors.NotFound("cartridge", barcode)
+            by_library.setdefault(owner.spec.id, []).append(barcode)
+        for library_id, mine in by_library.items():
+            library = self.fabric.libraries[library_id]
+            await (library.export(mine) if action == "export" else library.import_(mine))
+        return {action + "ed": barcodes, "libraries": sorted(by_library)}
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -38,6 +38,10 @@ class WrongCartridge(errors.Refused):
     """The cartridge's VOL1 label names another volume: it is never written over."""
 
 
+class CartridgeOutside(errors.Refused):
+    """The cartridge was exported: it is outside the library until it is imported again."""
+
+
 class DriveFailed(errors.Failed):
     """The drive failed under the job; the job goes on on another drive from its checkpoint."""
 
@@ -84,6 +88,7 @@ class Drive:
         if self.barcode == barcode and self.image is not None:
             return self.image
         media.check_mount(self.kind, barcode, write)
+        self.library.check_inside(barcode)
         await self.unload()
         self.state = DriveState.LOADING
         await self.library.robot_move()
@@ -96,6 +101,7 @@ class Drive:
         if image.barcode != barcode:  # never write over another volume
             await self.unload()
             raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {image.barcode}: not mounted")
+        await self.library.catalog.call(queries.set_location, [barcode], "drive", self.number, self.library.now())
         log.debug("drive.loaded", drive=self.name, barcode=barcode)
         return image
 
@@ -122,6 +128,7 @@ class Drive:
             await trio.to_thread.run_sync(image.close)
             await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
             await self.library.robot_move()
+            await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
         self.position = 0.0
         if self.state != DriveState.FAILED:
             self.state = DriveState.EMPTY
@@ -156,6 +163,7 @@ class Library:
     offline: bool = False
     unreachable: bool = False  # its MediaAgent cannot be reached
     failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for
+    _all: tuple[Drive, ...] = ()
     _free: list[Drive] = attrs.field(factory=list)
     _drive_slots: trio.Semaphore = attrs.field(init=False)
     _busy_cartridges: set[str] = attrs.field(factory=set)
@@ -163,9 +171,12 @@ class Library:
     _claiming: trio.Lock = attrs.field(factory=trio.Lock)
     _robot: trio.Lock = attrs.field(factory=trio.Lock)  # one move at a time
     pools: dict[str, frozenset[str]] = attrs.field(factory=dict)  # copy id -> its own scratch pool
+    now: Callable[[], float] = trio.current_time  # fabric time, for the journal
+    outside: set[str] = attrs.field(factory=set)  # exported: not in the library until imported
 
     def __attrs_post_init__(self) -> None:
-        self._free = [Drive(self, n) for n in range(1, self.spec.drives + 1)]
+        self._all = tuple(Drive(self, n) for n in range(1, self.spec.drives + 1))
+        self._free = list(self._all)
         self._drive_slots = trio.Semaphore(self.spec.drives)
 
     async def robot_move(self) -> None:
@@ -184,6 +195,9 @@ class Library:
             return f"the MediaAgent of {self.spec.id} is unreachable"
         return ""
 
+    def drives(self) -> tuple[Drive, ...]:
+        return self._all
+
     @property
     def drives_in_use(self) -> int:
         return self.spec.drives - len(self._free)
@@ -192,7 +206,11 @@ class Library:
         """Register cartridges, label new ones, and trim each to what the catalog committed."""
         await trio.to_thread.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
         await self.catalog.call(queries.add_cartridges, self.spec.id, self.spec.barcodes)
+        await self.catalog.call(queries.home_cartridges, self.spec.id)
         for cart in await self.catalog.call(queries.cartridges, self.spec.id):
+            if cart.location == "outside":
+                self.outside.add(cart.barcode)
+                continue
             await trio.to_thread.run_sync(self._recover, cart.barcode, cart.eod)
 
     def _recover(self, barcode: str, eod: int) -> None:
@@ -243,19 +261,58 @@ class Library:
         where a cartridge with no committed data gets a fresh image."""
         async with self._claiming:  # no writer may claim one of them meanwhile
             worm = [b for b in self.spec.barcodes if media.media_of(b).worm]  # write once: never recycled
-            barcodes = await self.catalog.call(
-                queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media, *worm), now
-            )
+            keep = (*self._busy_cartridges, *self.failed_media, *self.outside, *worm)
+            barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, keep, now)
             for barcode in barcodes:
                 await trio.to_thread.run_sync(self._relabel, barcode)
                 log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)
         return barcodes
 
+    def check_inside(self, barcode: str) -> None:
+        if barcode in self.outside:
+            raise CartridgeOutside(
+                f"cartridge {barcode} is outside library {self.spec.id}: import it with `vtlfabric ctl import {barcode}`"
+            )
+
+    async def export(self, barcodes: list[str]) -> None:
+        """Vault cartridges: through the mail station, a batch of ``station`` at a time, to outside.
+        Each must be in its slot, idle; nothing moves unless all of them can."""
+        for barcode in barcodes:
+            self._check_known(barcode)
+            if barcode in self.outside:
+                raise errors.Refused(f"cartridge {barcode} is already outside library {self.spec.id}")
+            if barcode in self._busy_cartridges:
+                raise errors.Refused(f"cartridge {barcode} is in use in library {self.spec.id}: export it when it is idle")
+        async with self._claiming:  # no writer claims one of them meanwhile
+            for batch in _batches(barcodes, self.spec.station):
+                for _ in batch:
+                    await self.robot_move()  # slot -> station; the operator empties the station
+                await self.catalog.call(queries.set_location, batch, "outside", None, self.now())
+                self.outside.update(batch)
+                log.info("cartridge.exported", library=self.spec.id, barcodes=batch)
+
+    async def import_(self, barcodes: list[str]) -> None:
+        """Bring exported cartridges back through the mail station into their slots."""
+        for barcode in barcodes:
+            self._check_known(barcode)
+            if barcode not in self.outside:
+                raise errors.Refused(f"cartridge {barcode} is not outside library {self.spec.id}: nothing to import")
+        for batch in _batches(barcodes, self.spec.station):
+            for _ in batch:
+                await self.robot_move()  # station -> its slot
+            await self.catalog.call(queries.set_location, batch, "slot", None, self.now())
+            self.outside.difference_update(batch)
+            log.info("cartridge.imported", library=self.spec.id, barcodes=batch)
+
+    def _check_known(self, barcode: str) -> None:
+        if barcode not in self.spec.barcodes:
+            raise errors.NotFound(f"cartridge in library {self.spec.id}", barcode)
+
     def _not_for(self, copy_id: str) -> set[str]:
         """Cartridges this copy may not write on now: in use, failed, not writable by this
         library's drives, or outside its own scratch pool (or inside another copy's)."""
         drive = media.DRIVES[self.spec.drive_type]
-        out = {*self._busy_cartridges, *self.failed_media}
+        out = {*self._busy_cartridges, *self.failed_media, *self.outside}
         out |= {b for b in self.spec.barcodes if not drive.can_write(media.media_of(b))}
         own = self.pools.get(copy_id)
         if own is not None:
@@ -275,6 +332,10 @@ class Library:
         self._busy_cartridges.discard(barcode)
         self._cartridge_freed.set()
         self._cartridge_freed = trio.Event()
+
+
+def _batches(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 @asynccontextmanager
