@@ -322,3 +322,23 @@ def _wait_for_drill(daemon: Daemon, done) -> list:
             return drills
         time.sleep(0.05)  # clock-ok
     raise AssertionError(f"drill did not reach the expected state: {drills}")
+
+
+def test_media_view_and_vaulting_through_the_cli(daemon, tmp_path):
+    job_id = daemon.ok("backup", "IBMB", "--type", "full", "--wait")["result"]["job_id"]
+    daemon.ok("auxcopy", "--wait")
+    libraries = {lib["library"]: lib for lib in daemon.ok("media")}
+    assert libraries["prod/PVTL"]["device"] == "TAPMLB01" and len(libraries["dr/DVTL"]["resources"]) == 2
+    held = [v["volume"] for v in libraries["dr/DVTL"]["volumes"] if v["copy"] == "P/dr"]
+    assert held and all(v["media"] == "LTO-8" for v in libraries["dr/DVTL"]["volumes"])
+
+    daemon.ok("export", *held)
+    out = tmp_path / "out"
+    done = daemon.ctl("restore", "--job", str(job_id), "--copy", "P/dr", "--to", str(out), "--wait")
+    assert done.returncode == 1 and f"is outside library dr/DVTL: import it with `vtlfabric ctl import {held[0]}`" in done.stderr
+    text = daemon.ctl("media").stdout
+    assert "*EJECTED" in text and "*OUTSIDE" in text
+    daemon.ok("import", *held)
+    daemon.ok("restore", "--job", str(job_id), "--copy", "P/dr", "--to", str(out), "--wait")
+    bad = daemon.ctl("export", "NOSUCH01")
+    assert bad.returncode == 2 and "no cartridge 'NOSUCH01'" in bad.stderr
