@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -404,3 +406,109 @@ def test_blocks_hercules_reads_differently_are_warned_about() -> None:
     assert found.ok
     assert [w.offset for w in found.warnings] == [written[1].offset, written[3].offset]
     assert "2 empty data blocks" in found.warnings[0].message and "65535" in found.warnings[1].message
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "vtlfabric.cli", "tape", *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "PR0001L8.aws"
+    path.write_bytes(cartridge().raw)
+    return path
+
+
+def test_verify_says_ok_in_one_line(image: Path) -> None:
+    done = cli("verify", image)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [
+        f"{image}: OK: volume PR0001, 2 files, 3 data blocks (10105 bytes); "
+        f"18 records in {len(cartridge().raw)} bytes, every header, back link and label checked"
+    ]
+
+
+def test_verify_prints_the_first_problem_and_exits_1(image: Path) -> None:
+    cart = cartridge()
+    image.write_bytes(cart.patched(cart.at["B"] + 2, CHUNK.to_bytes(2, "little")))
+    done = cli("verify", image)
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout.splitlines() == [
+        f"{image}: offset {cart.at['B']}: block header's previous length 4096 does not match the chunk before it "
+        f"(1808 bytes, header at {cart.at['A3']})"
+    ]
+    image.write_bytes(cart.raw[: cart.at["B"] + 20])
+    done = cli("verify", image, "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["problem"]["offset"] == cart.at["B"]
+
+
+def test_verify_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    done = cli("verify", tmp_path / "nothing.aws")
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert "nothing.aws" in line and "No such file" in line
+    assert cli("verify").returncode == 2  # argparse: no IMAGE
+
+
+def test_ls_json_lists_the_label_and_files(image: Path) -> None:
+    done = cli("ls", "--json", image)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["ok"] and out["vol1"] == {"volser": "PR0001", "owner": "PR0001L8"} and "blocks" not in out
+    files = [
+        (f["number"], f["offset"], f["blocks"], f["bytes"], f["hdr1"]["dsname"], f["hdr2"]["block_size"]) for f in out["files"]
+    ]
+    assert files == [
+        (1, cartridge().at["HDR1"], 2, A_SIZE + B_SIZE, "VTLFABRIC.F0001", MAX_BLOCK_SIZE),
+        (2, cartridge().at["HDR1.2"], 1, 5, "VTLFABRIC.F0002", MAX_BLOCK_SIZE),
+    ]
+    blocks = json.loads(cli("ls", "--json", "--blocks", image).stdout)["blocks"]
+    assert [b["label"] for b in blocks[:3]] == ["VOL1", "HDR1", "HDR2"]
+    [a] = [b for b in blocks if b["offset"] == cartridge().at["A"]]
+    assert [(c["offset"], c["length"], c["flags"]) for c in a["chunks"]] == [
+        (cartridge().at["A"], CHUNK, BOR),
+        (cartridge().at["A2"], CHUNK, 0),
+        (cartridge().at["A3"], A_SIZE - 2 * CHUNK, EOR),
+    ]
+
+
+def test_ls_lists_files_and_blocks_in_text(image: Path) -> None:
+    done = cli("ls", "--blocks", image)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{image}: volume PR0001, owner PR0001L8; 2 files; {len(cartridge().raw)} bytes"
+    assert lines[1].split() == ["FILE", "OFFSET", "BLOCKS", "BYTES", "DATA", "AT", "DSNAME", "CREATED", "RECFM/BLKSIZE"]
+    assert lines[2].split()[:6] == [
+        "1",
+        str(cartridge().at["HDR1"]),
+        "2",
+        str(A_SIZE + B_SIZE),
+        str(cartridge().at["A"]),
+        "VTLFABRIC.F0001",
+    ]
+    [a] = [line.split() for line in lines if line.startswith(f"{cartridge().at['A']} ")]
+    assert a == [str(cartridge().at["A"]), str(A_SIZE), "3", "BOR", "..", "EOR"]
+
+
+def test_ls_of_a_damaged_image_lists_what_it_read_and_exits_1(image: Path) -> None:
+    cart = cartridge()
+    image.write_bytes(cart.flipped("HDR1.2", 3))
+    done = cli("ls", image)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1].startswith(f"{image}: offset {cart.at['HDR1.2']}: block header's length")
+    assert "VTLFABRIC.F0001" in done.stdout
+
+
+def test_tape_commands_load_no_trio(image: Path) -> None:
+    check = (
+        "import sys; from vtlfabric import cli; "
+        f"rc = cli.main(['tape', 'verify', {str(image)!r}]); "
+        "print(rc, *[m for m in ('trio', 'structlog', 'cryptography', 'sqlite3') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0"
