@@ -267,15 +267,18 @@ def _iso_date(value: Any) -> str:
 
 def _tape_summary(found: Inspection) -> str:
     what = "unlabelled" if found.vol1 is None else f"volume {found.vol1.volser}"
-    open_files = [str(f.number) for f in found.files if not f.closed]
-    files = f"{len(found.files)} file{'' if len(found.files) == 1 else 's'}"
-    if open_files:
+    files = _plural(len(found.files), "file")
+    if open_files := [str(f.number) for f in found.files if not f.closed]:
         files += f" (file {', '.join(open_files)} not closed)"
     checked = "header and back link" if found.vol1 is None else "header, back link and label"
     return (
-        f"{what}, {files}, {found.data_blocks} data blocks ({found.data_bytes} bytes); "
-        f"{found.records} records in {found.size} bytes, every {checked} checked"
+        f"{what}, {files}, {_plural(found.data_blocks, 'data block')} ({found.data_bytes} bytes); "
+        f"{_plural(found.records, 'record')} in {found.size} bytes, every {checked} checked"
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _tape_ls_text(image: str, found: Inspection) -> list[str]:
@@ -285,7 +288,7 @@ def _tape_ls_text(image: str, found: Inspection) -> list[str]:
         head = f"{image}: unlabelled"
     else:
         head = f"{image}: volume {found.vol1.volser}" + (f", owner {found.vol1.owner}" if found.vol1.owner else "")
-    lines = [f"{head}; {len(found.files)} file{'' if len(found.files) == 1 else 's'}; {found.size} bytes"]
+    lines = [f"{head}; {_plural(len(found.files), 'file')}; {found.size} bytes"]
     rows = []
     for f in found.files:
         row = [str(f.number), str(f.offset), str(f.blocks), str(f.bytes)]

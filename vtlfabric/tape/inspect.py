@@ -341,7 +341,7 @@ def _diagnose(f: BinaryIO, size: int, record_offset: int, last_header: int | Non
     if suspect is not None and (wrong := _wrong_length(f, size, suspect)) is not None:
         return wrong
     if isinstance(exc, TornRecord):
-        return Problem(record_offset, f"the image ({size} bytes) is cut short inside this record: {exc.reason}")
+        return Problem(record_offset, f"the image is cut short in this record: {exc.reason} ({size} bytes)")
     header = _header_at(f, pos)
     if before is None:
         if header.prev_length != 0:
