@@ -61,7 +61,7 @@ class Drive:
             raise MediaFailure(f"cartridge {barcode} in {self.library.spec.id} has failed")
         self.image = await self.io(TapeImage.open, self.library.image_path(barcode), self.library.spec.capacity)
         self.barcode = barcode
-        log.debug("drive.loaded", drive=self.name, barcode=barcode)
+        log.debug("drive.loaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
         return self.image
 
     async def unload(self) -> None:
@@ -73,7 +73,7 @@ class Drive:
         with trio.CancelScope(shield=True):  # a half-unloaded drive would leak the cartridge
             await trio.to_thread.run_sync(image.close)
             await trio.sleep(self.library.spec.robot_time)
-        log.debug("drive.unloaded", drive=self.name, barcode=barcode)
+        log.debug("drive.unloaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
 
 
 @attrs.define(eq=False)
@@ -124,7 +124,13 @@ class Library:
         image = TapeImage.open(path, self.spec.capacity, repair=True)  # a torn last record never counted
         try:
             if image.end_offset() > eod:
-                log.warning("cartridge.trimmed", barcode=barcode, library=self.spec.id, bytes=image.end_offset() - eod)
+                log.warning(
+                    "cartridge.trimmed",
+                    site=self.spec.site,
+                    library=self.spec.id,
+                    barcode=barcode,
+                    bytes=image.end_offset() - eod,
+                )
                 image.truncate(eod)
         finally:
             image.close()
@@ -156,6 +162,7 @@ class Library:
             if cart is None:
                 raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
             self._busy_cartridges.add(cart.barcode)
+            log.debug("cartridge.claimed", site=self.spec.site, library=self.spec.id, barcode=cart.barcode, copy=copy_id)
             return cart.barcode
 
     async def recycle_aged(self, now: float) -> list[str]:
@@ -166,7 +173,7 @@ class Library:
             barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, (*self._busy_cartridges, *self.failed_media), now)
             for barcode in barcodes:
                 await trio.to_thread.run_sync(self._relabel, barcode)
-                log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)
+                log.info("cartridge.scratch", site=self.spec.site, library=self.spec.id, barcode=barcode)
         return barcodes
 
     def _relabel(self, barcode: str) -> None:
