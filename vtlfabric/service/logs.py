@@ -25,7 +25,8 @@ _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 
 
 def _journal_line(_: Any, __: str, event: dict[str, Any]) -> str:
-    """``<6>backup.completed job_id=7 copy=IBMI/primary ...``: journald stamps the time itself."""
+    """``<6>backup.completed client=PRODIBM1 copy=IBMI/primary job_id=7 ...`` (keys sorted):
+    journald stamps the time itself."""
     priority = _PRIORITY.get(event.pop("level", "info"), 6)
     event.pop("timestamp", None)
     name = event.pop("event", "")
