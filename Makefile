@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/vtlfabric.toml
 
-.PHONY: run test lint bench soak venv clean
+.PHONY: run test lint bench soak venv clean floors
 
 venv: $(STAMP)
 
@@ -36,6 +36,22 @@ soak: $(STAMP)
 BENCH_SIZE ?= 64MiB
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench --size $(BENCH_SIZE) --json bench.json
+
+# The dependency floors: a venv of its own with exactly the oldest release pyproject.toml
+# allows of each (every ">=" read as "=="), and the tests that exercise them.
+FLOORS_VENV := $(VENV)/floors
+FLOORS_TESTS := tests/test_secure.py tests/test_catalog.py tests/test_fabric_jobs.py tests/test_e2e.py \
+	tests/test_e2e_service.py tests/test_config.py tests/test_wan.py tests/test_selection.py \
+	tests/test_restore_site.py tests/test_events_media.py tests/test_config_fuzz.py
+floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/pip install --quiet $$($(PYTHON) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print(" ".join(d.replace(">=", "==") for d in p["dependencies"] + p["optional-dependencies"]["test"] if ">=" in d))')
+	$(FLOORS_VENV)/bin/pip install --quiet --no-deps -e .
+	$(FLOORS_VENV)/bin/pip check
+	$(FLOORS_VENV)/bin/pip freeze --exclude-editable
+	$(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOORS_TESTS)
 
 clean:
 	rm -rf $(VENV) state

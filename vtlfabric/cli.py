@@ -394,7 +394,9 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--job", type=int)
     restore.add_argument("--latest", action="store_true")
     restore.add_argument("--copy", help="POLICY/COPY to restore from (default: the primary)")
-    restore.add_argument("--site", help="the site whose MediaAgent restores (default: the copy's site)")
+    restore.add_argument(
+        "--site", help="restore at this site, from its best copy of the policy (with --copy: check the copy is there)"
+    )
     restore.add_argument("--to", required=True, help="the directory to restore into")
     drill = add(
         "drill",

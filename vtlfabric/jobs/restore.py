@@ -103,18 +103,62 @@ def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[Job
     return chain
 
 
-def _resolve_copy(fabric: Fabric, request: RestoreRequest) -> CopySpec:
+async def _resolve_copy(fabric: Fabric, request: RestoreRequest) -> CopySpec:
+    """The copy to restore from: the one named, or with only a site, the best copy of the
+    client's policy at that site, or else the primary."""
     try:
         policy = fabric.config.policy_of(request.client)
     except errors.NotFound:
         raise RestoreError(f"client: no client named {request.client!r} in any policy") from None
+    copies = [fabric.copy(c.id) for c in policy.copies]
+    if request.site and not request.copy_id:
+        return await _copy_at_site(fabric, request, copies)
     copy_id = request.copy_id or fabric.primary_of(policy.name).id
-    copy = next((fabric.copy(c.id) for c in policy.copies if c.id == copy_id), None)
+    copy = next((c for c in copies if c.id == copy_id), None)
     if copy is None:
-        raise RestoreError(f"copy: {copy_id!r} is not a copy of policy {policy.name} ({', '.join(c.id for c in policy.copies)})")
+        raise RestoreError(f"copy: {copy_id!r} is not a copy of policy {policy.name} ({', '.join(c.id for c in copies)})")
     if request.site and request.site != copy.site:
         raise RestoreError(f"site: copy {copy.id} keeps its media at site {copy.site}, not {request.site}")
     return copy
+
+
+async def _copy_at_site(fabric: Fabric, request: RestoreRequest, copies: list[CopySpec]) -> CopySpec:
+    """The policy's copy at the site to restore from. For a job: one that holds it. For the
+    latest point in time: one that can rebuild it at all, then one whose library can be used
+    now, then the one whose point in time is newest. Then a synchronous copy, then the
+    config's order."""
+    here = [c for c in copies if c.site == request.site]
+    if not here:
+        where = ", ".join(f"{c.id} at {c.site}" for c in copies)
+        raise RestoreError(f"site: policy {copies[0].policy} has no copy at site {request.site} (its copies: {where})")
+    jobs = await fabric.catalog.call(queries.list_jobs, request.client)
+
+    def reach(copy: CopySpec) -> tuple[int, int]:
+        """For a job, (1 if the copy holds it, 0); for the latest point in time, (the subclients
+        it can rebuild, the newest job of those chains)."""
+        if request.job_id is not None:
+            return int(_state_of(jobs, request.job_id, copy.id) == CopyState.AVAILABLE), 0
+        chains = [point_in_time([j for j in jobs if j.subclient == sub], copy.id) for sub in {j.subclient for j in jobs}]
+        return sum(1 for c in chains if c), max((c[-1].id for c in chains if c), default=0)
+
+    def rank(copy: CopySpec) -> tuple[bool, bool, tuple[int, int], bool]:
+        got = reach(copy)
+        return got[0] > 0, not fabric.library_of(copy).unavailable(), got, copy.kind == "synchronous"
+
+    best = max(here, key=rank)  # max keeps the first of equals: the config's order
+    if not reach(best)[0]:
+        if request.job_id is not None:
+            states = "; ".join(f"{c.id}: {_state_of(jobs, request.job_id, c.id)}" for c in here)
+            raise RestoreError(f"job {request.job_id} is not available on any copy at site {request.site} ({states})")
+        raise RestoreError(
+            f"client {request.client} has no valid full backup available on any copy at site {request.site} "
+            f"({', '.join(c.id for c in here)})"
+        )
+    return best
+
+
+def _state_of(jobs: list[JobRecord], job_id: int, copy_id: str) -> str:
+    return next((j.copies.get(copy_id) or "none" for j in jobs if j.id == job_id), "no such job of this client")
 
 
 async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tuple[list[JobRecord], list[str]]:
@@ -140,7 +184,7 @@ async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tup
 
 
 async def run_restore(fabric: Fabric, request: RestoreRequest) -> RestoreResult:
-    copy = _resolve_copy(fabric, request)
+    copy = await _resolve_copy(fabric, request)
     chain, missing = await _chain(fabric, request, copy)
     bound = log.bind(client=request.client, copy=copy.id, site=copy.site)
     bound.info("restore.started", jobs=[j.id for j in chain], dest=str(request.dest))

@@ -2,9 +2,13 @@
 drill log events, as they happen, for tools to consume.
 
 The bus is a structlog processor, so an event is logged and streamed from one call
-and there is one vocabulary for both. Events logged from worker threads cross into
-the Trio loop through its token. A follower that cannot keep up loses events (and is
-told how many) rather than slowing the fabric.
+and there is one vocabulary for both. It sees events of every level: the media events
+(``cartridge.claimed``, ``drive.loaded``, ``drive.unloaded``, each with ``site``,
+``library`` and ``barcode``) are logged at debug, one per claim, mount and unmount, so
+they stream here while the daemon's log at info leaves them out (logs.configure).
+Events logged from worker threads cross into the Trio loop through its token. A
+follower that cannot keep up loses events (and is told how many) rather than slowing
+the fabric.
 """
 
 from __future__ import annotations
@@ -18,22 +22,9 @@ import attrs
 import trio
 
 # Event names start with what they are about ("backup.completed", "cartridge.scratch").
-KINDS = frozenset(
-    {
-        "backup",
-        "job",
-        "auxcopy",
-        "restore",
-        "copy",
-        "aging",  # jobs and copies
-        "cartridge",
-        "drive",  # media
-        "fault",
-        "drill",
-        "config",
-        "daemon",
-    }
-)
+JOB_KINDS = ("backup", "job", "auxcopy", "restore", "copy", "aging")
+MEDIA_KINDS = ("cartridge", "drive")
+KINDS = frozenset({*JOB_KINDS, *MEDIA_KINDS, "fault", "drill", "config", "daemon"})
 RECENT = 1000
 FOLLOWER_BUFFER = 1000
 

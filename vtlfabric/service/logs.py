@@ -25,7 +25,8 @@ _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 
 
 def _journal_line(_: Any, __: str, event: dict[str, Any]) -> str:
-    """``<6>backup.completed job_id=7 copy=IBMI/primary ...``: journald stamps the time itself."""
+    """``<6>backup.completed client=PRODIBM1 copy=IBMI/primary job_id=7 ...`` (keys sorted):
+    journald stamps the time itself."""
     priority = _PRIORITY.get(event.pop("level", "info"), 6)
     event.pop("timestamp", None)
     name = event.pop("event", "")
@@ -50,9 +51,34 @@ def choose_format(requested: str | None) -> str:
     return "console" if sys.stderr.isatty() else "json"
 
 
+# What add_log_level names each level; the threshold of the rendered log compares these.
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def _at_least(threshold: int) -> Any:
+    """Drop, before rendering, what is below the log level: the bus has seen it already."""
+
+    def drop_below(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        if _LEVELS.get(event.get("level", ""), logging.INFO) < threshold:
+            raise structlog.DropEvent
+        return event
+
+    return drop_below
+
+
 def configure(fmt: str | None = None, level: str = "info", bus: Any = None) -> None:
-    """``bus`` (an events.EventBus) sees every event before it is rendered."""
+    """``bus`` (an events.EventBus) sees every event before it is rendered, whatever its
+    level: media events are logged at debug (one per mount, unmount and cartridge claim,
+    too many for the daemon's log at info) and must still reach ``ctl events``. The log
+    itself shows ``level`` and up."""
     fmt = choose_format(fmt)
+    threshold = getattr(logging, level.upper())
     renderer: Any = {
         "json": structlog.processors.JSONRenderer(sort_keys=True),
         "journal": _journal_line,
@@ -64,10 +90,10 @@ def configure(fmt: str | None = None, level: str = "info", bus: Any = None) -> N
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _fabric_time,
             structlog.processors.format_exc_info if fmt != "console" else structlog.dev.set_exc_info,
-            *([bus] if bus is not None else []),
+            *([bus, _at_least(threshold)] if bus is not None else []),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if bus is not None else threshold),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -102,7 +102,7 @@ class Drive:
             await self.unload()
             raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {image.barcode}: not mounted")
         await self.library.catalog.call(queries.set_location, [barcode], "drive", self.number, self.library.now())
-        log.debug("drive.loaded", drive=self.name, barcode=barcode)
+        log.debug("drive.loaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
         return image
 
     async def locate(self, offset: int) -> None:
@@ -132,7 +132,7 @@ class Drive:
         self.position = 0.0
         if self.state != DriveState.FAILED:
             self.state = DriveState.EMPTY
-        log.debug("drive.unloaded", drive=self.name, barcode=barcode)
+        log.debug("drive.unloaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
 
     def fail(self, why: str) -> None:
         self.state, self.why = DriveState.FAILED, why
@@ -221,7 +221,13 @@ class Library:
         image = TapeImage.open(path, self.spec.capacity, repair=True)  # a torn last record never counted
         try:
             if image.end_offset() > eod:
-                log.warning("cartridge.trimmed", barcode=barcode, library=self.spec.id, bytes=image.end_offset() - eod)
+                log.warning(
+                    "cartridge.trimmed",
+                    site=self.spec.site,
+                    library=self.spec.id,
+                    barcode=barcode,
+                    bytes=image.end_offset() - eod,
+                )
                 image.truncate(eod)
         finally:
             image.close()
@@ -253,6 +259,7 @@ class Library:
             if cart is None:
                 raise OutOfMedia(f"library {self.spec.id} has no appendable or scratch cartridge for {copy_id}")
             self._busy_cartridges.add(cart.barcode)
+            log.debug("cartridge.claimed", site=self.spec.site, library=self.spec.id, barcode=cart.barcode, copy=copy_id)
             return cart.barcode
 
     async def recycle_aged(self, now: float) -> list[str]:
@@ -265,7 +272,7 @@ class Library:
             barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, keep, now)
             for barcode in barcodes:
                 await trio.to_thread.run_sync(self._relabel, barcode)
-                log.info("cartridge.scratch", barcode=barcode, library=self.spec.id)
+                log.info("cartridge.scratch", site=self.spec.site, library=self.spec.id, barcode=barcode)
         return barcodes
 
     def check_inside(self, barcode: str) -> None:
