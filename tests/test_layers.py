@@ -22,6 +22,7 @@ RANK = {
     "jobs": 5,
     "service": 6,
     "cliformat": 7,
+    "clitape": 7,
     "cli": 8,
 }
 

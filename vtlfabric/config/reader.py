@@ -19,6 +19,7 @@ import attrs
 
 from vtlfabric import errors
 from vtlfabric.units import parse_duration, parse_size
+from vtlfabric.vocab import DAY
 
 T = TypeVar("T")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}")
@@ -31,7 +32,7 @@ _INT_RANGE = (-(2**63), 2**63 - 1)
 # fit the catalog's 64-bit integers; a timer ten years out is a typo, and sums of
 # fabric times stay finite.
 MAX_BYTES = 2**53
-MAX_SECONDS = 3650 * 86400.0
+MAX_SECONDS = 3650 * DAY
 _SHOW = 60  # characters of a bad value an error message quotes
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from vtlfabric.config.reader import Table, show
 from vtlfabric.config.specs import DRILL_MODES, DaemonSpec, DrillSpec, EncryptionSpec, LinkSpec, MetricsSpec
-from vtlfabric.vocab import AEADS, DEFAULT_AEAD, DEFAULT_KEM, KEMS
+from vtlfabric.vocab import AEADS, DAY, DEFAULT_AEAD, DEFAULT_KEM, KEMS
 
 # A link faster than this is no constraint at all; much slower, and a test never ends.
 MAX_BANDWIDTH = 10**12  # bytes per second
 MAX_DELAY = 10.0  # seconds of latency or jitter: a geostationary hop is 0.3
 MIN_WINDOW, MAX_WINDOW = 2**10, 2**30  # a smaller window sends segments of a few bytes
-MAX_GRACE = 86400.0
+MAX_GRACE = DAY
 _LISTEN = re.compile(r"(.*):([0-9]{1,5})")
 
 

@@ -39,6 +39,7 @@ from vtlfabric.tape.library import (
     WrongCartridge,
     reserve_drives,
 )
+from vtlfabric.vocab import MAX_STREAMS
 
 log = structlog.get_logger()
 ATTEMPTS = 3
@@ -116,9 +117,6 @@ def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
         return 0 if c.source is None else 1 + depth(fabric.source_of(c))
 
     return sorted(chosen, key=lambda c: (depth(c), c.id))
-
-
-MAX_STREAMS = 64
 
 
 def check_streams(streams: int | None) -> None:
