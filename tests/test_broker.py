@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from tests.drivejournal import audit, grant_order
 from vtlfabric import errors
 from vtlfabric.tape.broker import DriveBroker, DriveShortage
+from vtlfabric.tape.library import LibraryOffline, reserve_drives
 
-A, B, C = "prod/PVTL", "dr/DVTL", "dr/VAULT"
+A, B = "prod/PVTL", "dr/DVTL"
 
 
 def broker(**sizes: int) -> DriveBroker:
@@ -217,6 +218,60 @@ async def test_the_report_shows_holders_waiters_and_what_each_waits_for(autojump
         ]
         assert [w.holder for w in d.waiters] == ["auxcopy P/dr stream 2", "restore IBMA"]
         release.set()
+
+
+async def test_a_copy_within_one_library_takes_two_of_its_drives_and_never_deadlocks(fabric, autojump_clock):
+    """The old reservation took the library's semaphore twice, one drive after the other:
+    two such streams on a library of two drives each held one and waited forever."""
+    lib = fabric.libraries[A]
+    seen: list[tuple[str, str]] = []
+
+    async def stream(n: int) -> None:
+        async with reserve_drives(lib, lib, holder=f"stream {n}") as (src, dst):
+            assert src is not dst
+            seen.append((src.name, dst.name))
+            await trio.sleep(1)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for n in range(4):
+                nursery.start_soon(stream, n)
+    assert sorted(set(seen)) == [("prod/PVTL#1", "prod/PVTL#2")]
+    assert len(seen) == 4
+    needs = [e.needs for e in fabric.broker.journal if e.kind == "arrive"]
+    assert needs == [{A: 2}] * 4, "one request for two drives each"
+    assert audit(fabric.broker.journal, {A: 2, B: 2}) == []
+
+
+async def test_no_drive_is_handed_out_on_an_unavailable_library(fabric, autojump_clock):
+    lib = fabric.libraries[B]
+    lib.offline = True
+    with pytest.raises(LibraryOffline, match="offline"):
+        async with lib.drive("restore IBMA"):
+            pass
+    assert list(fabric.broker.journal) == [], "refused before it queued"
+    lib.offline = False
+    release = trio.Event()
+    outcome: list[str] = []
+
+    async def restore() -> None:
+        try:
+            async with lib.drive("restore IBMA"):
+                outcome.append("got a drive")
+        except LibraryOffline:
+            outcome.append("offline")
+
+    async with trio.open_nursery() as nursery:
+        for n in (1, 2):
+            nursery.start_soon(hold, fabric.broker, {B: 1}, f"backup {n}", release)
+        await trio.sleep(1)
+        nursery.start_soon(restore)
+        await trio.sleep(1)
+        lib.offline = True  # while the restore waits
+        release.set()
+    assert outcome == ["offline"], "granted on a library gone offline: it raises instead, and the drive goes back"
+    assert lib.drives_in_use == 0
+    assert audit(fabric.broker.journal, {A: 2, B: 2}) == []
 
 
 # ------------------------------------------------------------------ random schedules
