@@ -75,6 +75,7 @@ class DriveView:
     state: str  # free or held
     holder: str  # "" when free
     since: float | None  # when its holder got it
+    held_for: float | None  # seconds since then
     barcode: str | None = None  # the cartridge loaded, if the caller knows
 
 
@@ -261,6 +262,7 @@ class DriveBroker:
                     "free" if holder is None else "held",
                     "" if holder is None else holder.label(),
                     None if holder is None else holder.granted_at,
+                    None if holder is None else round(now - holder.granted_at, 3),
                     loaded.get(number),
                 )
             )
