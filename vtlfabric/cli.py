@@ -271,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add("status", _simple("status"), "the fabric at a glance")
     add("copies", _simple("copies"), "each copy's jobs and lag: bytes to copy, oldest uncopied job, last aux copy")
+    add("drives", _simple("drives"), "each library's drives: free or held, by whom, and who waits for them, in order")
     jobs = add("jobs", _jobs, "jobs and their state on each copy")
     jobs.add_argument("--client")
     backup = add("backup", _backup, "back up an IBM i client", waits)

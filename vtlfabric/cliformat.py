@@ -105,6 +105,40 @@ def _copies(copies: list[dict[str, Any]]) -> str:
     return _table(rows, ["COPY", "ROLE", "LIBRARY", "JOBS", "TO COPY", "OLDEST UNCOPIED", "LAST AUX COPY", "STATE"])
 
 
+def _drives(r: dict[str, Any]) -> str:
+    def took(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds:.0f}s"
+
+    libraries = r["libraries"]
+    out = [
+        f"fabric time {r['fabric_time']}",
+        "",
+        _table(
+            [
+                [d["name"], d["state"], d["barcode"] or "-", d["holder"] or "-", took(d["held_for"])]
+                for lib in libraries
+                for d in lib["drives"]
+            ],
+            ["DRIVE", "STATE", "CARTRIDGE", "HOLDER", "HELD FOR"],
+        ),
+        "",
+    ]
+    waiters = [
+        [
+            lib["library"],
+            str(w["position"]),
+            w["holder"],
+            " ".join(f"{k}={v}" for k, v in sorted(w["needs"].items())),
+            took(w["waited"]),
+        ]
+        for lib in libraries
+        for w in lib["waiters"]
+    ]
+    out.append(_table(waiters, ["LIBRARY", "#", "WAITING", "NEEDS", "WAITED"]) if waiters else "nobody waits for a drive")
+    out += [f"{lib['library']}: {lib['unavailable']}" for lib in libraries if lib["unavailable"]]
+    return "\n".join(out)
+
+
 def _drills(drills: list[dict[str, Any]]) -> str:
     if not drills:
         return "no drills yet"
@@ -179,6 +213,7 @@ _RENDERERS = {
     "copies": _copies,
     "drills": _drills,
     "media": _media,
+    "drives": _drives,
 }
 
 

@@ -24,6 +24,7 @@ from vtlfabric.sim.clock import FabricClock
 from vtlfabric.sim.faults import Faults
 from vtlfabric.site.client import Workload
 from vtlfabric.site.mediaagent import MediaAgent
+from vtlfabric.tape.broker import DriveBroker
 from vtlfabric.tape.library import Library
 
 
@@ -38,6 +39,7 @@ class Fabric:
     libraries: dict[str, Library]  # by "site/name"
     links: dict[str, Link]  # by link name
     workloads: dict[str, Workload]  # by client
+    broker: DriveBroker  # every library's drives are handed out by it, all of a request at once
     faults: Faults = attrs.field(factory=Faults)
     drill_lock: trio.Lock = attrs.field(factory=trio.Lock)  # drills never overlap
     roles: dict[str, CopyRecord] = attrs.field(factory=dict)  # by copy id: primary, source, inoperative
@@ -129,10 +131,13 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
     await catalog.call(queries.sync_copies, [copy_record(c) for c in config.copies()])
     libraries: dict[str, Library] = {}
     mediaagents: dict[str, MediaAgent] = {}
+    broker = DriveBroker(clock.now)
     for site in config.sites:
         root = state / "sites" / site.name
         site_libs = {
-            lib.id: Library(lib, root / "libraries" / lib.name, catalog, pools=_pools(config, lib.id), now=clock.now)
+            lib.id: Library(
+                lib, root / "libraries" / lib.name, catalog, pools=_pools(config, lib.id), now=clock.now, broker=broker
+            )
             for lib in site.libraries
         }
         for library in site_libs.values():
@@ -150,6 +155,7 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
         libraries=libraries,
         links={spec.name: Link(spec, rng) for spec in config.links},
         workloads={c.name: Workload(c) for s in config.sites for c in s.clients},
+        broker=broker,
     )
     await fabric.reload_roles()
     return fabric

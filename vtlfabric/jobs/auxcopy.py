@@ -1,12 +1,13 @@
 """Auxiliary copy: valid jobs from a source copy to a secondary copy, N streams at once.
 
-Each stream holds one source and one destination drive (reserved in a global
-order) and takes jobs oldest first from a shared queue, so streams finish close
-together. Each job attempt runs over a fresh encrypted session between the two
-MediaAgents: the source MediaAgent reads the job from tape and sends it in
-sealed chunks; the destination MediaAgent writes, checkpoints each chunk, reads
-the job back to check its digest, saves the index in its disk library, and only
-then marks the job *available* on the copy.
+Each stream holds one source and one destination drive (granted together by the
+fabric's drive broker; two of one library for a copy within it) and takes jobs
+oldest first from a shared queue, so streams finish close together. Each job
+attempt runs over a fresh encrypted session between the two MediaAgents: the
+source MediaAgent reads the job from tape and sends it in sealed chunks; the
+destination MediaAgent writes, checkpoints each chunk, reads the job back to check
+its digest, saves the index in its disk library, and only then marks the job
+*available* on the copy.
 """
 
 from __future__ import annotations
@@ -204,8 +205,14 @@ async def _run_streams(
 
 async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int, jobs: Any, totals: RunTotals) -> None:
     src_lib, dst_lib = fabric.library_of(source), fabric.library_of(copy)
-    async with jobs, reserve_drives(src_lib, dst_lib) as (src_drive, dst_drive):
+    now: dict[str, int] = {}  # the job this stream copies, for ctl drives
+
+    def holder() -> str:
+        return f"auxcopy {copy.id} stream {number}" + (f" job {now['job']}" if now else "")
+
+    async with jobs, reserve_drives(src_lib, dst_lib, holder=holder) as (src_drive, dst_drive):
         async for job in jobs:
+            now["job"] = job.id
             bound = log.bind(job_id=job.id, copy=copy.id, stream=number)
             for attempt in range(1, ATTEMPTS + 1):
                 copied, error = await _attempt(fabric, copy, source, job, src_drive, dst_drive)

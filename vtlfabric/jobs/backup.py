@@ -166,7 +166,7 @@ async def _write_job(
     chunk = fabric.config.encryption.chunk_size
     digest = hashlib.sha256()
     entries: list[IndexEntry] = []
-    async with library.drive() as drive:
+    async with library.drive(f"backup job {job_id}") as drive:
         writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy_id)
         since_commit = position = 0
         try:

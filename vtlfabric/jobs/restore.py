@@ -227,7 +227,7 @@ async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: Jo
     root = dest / job.subclient
     stream_sha = hashlib.sha256()
     buffer, start, i = bytearray(), 0, 0  # buffer holds stream bytes from `start`
-    async with library.drive() as drive:
+    async with library.drive(f"restore {job.client} job {job.id} from {copy.id}") as drive:
         async for data in read_segments(library, drive, list(index.segments)):
             stream_sha.update(data)
             buffer += data

@@ -59,7 +59,7 @@ async def verify_copy(fabric: Fabric, copy: CopySpec) -> CopyVerification:
     library = fabric.library_of(copy)
     progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
     failures, nbytes = [], 0
-    async with library.drive() as drive:
+    async with library.drive(f"verify {copy.id}") as drive:
         for job in jobs:
             problem = await _check_job(fabric, copy, drive, job)
             if problem:

@@ -102,6 +102,15 @@ class Commands:
         jobs = await self.fabric.catalog.call(queries.list_jobs, client)
         return [_job_json(j) for j in jobs]
 
+    async def cmd_drives(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Each library's drives (free or held, by whom, the cartridge loaded) and who waits
+        for them, in the order the broker will serve them. Times are fabric time."""
+        fabric = self.fabric
+        return {
+            "fabric_time": iso(fabric.now()),
+            "libraries": jsonable([lib.drive_states() for lib in fabric.libraries.values()]),
+        }
+
     async def cmd_operation(self, request: dict[str, Any]) -> dict[str, Any]:
         op_id = arg(request, "id", str)
         op = self.ops.get(op_id)

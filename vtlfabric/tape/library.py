@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from vtlfabric import errors, media
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import LibrarySpec
+from vtlfabric.tape.broker import DriveBroker, Holder, LibraryDrives
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.vocab import DriveState
 
@@ -163,9 +165,8 @@ class Library:
     offline: bool = False
     unreachable: bool = False  # its MediaAgent cannot be reached
     failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for
-    _all: tuple[Drive, ...] = ()
-    _free: list[Drive] = attrs.field(factory=list)
-    _drive_slots: trio.Semaphore = attrs.field(init=False)
+    broker: DriveBroker = attrs.field(factory=DriveBroker)  # hands out its drives; one per fabric
+    _drives: tuple[Drive, ...] = attrs.field(init=False)  # by number, from 1
     _busy_cartridges: set[str] = attrs.field(factory=set)
     _cartridge_freed: trio.Event = attrs.field(factory=trio.Event)
     _claiming: trio.Lock = attrs.field(factory=trio.Lock)
@@ -175,9 +176,8 @@ class Library:
     outside: set[str] = attrs.field(factory=set)  # exported: not in the library until imported
 
     def __attrs_post_init__(self) -> None:
-        self._all = tuple(Drive(self, n) for n in range(1, self.spec.drives + 1))
-        self._free = list(self._all)
-        self._drive_slots = trio.Semaphore(self.spec.drives)
+        self._drives = tuple(Drive(self, n) for n in range(1, self.spec.drives + 1))
+        self.broker.add_library(self.spec.id, self.spec.drives)
 
     async def robot_move(self) -> None:
         """One move of the robot (slot, drive, mail station); moves queue in order."""
@@ -196,11 +196,11 @@ class Library:
         return ""
 
     def drives(self) -> tuple[Drive, ...]:
-        return self._all
+        return self._drives
 
     @property
     def drives_in_use(self) -> int:
-        return self.spec.drives - len(self._free)
+        return self.broker.in_use(self.spec.id)
 
     async def start(self) -> None:
         """Register cartridges, label new ones, and trim each to what the catalog committed."""
@@ -233,21 +233,18 @@ class Library:
             image.close()
 
     @asynccontextmanager
-    async def drive(self) -> AsyncIterator[Drive]:
-        """Reserve a drive; it is unloaded and handed back when the block ends.
+    async def drive(self, holder: Holder = "") -> AsyncIterator[Drive]:
+        """Reserve a drive through the fabric's broker; it is unloaded and handed back when
+        the block ends. ``holder`` names who holds it, for ctl drives.
 
         An offline library hands out no drive: a job that would write nothing (an
         incremental with no changes) must fail there too, not complete on a dead library."""
-        async with self._drive_slots:
-            down = self.unavailable()
-            if down:
-                raise LibraryOffline(down)
-            drive = self._free.pop(0)
-            try:
-                yield drive
-            finally:
-                await drive.unload()
-                self._free.append(drive)
+        async with reserve_drives(self, holder=holder) as (drive,):
+            yield drive
+
+    def drive_states(self) -> LibraryDrives:
+        """Each drive (free or held, by whom, what it has loaded) and who waits, for ctl drives."""
+        return self.broker.report(self.spec.id, {d.number: d.barcode for d in self._drives}, self.unavailable())
 
     async def claim_for_append(self, copy_id: str) -> str:
         """A cartridge to write this copy's data on, reserved until released.
@@ -346,10 +343,27 @@ def _batches(items: list[str], size: int) -> list[list[str]]:
 
 
 @asynccontextmanager
-async def reserve_drives(*libraries: Library) -> AsyncIterator[tuple[Drive, ...]]:
-    """Reserve one drive in each library, always in the same global order (by library id),
-    so two streams that each need a source and a destination drive can never deadlock."""
-    order = sorted(range(len(libraries)), key=lambda i: libraries[i].spec.id)
-    async with AsyncExitStack() as stack:
-        held = {i: await stack.enter_async_context(libraries[i].drive()) for i in order}
-        yield tuple(held[i] for i in range(len(libraries)))
+async def reserve_drives(*libraries: Library, holder: Holder = "") -> AsyncIterator[tuple[Drive, ...]]:
+    """Reserve one drive for each library named (the same library twice: two of its drives),
+    in ONE request to the broker: all at once or none, so nothing holds one drive while it
+    waits for another, and no topology can deadlock (see tape/broker.py).
+
+    No drive is handed out on an unavailable library: LibraryOffline is raised instead,
+    before waiting and again when the drives are granted. Every drive is unloaded before
+    it goes back."""
+    brokers = {id(lib.broker) for lib in libraries}
+    if len(brokers) != 1:
+        raise ValueError("reserve_drives: the libraries must share one broker (one fabric)")
+    for lib in libraries:
+        if lib.unavailable():
+            raise LibraryOffline(lib.unavailable())
+    needs = Counter(lib.spec.id for lib in libraries)
+    async with libraries[0].broker.reserve(needs, holder) as grant, AsyncExitStack() as unloads:
+        numbers = {lib_id: list(granted) for lib_id, granted in grant.drives.items()}
+        drives = tuple(lib._drives[numbers[lib.spec.id].pop(0) - 1] for lib in libraries)
+        for drive in drives:
+            unloads.push_async_callback(drive.unload)
+        for lib in libraries:
+            if lib.unavailable():
+                raise LibraryOffline(lib.unavailable())
+        yield drives
