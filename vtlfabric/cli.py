@@ -214,7 +214,7 @@ def _select(action: str) -> Any:
 
 
 def _fault(args: argparse.Namespace) -> dict[str, Any]:
-    return {"cmd": "fault", "target": args.target, "action": args.action}
+    return {"cmd": "fault", "target": args.target, "action": args.action, "where": args.where}
 
 
 # ---------------------------------------------------------------- parser
@@ -342,6 +342,7 @@ def _parser() -> argparse.ArgumentParser:
     fault = add("fault", _fault, f"inject a fault: {FAULT_USAGE}")
     fault.add_argument("target")
     fault.add_argument("action")
+    fault.add_argument("where", nargs="?", help="where on the cartridge, for read-error: FILE.BLOCK or OFFSET")
     return parser
 
 

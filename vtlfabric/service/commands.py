@@ -287,7 +287,9 @@ class Commands:
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            done = await faults.inject(self.fabric, arg(request, "target", str), arg(request, "action", str))
+            done = await faults.inject(
+                self.fabric, arg(request, "target", str), arg(request, "action", str), arg(request, "where", str, None)
+            )
         except faults.FaultError as e:
             raise BadRequest(str(e)) from None
         return {"fault": done}

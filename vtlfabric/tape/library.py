@@ -14,6 +14,7 @@ import trio
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import LibrarySpec
+from vtlfabric.tape.blockfaults import BlockFaults
 from vtlfabric.tape.image import TapeImage
 
 T = TypeVar("T")
@@ -30,6 +31,14 @@ class OutOfMedia(Exception):
 
 class MediaFailure(Exception):
     """A cartridge that can no longer be read or written."""
+
+
+class MediaReadError(MediaFailure):
+    """Part of a cartridge cannot be read: the drive reports a medium error on a block."""
+
+
+class MediaWriteError(MediaFailure):
+    """A write to a cartridge failed: nothing of it counts, and the cartridge is bad."""
 
 
 @attrs.define(eq=False)
@@ -84,6 +93,7 @@ class Library:
     offline: bool = False
     unreachable: bool = False  # its MediaAgent cannot be reached
     failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for
+    block_faults: BlockFaults = attrs.field(factory=BlockFaults)  # unreadable blocks, writes to fail
     _free: list[Drive] = attrs.field(factory=list)
     _drive_slots: trio.Semaphore = attrs.field(init=False)
     _busy_cartridges: set[str] = attrs.field(factory=set)
@@ -114,20 +124,29 @@ class Library:
         await trio.to_thread.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
         await self.catalog.call(queries.add_cartridges, self.spec.id, self.spec.barcodes)
         for cart in await self.catalog.call(queries.cartridges, self.spec.id):
-            await trio.to_thread.run_sync(self._recover, cart.barcode, cart.eod)
+            short = await trio.to_thread.run_sync(self._recover, cart.barcode, cart.eod)
+            if short and cart.state != "bad":  # never append after data that is gone: it would take its file numbers
+                await self.catalog.call(queries.set_cartridge_state, cart.barcode, "bad", cart.eod)
 
-    def _recover(self, barcode: str, eod: int) -> None:
+    def _recover(self, barcode: str, eod: int) -> bool:
+        """Trim what was never committed; True if the image holds less than was (it was cut short)."""
         path = self.image_path(barcode)
         if eod == 0 or not path.exists():
             self._relabel(barcode)
-            return
+            if eod:
+                log.error("cartridge.short", barcode=barcode, library=self.spec.id, missing=eod, why="no image")
+            return eod > 0
         image = TapeImage.open(path, self.spec.capacity, repair=True)  # a torn last record never counted
         try:
             if image.end_offset() > eod:
                 log.warning("cartridge.trimmed", barcode=barcode, library=self.spec.id, bytes=image.end_offset() - eod)
                 image.truncate(eod)
+            elif image.end_offset() < eod:
+                log.error("cartridge.short", barcode=barcode, library=self.spec.id, missing=eod - image.end_offset())
+                return True
         finally:
             image.close()
+        return False
 
     @asynccontextmanager
     async def drive(self) -> AsyncIterator[Drive]:
