@@ -11,6 +11,7 @@ from vtlfabric.config.specs import (
     COPY_KINDS,
     EVERY_UNITS,
     FREQUENCIES,
+    READ_ERROR_ACTIONS,
     SCHEDULE_ACTIONS,
     WEEKDAYS,
     CopySpec,
@@ -45,6 +46,9 @@ def copy(t: Table, policy: str) -> CopySpec:
         behind_age=t.duration("fallen_behind_age", 0),
         retain_days=float(t.number("retain_days", 0, 36500, 0)),
         retain_cycles=t.integer("retain_cycles", 0, 1000, 0),
+        # On the primary too: a promotion can make it a secondary copy.
+        on_read_error=t.choice("on_read_error", READ_ERROR_ACTIONS, "skip"),
+        heal=t.get("heal", bool, True),
     )
     t.done()
     return spec

@@ -326,6 +326,7 @@ def _job_json(job: Any) -> dict[str, Any]:
         "objects": job.objects,
         "bytes": job.bytes,
         "copies": dict(job.copies),
+        "reasons": {copy: why for copy, why in job.reasons.items() if why},  # why each copy's state is what it is
     }
 
 
