@@ -17,8 +17,9 @@ Control messages carry the context ``b"control"``; chunk n of job j carries
 authentication. The final flag on the last chunk makes truncation visible.
 
 A job the sender cannot read from its source copy ends the attempt with
-``SourceReadError``, once the receiver has committed what was read before the error. A damaged job the receiver's
-copy heals is started over: its damaged data is forgotten first.
+``SourceReadError``, once the receiver has committed what was read before the
+error. A damaged job the receiver's copy heals is started over: its damaged data
+is forgotten first.
 """
 
 from __future__ import annotations
