@@ -193,9 +193,10 @@ async def test_an_exported_cartridge_fails_a_restore_naming_it_until_it_is_impor
         await run_auxcopy(fabric)
         [barcode] = {s.barcode for s in await fabric.catalog.call(queries.segments, done.job_id, "P/dr")}
         assert await ctl.cmd_export({"barcodes": [barcode]}) == {"exported": [barcode], "libraries": ["dr/DVTL"]}
-        with trio.fail_after(600):  # it fails; it never hangs
-            with pytest.raises(CartridgeOutside, match=f"{barcode} is outside library dr/DVTL: import it"):
-                await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "a", job_id=done.job_id, copy_id="P/dr"))
+        # It fails at once, never waits for the cartridge (no guard on the clock here: the
+        # autojump clock moves while worker threads read the index).
+        with pytest.raises(CartridgeOutside, match=f"{barcode} is outside library dr/DVTL: import it"):
+            await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "a", job_id=done.job_id, copy_id="P/dr"))
         [vol] = [v for lib in await ctl.cmd_media({}) for v in lib["volumes"] if v["volume"] == barcode]
         assert (vol["status"], vol["location"]) == ("*EJECTED", "*OUTSIDE")
         with pytest.raises(errors.Refused, match="already outside"):

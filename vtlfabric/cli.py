@@ -216,7 +216,7 @@ def _select(action: str) -> Any:
 
 
 def _fault(args: argparse.Namespace) -> dict[str, Any]:
-    return {"cmd": "fault", "target": args.target, "action": args.action}
+    return {"cmd": "fault", "target": args.target, "action": args.action, "where": args.where}
 
 
 # ---------------------------------------------------------------- parser
@@ -354,6 +354,7 @@ def _parser() -> argparse.ArgumentParser:
     fault = add("fault", _fault, f"inject a fault: {FAULT_USAGE}")
     fault.add_argument("target")
     fault.add_argument("action")
+    fault.add_argument("where", nargs="?", help="where on the cartridge, for read-error: FILE.BLOCK or OFFSET")
 
     tape = sub.add_parser("tape", help="look at a cartridge image offline (any AWSTAPE file; no daemon)")
     tapes = tape.add_subparsers(required=True, metavar="COMMAND", dest="tape_cmd")

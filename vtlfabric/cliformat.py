@@ -34,7 +34,18 @@ def _jobs(jobs: list[dict[str, Any]]) -> str:
         ]
         for j in jobs
     ]
-    return _table(rows, ["ID", "CLIENT", "SUBCLIENT", "TYPE", "STATUS", "SIZE", "STARTED", "COPIES"])
+    # Why a job is not simply where it should be: damaged, partially copied, marked bad...
+    why = [
+        f"  job {j['id']} on {copy}: {state}: {j.get('reasons', {})[copy]}"
+        for j in jobs
+        for copy, state in sorted(j["copies"].items())
+        if state in _EXPLAINED and j.get("reasons", {}).get(copy)
+    ]
+    table = _table(rows, ["ID", "CLIENT", "SUBCLIENT", "TYPE", "STATUS", "SIZE", "STARTED", "COPIES"])
+    return "\n".join([table, *(["", "why:", *why] if why else [])])
+
+
+_EXPLAINED = ("partially_copied", "damaged", "bad", "do_not_copy")
 
 
 def _status(s: dict[str, Any]) -> str:
@@ -89,6 +100,7 @@ def _copies(copies: list[dict[str, Any]]) -> str:
         age = "-" if c["oldest_uncopied_age"] is None else f"{c['oldest_uncopied_age']:.0f}s"
         flag = "SUSPENDED " if c.get("suspended") else ""
         flag += f"INOPERATIVE: {c['inoperative']} " if c.get("inoperative") else ""
+        flag += f"DAMAGED: {len(c['damaged'])} job(s), {c['heal']} " if c.get("damaged") else ""
         flag += "FALLEN BEHIND: " + "; ".join(c["fallen_behind"]) if c["fallen_behind"] else ""
         rows.append(
             [

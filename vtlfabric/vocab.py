@@ -39,7 +39,8 @@ class CopyState(StrEnum):
     PARTIALLY_COPIED = "partially_copied"
     AVAILABLE = "available"
     DO_NOT_COPY = "do_not_copy"
-    BAD = "bad"
+    BAD = "bad"  # marked so by an operator
+    DAMAGED = "damaged"  # a read found its data on the copy damaged; healed from the source if the copy heals
     AGED = "aged"
 
 

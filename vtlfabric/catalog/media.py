@@ -52,6 +52,13 @@ def set_cartridge_state(conn: sqlite3.Connection, barcode: str, state: str, eod:
     conn.execute("UPDATE cartridges SET state = ?, eod = ? WHERE barcode = ?", (state, eod, barcode))
 
 
+def mark_cartridge_bad(conn: sqlite3.Connection, barcode: str, eod: int, reason: str, now: float) -> None:
+    """A write to it failed: it is never claimed for writing again, nor recycled. What was
+    committed on it (up to ``eod``) stays where the catalog says, and is read from there."""
+    conn.execute("UPDATE cartridges SET state = 'bad', eod = ? WHERE barcode = ?", (eod, barcode))
+    record(conn, now, "cartridge.bad", None, None, barcode=barcode, reason=reason)
+
+
 def open_segment(conn: sqlite3.Connection, job_id: int, copy_id: str, barcode: str, file_no: int, offset: int, eod: int) -> int:
     seq = conn.execute(
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id)
@@ -113,10 +120,11 @@ def age_jobs(conn: sqlite3.Connection, pairs: Iterable[tuple[int, str]], reason:
 def recycle_cartridges(conn: sqlite3.Connection, library: str, busy: Iterable[str], now: float) -> list[str]:
     """Return to scratch every cartridge of the library that holds no live data: none of
     its segments belongs to a job still running, or to a job copy that has not aged.
-    Failed and killed jobs' data is not live: it was never valid."""
+    Failed and killed jobs' data is not live: it was never valid. A bad cartridge (a write
+    to it failed) stays out of use."""
     busy = set(busy)
     rows = conn.execute(
-        "SELECT c.barcode FROM cartridges c WHERE c.library = ? AND c.state != 'scratch' AND NOT EXISTS ("
+        "SELECT c.barcode FROM cartridges c WHERE c.library = ? AND c.state NOT IN ('scratch', 'bad') AND NOT EXISTS ("
         "  SELECT 1 FROM segments s JOIN jobs j ON j.id = s.job_id"
         "  LEFT JOIN job_copies jc ON jc.job_id = s.job_id AND jc.copy_id = s.copy_id"
         "  WHERE s.barcode = c.barcode AND (j.status = 'running' OR (jc.state IS NOT NULL AND jc.state != ?)))"

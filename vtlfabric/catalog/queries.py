@@ -19,6 +19,7 @@ from vtlfabric.catalog.media import (
     checkpoint,
     claim_cartridge,
     home_cartridges,
+    mark_cartridge_bad,
     open_segment,
     recycle_cartridges,
     segments,
@@ -65,6 +66,7 @@ __all__ = [
     "home_cartridges",
     "interrupt_aux_runs",
     "interrupt_drills",
+    "mark_cartridge_bad",
     "open_segment",
     "promote",
     "promotion_loss",
@@ -148,17 +150,24 @@ def fail_interrupted_jobs(conn: sqlite3.Connection, now: float, reason: str) -> 
     return ids
 
 
-def _copies_by_job(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> dict[int, dict[str, str]]:
-    out: dict[int, dict[str, str]] = {}
-    for r in conn.execute(f"SELECT job_id, copy_id, state FROM job_copies {where} ORDER BY copy_id", args):
-        out.setdefault(r[0], {})[r[1]] = r[2]
+def _copies_by_job(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> dict[int, dict[str, tuple[str, str]]]:
+    out: dict[int, dict[str, tuple[str, str]]] = {}
+    for r in conn.execute(f"SELECT job_id, copy_id, state, reason FROM job_copies {where} ORDER BY copy_id", args):
+        out.setdefault(r[0], {})[r[1]] = (r[2], r[3])
     return out
 
 
 def _jobs(conn: sqlite3.Connection, where: str, args: tuple = ()) -> list[JobRecord]:
     rows = conn.execute(f"SELECT * FROM jobs {where}", args).fetchall()
     copies = _copies_by_job(conn, f"WHERE job_id IN (SELECT id FROM jobs {where})", args)  # only these jobs' rows
-    return [JobRecord(**{k: r[k] for k in r.keys()}, copies=copies.get(r["id"], {})) for r in rows]  # noqa: SIM118 (a Row iterates values)
+    return [
+        JobRecord(
+            **{k: r[k] for k in r.keys()},  # noqa: SIM118 (a Row iterates values)
+            copies={c: state for c, (state, _) in copies.get(r["id"], {}).items()},
+            reasons={c: reason for c, (_, reason) in copies.get(r["id"], {}).items()},
+        )
+        for r in rows
+    ]
 
 
 def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
@@ -193,6 +202,49 @@ def set_job_copy_state(conn: sqlite3.Connection, job_id: int, copy_id: str, stat
         (state, reason, now, job_id, copy_id),
     )
     record(conn, now, f"copy.{state}", job_id, copy_id, reason=reason)
+
+
+def copy_failed(conn: sqlite3.Connection, job_id: int, copy_id: str, reason: str, now: float) -> bool:
+    """An aux copy could not copy a job (its source could not be read): it is *partially
+    copied* on the copy, with why; what was committed stays, and the next run goes on from
+    there. Only a row still to copy changes."""
+    cur = conn.execute(
+        "UPDATE job_copies SET state = ?, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ? AND state IN (?, ?)",
+        (CopyState.PARTIALLY_COPIED, reason, now, job_id, copy_id, *PENDING_STATES),
+    )
+    if cur.rowcount:
+        record(conn, now, f"copy.{CopyState.PARTIALLY_COPIED}", job_id, copy_id, reason=reason)
+    return bool(cur.rowcount)
+
+
+def mark_damaged(conn: sqlite3.Connection, job_id: int, copy_id: str, reason: str, now: float) -> bool:
+    """A read found the copy's data of a job damaged: it is no longer *available* there
+    (never restored from, nor copied from). Only an available row changes; returns whether it did."""
+    cur = conn.execute(
+        "UPDATE job_copies SET state = ?, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ? AND state = ?",
+        (CopyState.DAMAGED, reason, now, job_id, copy_id, CopyState.AVAILABLE),
+    )
+    if cur.rowcount:
+        record(conn, now, f"copy.{CopyState.DAMAGED}", job_id, copy_id, reason=reason)
+    return bool(cur.rowcount)
+
+
+def start_heal(conn: sqlite3.Connection, job_id: int, copy_id: str, now: float) -> bool:
+    """Copy a damaged job again from the start: forget its damaged data (it stays on tape,
+    unreferenced, until the cartridge is recycled). Returns whether the row was damaged."""
+    row = conn.execute(
+        "SELECT reason FROM job_copies WHERE job_id = ? AND copy_id = ? AND state = ?", (job_id, copy_id, CopyState.DAMAGED)
+    ).fetchone()
+    if row is None:
+        return False
+    reason = f"healing ({row[0]})"
+    conn.execute("DELETE FROM segments WHERE job_id = ? AND copy_id = ?", (job_id, copy_id))
+    conn.execute(
+        "UPDATE job_copies SET state = ?, bytes_done = 0, reason = ?, updated = ? WHERE job_id = ? AND copy_id = ?",
+        (CopyState.TO_BE_COPIED, reason, now, job_id, copy_id),
+    )
+    record(conn, now, "copy.healing", job_id, copy_id, reason=reason)
+    return True
 
 
 def register_jobs(conn: sqlite3.Connection, copy_id: str, job_ids: Iterable[int], reason: str, now: float) -> None:

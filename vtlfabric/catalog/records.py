@@ -29,7 +29,8 @@ class JobRecord:
     objects: int
     bytes: int
     digest: str
-    copies: dict[str, str] = attrs.field(factory=dict, eq=False)
+    copies: dict[str, str] = attrs.field(factory=dict, eq=False)  # copy id -> the job's state there
+    reasons: dict[str, str] = attrs.field(factory=dict, eq=False)  # copy id -> why it is in that state
 
     @property
     def valid(self) -> bool:

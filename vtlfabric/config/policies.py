@@ -12,6 +12,7 @@ from vtlfabric.config.specs import (
     COPY_KINDS,
     EVERY_UNITS,
     FREQUENCIES,
+    READ_ERROR_ACTIONS,
     SCHEDULE_ACTIONS,
     WEEKDAYS,
     CopySpec,
@@ -47,6 +48,9 @@ def copy(t: Table, policy: str) -> CopySpec:
         retain_days=float(t.number("retain_days", 0, 36500, 0)),
         retain_cycles=t.integer("retain_cycles", 0, 1000, 0),
         media=t.convert("media", lambda value: barcode_ranges(value, MAX_SLOTS), (str, list), ()) if t.has("media") else (),
+        # On the primary too: a promotion can make it a secondary copy.
+        on_read_error=t.choice("on_read_error", READ_ERROR_ACTIONS, "skip"),
+        heal=t.get("heal", bool, True),
     )
     t.done()
     return spec

@@ -18,6 +18,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 EVERY_UNITS = ("cycles", "days", "weeks", "months")
 SCHEDULE_ACTIONS = ("backup", "auxcopy", "age")
 DRILL_MODES = ("check", "failover")
+READ_ERROR_ACTIONS = ("skip", "stop")  # what an aux copy does when it cannot read a job from its source
 
 _KiB = 2**10
 _MiB = 2**20
@@ -173,6 +174,8 @@ class CopySpec:
     retain_days: float = 0.0  # a full cycle ages once older than this... (0: no limit by age)
     retain_cycles: int = 0  # ...and this many newer cycles are on the copy (0: no limit by cycles)
     media: tuple[str, ...] = ()  # the copy's own scratch pool: only these cartridges take its data (empty: any free one)
+    on_read_error: str = "skip"  # a job whose source cannot be read: skip it and go on, or stop the stream
+    heal: bool = True  # copy jobs found damaged on this copy again from its source, at the next aux copy
 
     @property
     def id(self) -> str:

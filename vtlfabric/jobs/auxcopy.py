@@ -8,6 +8,12 @@ source MediaAgent reads the job from tape and sends it in sealed chunks; the
 destination MediaAgent writes, checkpoints each chunk, reads the job back to check
 its digest, saves the index in its disk library, and only then marks the job
 *available* on the copy.
+
+A job whose source cannot be read is not retried in the run: it is *partially
+copied* on the copy, with why, and the next run tries it again. If what was read
+shows the source's data damaged, the job is marked damaged on the source copy too.
+The copy's ``on_read_error`` says what the stream does next: ``skip`` to the next
+job, or ``stop``. A copy that heals copies its damaged jobs again.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.groups import first_leaf
 from vtlfabric.jobs import progress, running
-from vtlfabric.jobs.copyproto import CopyFailed, receive_jobs, send_job
+from vtlfabric.jobs.copyproto import CopyFailed, SourceReadError, receive_jobs, send_job
+from vtlfabric.jobs.damage import heals, mark_damaged
 from vtlfabric.jobs.selection import jobs_to_copy, to_register
 from vtlfabric.media import Incompatible
 from vtlfabric.net import secure
@@ -104,6 +111,7 @@ class RunTotals:
     jobs: int = 0
     bytes: int = 0
     failures: list[CopyFailure] = attrs.field(factory=list)
+    stopped: list[str] = attrs.field(factory=list)  # streams stopped by a read error (on_read_error = "stop")
 
 
 def copy_order(fabric: Fabric, copy_id: str | None) -> list[CopySpec]:
@@ -161,7 +169,7 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> CopyR
         if down:
             return _skipped(copy, "inoperative", down)
         source = fabric.source_of(copy)
-        jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id)
+        jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id, heals(copy))
         progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
         n_streams = plan_streams(fabric, copy, streams, len(jobs))
         run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())
@@ -174,7 +182,7 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> CopyR
                 await _run_streams(fabric, copy, source, jobs, n_streams, totals)
                 failed = len(totals.failures)
                 status = "completed" if not failed else "failed"
-                reason = "" if not failed else f"{failed} job(s) not copied"
+                reason = "; ".join([f"{failed} job(s) not copied"] * bool(failed) + totals.stopped)
             if work.scope.cancelled_caught:
                 status, reason = ("suspended" if work.reason == SUSPENDED else "interrupted"), work.reason
         finally:
@@ -223,11 +231,28 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
                     progress.current().job_done((copy.id, job.id))
                     break
                 reason = str(error) or type(error).__name__
+                if isinstance(error, SourceReadError):  # retrying now would read the same media
+                    totals.failures.append(CopyFailure(job.id, reason))
+                    await _source_unreadable(fabric, copy, source, job.id, error)
+                    if copy.on_read_error == "stop":
+                        totals.stopped.append(f"stream {number} stopped at job {job.id}: its source could not be read")
+                        bound.warning("auxcopy.stream_stopped", error=reason)
+                        return
+                    break
                 bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
                 if attempt == ATTEMPTS:
                     totals.failures.append(CopyFailure(job.id, reason))
                 else:
                     await trio.sleep(attempt * (1 + fabric.rng.random()))
+
+
+async def _source_unreadable(fabric: Fabric, copy: CopySpec, source: CopySpec, job_id: int, error: SourceReadError) -> None:
+    """The job stays to copy, *partially copied*, with why; the source holds damaged data
+    of it only if what was read says so (a block the drive could not read may read later)."""
+    await fabric.catalog.call(queries.copy_failed, job_id, copy.id, str(error), fabric.now())
+    log.warning("auxcopy.read_error", job_id=job_id, copy=copy.id, source=source.id, error=str(error), then=copy.on_read_error)
+    if error.damaged:
+        await mark_damaged(fabric, source, job_id, f"aux copy to {copy.id}: {error.problem}")
 
 
 async def _attempt(

@@ -7,13 +7,24 @@
                                         <-  {"op": "done"} | {"op": "failed", "reason"}
     ... next job ...  {"op": "bye"}     ->
 
+    or, when the source cannot be read part way:
+    chunk 0 .. chunk i (none final)     ->
+    {"op": "unreadable", "reason"}      ->
+                                        <-  {"op": "kept", "offset": N}
+
 Control messages carry the context ``b"control"``; chunk n of job j carries
 ``b"job j chunk n"``, so a chunk replayed into another job or position fails
 authentication. The final flag on the last chunk makes truncation visible.
+
+A job the sender cannot read from its source copy ends the attempt with
+``SourceReadError``, once the receiver has committed what was read before the
+error. A damaged job the receiver's copy heals is started over: its damaged data
+is forgotten first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -26,9 +37,10 @@ from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.fabric.throttle import Throttle
 from vtlfabric.jobs import progress
+from vtlfabric.jobs.damage import DAMAGE, heals
 from vtlfabric.net.secure import SecureChannel
 from vtlfabric.site.index import IndexFormatError, JobIndex
-from vtlfabric.tape.library import Drive
+from vtlfabric.tape.library import Drive, MediaReadError
 from vtlfabric.tape.stream import JobWriter, read_digest, read_segments
 from vtlfabric.vocab import PENDING_STATES, CopyState
 
@@ -38,6 +50,16 @@ CONTROL = b"control"
 
 class CopyFailed(Exception):
     pass
+
+
+class SourceReadError(CopyFailed):
+    """The source copy's media could not give the job's data. ``damaged``: what was read
+    shows the data there is damaged (cut short, garbled, not the backup's digest); if not,
+    the drive could not read a block, and a later run may."""
+
+    def __init__(self, source: str, problem: str, *, damaged: bool) -> None:
+        super().__init__(f"cannot read it from {source}: {problem}")
+        self.problem, self.damaged = problem, damaged
 
 
 def _chunk_context(job_id: int, n: int) -> bytes:
@@ -52,8 +74,12 @@ async def _receive_control(channel: SecureChannel) -> dict[str, Any]:
     message = await channel.receive()
     if message.context != CONTROL:
         raise CopyFailed(f"protocol: expected a control message, got {message.context!r}")
+    return _control(message.payload)
+
+
+def _control(payload: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(message.payload)
+        data = json.loads(payload)
     except ValueError:
         raise CopyFailed("protocol: control message is not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("op"), str):
@@ -88,18 +114,35 @@ async def send_job(
     chunk = fabric.config.encryption.chunk_size
     n, sent = 0, 0
     pending = b""
-    async for data in read_segments(library, drive, segments, start=offset, batch=chunk):
-        pending += data
-        while len(pending) >= chunk:
-            await throttle.take(chunk)
-            await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
-            sent, n, pending = sent + chunk, n + 1, pending[chunk:]
-            progress.current().at((destination, job.id), offset + sent)
+    sha = hashlib.sha256() if offset == 0 else None  # sent from the start: check the source's data too
+    try:
+        async for data in read_segments(library, drive, segments, start=offset, batch=chunk):
+            if sha is not None:
+                sha.update(data)
+            pending += data
+            while len(pending) >= chunk:
+                await throttle.take(chunk)
+                await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
+                sent, n, pending = sent + chunk, n + 1, pending[chunk:]
+                progress.current().at((destination, job.id), offset + sent)
+    except DAMAGE as e:
+        error = SourceReadError(source.id, str(e), damaged=not isinstance(e, MediaReadError))
+        if pending:  # what was read before the error is good: the next run goes on after it
+            await throttle.take(len(pending))
+            await channel.send(pending, context=_chunk_context(job.id, n))
+        await _send_control(channel, op="unreadable", reason=str(error))
+        reply = await _receive_control(channel)
+        if reply["op"] != "kept":
+            raise CopyFailed(f"protocol: bad reply to unreadable: {reply}") from e
+        raise error from e
+    if offset + sent + len(pending) != job.bytes:
+        held = offset + sent + len(pending)
+        raise SourceReadError(source.id, f"job {job.id}: it holds {held} of its {job.bytes} bytes", damaged=True)
+    if sha is not None and sha.hexdigest() != job.digest:
+        raise SourceReadError(source.id, f"job {job.id}: the data does not match the backup's digest", damaged=True)
     await throttle.take(len(pending))
     await channel.send(pending, context=_chunk_context(job.id, n), final=True)
     sent += len(pending)
-    if offset + sent != job.bytes:
-        raise CopyFailed(f"job {job.id}: source copy {source.id} holds {offset + sent} of {job.bytes} bytes")
     reply = await _receive_control(channel)
     if reply["op"] != "done":
         raise CopyFailed(f"job {job.id}: destination says {reply.get('reason', reply)}")
@@ -128,6 +171,10 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     except IndexFormatError as e:
         raise CopyFailed(str(e)) from None
     row = await fabric.catalog.call(queries.job_copy, job_id, copy.id)
+    if row is not None and row.state == CopyState.DAMAGED and heals(copy):
+        await fabric.catalog.call(queries.start_heal, job_id, copy.id, fabric.now())
+        log.info("copy.healing", job_id=job_id, copy=copy.id, reason=row.reason)
+        row = await fabric.catalog.call(queries.job_copy, job_id, copy.id)
     if row is None or row.state not in PENDING_STATES:
         # Never copy a job twice, nor one this copy should not hold.
         await _send_control(channel, op="skip")
@@ -136,11 +183,14 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     library = fabric.library_of(copy)
     writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy.id, offset=row.bytes_done)
     try:
-        await _receive_chunks(fabric, channel, writer, job_id, total)
+        complete = await _receive_chunks(fabric, channel, writer, job_id, total)
         await writer.close()
     except BaseException:
         await writer.abort()
         raise
+    if not complete:  # the source could not be read further: what came is committed
+        await _send_control(channel, op="kept", offset=writer.offset)
+        return
     reason = await _verify(fabric, copy, drive, job_id, digest)
     if reason:
         await fabric.catalog.call(queries.reset_job_copy, job_id, copy.id, reason, fabric.now())
@@ -154,10 +204,14 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     await _send_control(channel, op="done")
 
 
-async def _receive_chunks(fabric: Fabric, channel: SecureChannel, writer: JobWriter, job_id: int, total: int) -> None:
+async def _receive_chunks(fabric: Fabric, channel: SecureChannel, writer: JobWriter, job_id: int, total: int) -> bool:
+    """Write the job's chunks as they come; True once it is whole, False if the sender
+    could not read the rest of it."""
     n = 0
     while True:
         message = await channel.receive()
+        if message.context == CONTROL and _control(message.payload)["op"] == "unreadable":
+            return False
         if message.context != _chunk_context(job_id, n):
             raise CopyFailed(f"protocol: expected chunk {n} of job {job_id}, got {message.context!r}")
         if writer.offset + len(message.payload) > total:
@@ -169,11 +223,15 @@ async def _receive_chunks(fabric: Fabric, channel: SecureChannel, writer: JobWri
         n += 1
     if writer.offset != total:
         raise CopyFailed(f"job {job_id}: stream ended at {writer.offset} of {total} bytes")
+    return True
 
 
 async def _verify(fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, digest: str) -> str:
     """Read the job back from the destination media; the copy counts only if it matches."""
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
-    if await read_digest(fabric.library_of(copy), drive, segments) != digest:
-        return f"job {job_id}: digest on {copy.id} does not match the source"
+    try:
+        if await read_digest(fabric.library_of(copy), drive, segments) != digest:
+            return f"job {job_id}: digest on {copy.id} does not match the source"
+    except DAMAGE as e:
+        return f"job {job_id}: cannot read it back from {copy.id}: {e}"
     return ""

@@ -1,7 +1,8 @@
 """A copy's status, computed in one place: its role, its jobs' states, its lag (what it
 still has to copy, and how old the oldest of that is), whether it has fallen behind,
-and why it cannot be used now. ``ctl copies``, ``ctl status``, the systemd STATUS
-line and the metrics all read it from here."""
+the jobs found damaged on it (and whether it heals them), and why it cannot be used
+now. ``ctl copies``, ``ctl status``, the systemd STATUS line and the metrics all read
+it from here."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import AuxRunRecord, JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs.selection import to_register
+from vtlfabric.jobs.damage import heal_plan, heals
+from vtlfabric.jobs.selection import due_states, to_register
 from vtlfabric.sim.clock import iso
-from vtlfabric.vocab import PENDING_STATES, CopyState
+from vtlfabric.vocab import CopyState
 
 
 @attrs.frozen
@@ -34,6 +36,8 @@ class CopyStatus:
     fallen_behind: tuple[str, ...]  # why, past its limits
     suspended: bool
     inoperative: str  # why it cannot be used now, "" if it can
+    damaged: tuple[str, ...] = ()  # each job found damaged on the copy, and why
+    heal: str = ""  # what becomes of the damaged jobs ("" if there are none)
 
 
 async def copy_statuses(fabric: Fabric) -> list[CopyStatus]:
@@ -47,7 +51,8 @@ async def copy_statuses(fabric: Fabric) -> list[CopyStatus]:
 def _status(
     fabric: Fabric, copy: CopySpec, precedence: int, jobs: list[JobRecord], runs: list[AuxRunRecord], suspended: bool
 ) -> CopyStatus:
-    due = [j for j in jobs if j.copies.get(copy.id) in PENDING_STATES]
+    due_here = due_states(heals(copy))
+    due = [j for j in jobs if j.copies.get(copy.id) in due_here]
     if not copy.primary:  # and those the rules will register at the next run
         due += to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
     last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
@@ -67,6 +72,7 @@ def _status(
     )
     states = {state.value: sum(1 for j in jobs if j.copies.get(copy.id) == state) for state in CopyState}
     held = sum(j.bytes for j in jobs if j.copies.get(copy.id) == CopyState.AVAILABLE)
+    damaged = tuple(f"job {j.id}: {j.reasons.get(copy.id, '')}" for j in jobs if j.copies.get(copy.id) == CopyState.DAMAGED)
     return CopyStatus(
         id=copy.id,
         primary=copy.primary,
@@ -84,4 +90,6 @@ def _status(
         fallen_behind=behind,
         suspended=suspended,
         inoperative=fabric.inoperative(copy),
+        damaged=damaged,
+        heal=heal_plan(copy) if damaged else "",
     )

@@ -3,6 +3,11 @@
 A restore uses only the media and the index at the copy's site: for a secondary
 copy that is the site's disk library, which also carries the copy's segment map,
 so a DR restore works with the production site gone.
+
+A job whose data on the copy turns out damaged (unreadable, cut short, or objects that
+do not verify) fails the restore and is marked *damaged* on that copy (see damage.py),
+so the next restore of the latest point picks an older one, and a copy that heals
+copies it again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import progress
+from vtlfabric.jobs.damage import DAMAGE, mark_damaged
 from vtlfabric.media import Incompatible
 from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
 from vtlfabric.tape.image import TapeFormatError
@@ -70,6 +76,9 @@ class RestoreResult:
     bytes: int
     failures: tuple[str, ...] = ()
     subclients_missing: tuple[str, ...] = ()
+    # Valid jobs newer than the point restored that the copy does not hold (the latest
+    # point there is older than the client's), each with its state on the copy.
+    newer_jobs_missing: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -161,8 +170,9 @@ def _state_of(jobs: list[JobRecord], job_id: int, copy_id: str) -> str:
     return next((j.copies.get(copy_id) or "none" for j in jobs if j.id == job_id), "no such job of this client")
 
 
-async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tuple[list[JobRecord], list[str]]:
-    """The jobs to restore, and the subclients the copy holds nothing restorable of."""
+async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tuple[list[JobRecord], list[str], list[str]]:
+    """The jobs to restore, the subclients the copy holds nothing restorable of, and the
+    valid jobs newer than the chain the copy does not hold (with their state there)."""
     jobs = await fabric.catalog.call(queries.list_jobs, request.client)
     if request.job_id is not None:
         chosen = [j for j in jobs if j.id == request.job_id]
@@ -170,31 +180,54 @@ async def _chain(fabric: Fabric, request: RestoreRequest, copy: CopySpec) -> tup
             raise RestoreError(f"job: client {request.client} has no job {request.job_id}")
         state = chosen[0].copies.get(copy.id)
         if state != CopyState.AVAILABLE:
-            raise RestoreError(f"job {chosen[0].id} is not available on copy {copy.id} (state: {state or 'none'})")
-        return chosen, []
-    chosen, missing = [], []
+            why = chosen[0].reasons.get(copy.id)
+            raise RestoreError(
+                f"job {chosen[0].id} is not available on copy {copy.id} (state: {state or 'none'}" + (f": {why})" if why else ")")
+            )
+        return chosen, [], []
+    chosen, missing, newer = [], [], []
     for sub in sorted({j.subclient for j in jobs}):
-        chain = point_in_time([j for j in jobs if j.subclient == sub], copy.id)
+        of_sub = [j for j in jobs if j.subclient == sub]
+        chain = point_in_time(of_sub, copy.id)
         chosen += chain
         if not chain:
             missing.append(sub)
+        after = chain[-1].id if chain else 0
+        newer += [
+            f"job {j.id} ({sub} {j.type}): {j.copies.get(copy.id) or 'not on the copy'}"
+            for j in of_sub
+            if j.valid and j.id > after and j.copies.get(copy.id) != CopyState.AVAILABLE
+        ]
     if not chosen:
-        raise RestoreError(f"client {request.client} has no valid full backup available on copy {copy.id}")
-    return chosen, missing
+        raise RestoreError(
+            f"client {request.client} has no valid full backup available on copy {copy.id}"
+            + (f" ({'; '.join(newer)})" if newer else "")
+        )
+    return chosen, missing, newer
 
 
 async def run_restore(fabric: Fabric, request: RestoreRequest) -> RestoreResult:
     copy = await _resolve_copy(fabric, request)
-    chain, missing = await _chain(fabric, request, copy)
+    chain, missing, newer = await _chain(fabric, request, copy)
     bound = log.bind(client=request.client, copy=copy.id, site=copy.site)
     bound.info("restore.started", jobs=[j.id for j in chain], dest=str(request.dest))
     if missing:
         bound.warning("restore.subclients_missing", subclients=missing)
+    if newer:
+        bound.warning("restore.older_point", newer_jobs_missing=newer)
     totals = _Totals()
     progress.current().plan({j.id: j.bytes for j in chain})
     for job in chain:
         index = await _index(fabric, copy, job.id)
-        await _restore_job(fabric, copy, job, index, request.dest, totals)
+        before = len(totals.failures)
+        try:
+            await _restore_job(fabric, copy, job, index, request.dest, totals)
+        except DAMAGE as e:
+            await mark_damaged(fabric, copy, job.id, f"restore: {e}")
+            raise
+        if len(totals.failures) > before:
+            found = totals.failures[before:]
+            await mark_damaged(fabric, copy, job.id, f"restore: {len(found)} object(s) failed verification: {found[0]}")
     failures = totals.failures
     if failures:
         bound.error("restore.failed", failures=failures[:10])
@@ -209,6 +242,7 @@ async def run_restore(fabric: Fabric, request: RestoreRequest) -> RestoreResult:
         totals.objects,
         totals.bytes,
         subclients_missing=tuple(missing),
+        newer_jobs_missing=tuple(newer),
     )
 
 

@@ -8,7 +8,8 @@ cycle back; with both 0 the copy keeps everything. A subclient's newest cycle is
 never aged from the only copy that holds it, and no cycle ages from a copy while a
 copy it feeds still needs one of its jobs (to copy, or to be selected by its rules,
 deferred or not): that copy would never get it. As in Commvault, a copy that is
-never run holds its source's data back; `do-not-copy` lets a job go.
+never run holds its source's data back; `do-not-copy` lets a job go. Only *available*
+jobs age: a *damaged* one waits to be healed (a copy it feeds that heals needs it too).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Iterable
 
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
-from vtlfabric.jobs.selection import selected
-from vtlfabric.vocab import DAY, PENDING_STATES, CopyState
+from vtlfabric.jobs.selection import due_states, selected
+from vtlfabric.vocab import DAY, CopyState
 
 
 def cycles(jobs: Iterable[JobRecord]) -> list[list[JobRecord]]:
@@ -52,7 +53,8 @@ def _needed_downstream(jobs: list[JobRecord], copy: CopySpec, copies: list[CopyS
     """Jobs that a copy fed from ``copy`` has yet to copy, or whose rules will select them."""
     needed: set[int] = set()
     for fed in (c for c in copies if c.policy == copy.policy and c.source == copy.name):
-        needed.update(j.id for j in jobs if j.copies.get(fed.id) in PENDING_STATES)
+        due = due_states(fed.heal)  # a damaged job it will heal needs its source's data too
+        needed.update(j.id for j in jobs if j.copies.get(fed.id) in due)
         chosen = selected(jobs, fed.rules, copy.id, now)
         needed.update(j.id for j in jobs if j.id in chosen and fed.id not in j.copies)
     return needed

@@ -3,8 +3,9 @@
 Two steps. ``to_register`` says which jobs the copy's rules select that the copy
 has no row for yet; the aux copy writes those rows (*to be copied*) in one
 transaction. A row, once there, is what counts: manual picks, *do not copy*,
-*bad* and *aged* rows are never overruled by the rules. ``jobs_to_copy`` then
-says which rows to copy now: the due ones whose data the source holds.
+*bad*, *damaged* and *aged* rows are never overruled by the rules. ``jobs_to_copy``
+then says which rows to copy now: the due ones whose data the source holds, and on a
+copy that heals, the damaged ones too (copied again from the start).
 
 Periods are computed in UTC, with each day starting at ``day_starts``; weeks
 start on ``week_starts``; months on the 1st, quarters on 1 Jan/Apr/Jul/Oct,
@@ -26,13 +27,19 @@ def _key(job: JobRecord) -> tuple[float, int]:
     return (job.started, job.id)
 
 
-def jobs_to_copy(jobs: Iterable[JobRecord], copy_id: str, source_id: str) -> list[JobRecord]:
+def due_states(heal: bool) -> tuple[CopyState, ...]:
+    """The states of the jobs a copy still has to copy: damaged ones too if it heals."""
+    return (*PENDING_STATES, CopyState.DAMAGED) if heal else PENDING_STATES
+
+
+def jobs_to_copy(jobs: Iterable[JobRecord], copy_id: str, source_id: str, heal: bool = False) -> list[JobRecord]:
     """The jobs due on the copy whose data is available on its source, oldest first
     (by start time, then id, whatever the row order)."""
+    due_on_copy = due_states(heal)
     due = [
         job
         for job in jobs
-        if job.valid and job.copies.get(copy_id) in PENDING_STATES and job.copies.get(source_id) == CopyState.AVAILABLE
+        if job.valid and job.copies.get(copy_id) in due_on_copy and job.copies.get(source_id) == CopyState.AVAILABLE
     ]
     return sorted(due, key=_key)
 

@@ -3,7 +3,9 @@
 For each job *available* on a copy, its segments must hold the job's bytes exactly
 once, in order, and the bytes read from the media must match the digest taken at
 backup. Inoperative copies are read too: failed media is what verification is for.
-It changes nothing: it reports, so the operator decides (mark-bad, recopy).
+A job that fails is marked *damaged* on the copy, with why (see damage.py): no restore
+picks it, and a copy that heals copies it again at its next aux copy. A job it cannot
+reach (its library offline, a failed cartridge) fails verification but is not marked.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import progress
+from vtlfabric.jobs.damage import DAMAGE, heal_plan, mark_damaged
 from vtlfabric.jobs.restore import RESTORE_FAILURES
 from vtlfabric.tape.stream import coverage_problem, read_digest
 from vtlfabric.vocab import CopyState
@@ -36,6 +39,7 @@ class CopyVerification:
     jobs_verified: int
     bytes: int
     failures: tuple[str, ...]
+    damaged: tuple[int, ...] = ()  # jobs this run marked damaged on the copy
 
 
 @attrs.frozen
@@ -50,7 +54,12 @@ async def run_verify(fabric: Fabric, copy_id: str | None = None) -> VerifyResult
     results = [await verify_copy(fabric, copy) for copy in copies]
     failures = [f for r in results for f in r.failures]
     if failures:
-        raise VerifyFailed(f"{len(failures)} job copy(ies) failed verification: " + "; ".join(failures[:5]))
+        marked = "".join(
+            f"; marked damaged on {r.copy}: jobs {', '.join(map(str, r.damaged))} ({heal_plan(fabric.copy(r.copy))})"
+            for r in results
+            if r.damaged
+        )
+        raise VerifyFailed(f"{len(failures)} job copy(ies) failed verification: " + "; ".join(failures[:5]) + marked)
     return VerifyResult(tuple(results), sum(r.jobs_verified for r in results))
 
 
@@ -58,27 +67,32 @@ async def verify_copy(fabric: Fabric, copy: CopySpec) -> CopyVerification:
     jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == CopyState.AVAILABLE]
     library = fabric.library_of(copy)
     progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
-    failures, nbytes = [], 0
+    failures, damaged, nbytes = [], [], 0
     async with library.drive(f"verify {copy.id}") as drive:
         for job in jobs:
-            problem = await _check_job(fabric, copy, drive, job)
+            problem, is_damage = await _check_job(fabric, copy, drive, job)
             if problem:
                 failures.append(f"job {job.id} on {copy.id}: {problem}")
                 log.error("verify.job_failed", job_id=job.id, copy=copy.id, problem=problem)
+            if is_damage and await mark_damaged(fabric, copy, job.id, f"verify: {problem}"):
+                damaged.append(job.id)
             nbytes += job.bytes
             progress.current().at((copy.id, job.id), job.bytes)
             progress.current().job_done((copy.id, job.id))
     log.info("verify.completed", copy=copy.id, jobs=len(jobs), failures=len(failures))
-    return CopyVerification(copy.id, "failed" if failures else "completed", len(jobs), nbytes, tuple(failures))
+    return CopyVerification(copy.id, "failed" if failures else "completed", len(jobs), nbytes, tuple(failures), tuple(damaged))
 
 
-async def _check_job(fabric: Fabric, copy: CopySpec, drive: Any, job: Any) -> str:
+async def _check_job(fabric: Fabric, copy: CopySpec, drive: Any, job: Any) -> tuple[str, bool]:
+    """What is wrong with the job on the copy ('' if nothing), and whether it is damage."""
     segments = await fabric.catalog.call(queries.segments, job.id, copy.id)
     problem = coverage_problem(segments, job.bytes)
     if problem:
-        return problem
+        return problem, True
     try:
         digest = await read_digest(fabric.library_of(copy), drive, segments)
     except RESTORE_FAILURES as e:
-        return f"cannot read it back: {e}"
-    return "" if digest == job.digest else "the data on the media does not match the backup's digest"
+        return f"cannot read it back: {e}", isinstance(e, DAMAGE)
+    if digest != job.digest:
+        return "the data on the media does not match the backup's digest", True
+    return "", False

@@ -324,7 +324,9 @@ class Commands:
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            done = await faults.inject(self.fabric, arg(request, "target", str), arg(request, "action", str))
+            done = await faults.inject(
+                self.fabric, arg(request, "target", str), arg(request, "action", str), arg(request, "where", str, None)
+            )
         except faults.FaultError as e:
             raise BadRequest(str(e)) from None
         return {"fault": done}
@@ -361,6 +363,7 @@ def _job_json(job: Any) -> dict[str, Any]:
         "objects": job.objects,
         "bytes": job.bytes,
         "copies": dict(job.copies),
+        "reasons": {copy: why for copy, why in job.reasons.items() if why},  # why each copy's state is what it is
     }
 
 

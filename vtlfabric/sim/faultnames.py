@@ -7,7 +7,12 @@ ACTIONS = {
     "link": ("partition", "partition-a-b", "partition-b-a", "heal", "corrupt"),
     "library": ("offline", "online"),
     "mediaagent": ("unreachable", "reachable"),
-    "cartridge": ("fail", "repair"),
+    "cartridge": ("fail", "repair", "read-error", "write-error", "clear"),
 }
 NAMED_BY = {"client": "NAME", "link": "NAME", "library": "SITE/NAME", "mediaagent": "SITE", "cartridge": "BARCODE"}
-USAGE = " | ".join(f"{kind}:{NAMED_BY[kind]} {'|'.join(actions)}" for kind, actions in ACTIONS.items())
+# Actions that take a place: read-error FILE.BLOCK (a tape file's data block, from 1) or
+# OFFSET (the block holding that byte of the image); without one, every data block.
+PLACED = {("cartridge", "read-error"): "[FILE.BLOCK|OFFSET]"}
+USAGE = " | ".join(f"{kind}:{NAMED_BY[kind]} {'|'.join(actions)}" for kind, actions in ACTIONS.items()) + "".join(
+    f" ({action} {where})" for (_, action), where in PLACED.items()
+)

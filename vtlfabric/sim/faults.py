@@ -4,6 +4,11 @@ A fault names a target and an action, e.g. ``client:PRODIBM1 fail-backup``,
 ``link:prod-dr partition``, ``library:production/PRODVTL offline``,
 ``mediaagent:production unreachable``, ``cartridge:PRD001 fail``.
 
+Block-level media faults: ``cartridge:B read-error [FILE.BLOCK|OFFSET]`` makes a block
+(or, with no place, every data block) unreadable until ``cartridge:B clear``;
+``cartridge:B write-error`` fails the next write to it. Each logs ``fault.fired`` when it
+bites (see tape/stream.py).
+
 Four of them make a copy inoperative (see Fabric.inoperative): its library offline,
 its MediaAgent unreachable, every WAN link of its site partitioned, or a failed
 cartridge holding its data.
@@ -18,7 +23,7 @@ import structlog
 
 from vtlfabric import errors
 from vtlfabric.catalog import queries
-from vtlfabric.sim.faultnames import ACTIONS, USAGE
+from vtlfabric.sim.faultnames import ACTIONS, PLACED, USAGE
 
 if TYPE_CHECKING:
     from vtlfabric.fabric import Fabric
@@ -43,17 +48,17 @@ class Faults:
         return False
 
 
-async def inject(fabric: Fabric, target: str, action: str) -> str:
-    """Apply one fault; return what was done. Raises FaultError on a bad target or action."""
+async def inject(fabric: Fabric, target: str, action: str, where: str | None = None) -> str:
+    """Apply one fault; return what was done. Raises FaultError on a bad target, action or place."""
     kind, _, name = target.partition(":")
     if kind not in ACTIONS or not name:
         raise FaultError(f"target {target!r}: expected one of {USAGE}")
     if action not in ACTIONS[kind]:
         raise FaultError(f"action {action!r}: {kind} faults are {', '.join(ACTIONS[kind])}")
+    if where is not None and (kind, action) not in PLACED:
+        raise FaultError(f"{kind} {action} takes no place (got {where!r})")
     if kind == "cartridge":
-        await _cartridge(fabric, name, action)
-        log.warning("fault.injected", target=target, action=action, barcode=name)
-        return f"{action} on {target}"
+        return await _cartridge(fabric, name, action, where)
     _known(fabric, kind, name)
     if kind == "client":
         fabric.faults.failing_clients.add(name)
@@ -85,12 +90,29 @@ def _known(fabric: Fabric, kind: str, name: str) -> None:
         raise FaultError(f"no {kind} named {name!r} (known: {', '.join(sorted(known))})")
 
 
-async def _cartridge(fabric: Fabric, barcode: str, action: str) -> None:
+async def _cartridge(fabric: Fabric, barcode: str, action: str, where: str | None) -> str:
     cart = next((c for c in await fabric.catalog.call(queries.cartridges) if c.barcode == barcode), None)
     if cart is None:
         raise FaultError(f"no cartridge with barcode {barcode!r}")
-    failed = fabric.libraries[cart.library].failed_media
+    library = fabric.libraries[cart.library]
+    target = f"cartridge:{barcode}"
+    done = f"{action} on {target}"
     if action == "fail":
-        failed[barcode] = cart.copy_id
+        library.failed_media[barcode] = cart.copy_id
+    elif action == "repair":
+        library.failed_media.pop(barcode, None)
+    elif action == "read-error":
+        try:
+            fault = library.block_faults.add_read(barcode, where)
+        except ValueError as e:
+            raise FaultError(f"read-error: {e}") from None
+        done = f"read-error at {fault} on {target}"
+    elif action == "write-error":
+        library.block_faults.add_write(barcode)
+        done = f"write-error (the next write) on {target}"
     else:
-        failed.pop(barcode, None)
+        cleared = library.block_faults.clear(barcode)
+        log.warning("fault.cleared", target=target, action=action, barcode=barcode, cleared=cleared)
+        return f"cleared {', '.join(cleared) or 'nothing'} on {target}"
+    log.warning("fault.injected", target=target, action=action, barcode=barcode, where=where)
+    return done

@@ -18,7 +18,7 @@ import attrs
 
 from vtlfabric.tape.labels import MAX_FILE_SEQUENCE, DatasetLabel1, DatasetLabel2, Vol1
 from vtlfabric.tape.layout import FileInfo, Layout, Phase, closing_size
-from vtlfabric.tape.reader import TapeFormatError, data_blocks, scan
+from vtlfabric.tape.reader import TapeFormatError, data_blocks, data_records, scan
 from vtlfabric.tape.records import (
     MAX_CHUNK,
     Record,
@@ -243,10 +243,17 @@ class TapeImage:
         The iterator seeks for itself, so it may be consumed a little at a time
         between other calls on this image.
         """
+        return data_blocks(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
+
+    def read_records(self, file_no: int) -> Iterator[Record]:
+        """As ``read_file``, each block with where its record lies in the image."""
+        return data_records(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
+
+    def _data_offset(self, file_no: int) -> int | None:
         files = self._layout.all_files()
         if not 1 <= file_no <= len(files):
             raise KeyError(f"{self.path}: no tape file {file_no} (the image holds {len(files)})")
-        return data_blocks(self._f, self.path, files[file_no - 1].data_offset, lambda: self._layout.end)
+        return files[file_no - 1].data_offset
 
     # ------------------------------------------------------------ internals
 

@@ -16,6 +16,7 @@ from vtlfabric import errors, media
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import LibrarySpec
+from vtlfabric.tape.blockfaults import BlockFaults
 from vtlfabric.tape.broker import DriveBroker, Holder, LibraryDrives
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.vocab import DriveState
@@ -46,6 +47,14 @@ class CartridgeOutside(errors.Refused):
 
 class DriveFailed(errors.Failed):
     """The drive failed under the job; the job goes on on another drive from its checkpoint."""
+
+
+class MediaReadError(MediaFailure):
+    """Part of a cartridge cannot be read: the drive reports a medium error on a block."""
+
+
+class MediaWriteError(MediaFailure):
+    """A write to a cartridge failed: nothing of it counts, and the cartridge is bad."""
 
 
 @attrs.define(eq=False)
@@ -167,6 +176,7 @@ class Library:
     failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for
     broker: DriveBroker = attrs.field(factory=DriveBroker)  # hands out its drives; one per fabric
     _drives: tuple[Drive, ...] = attrs.field(init=False)  # by number, from 1
+    block_faults: BlockFaults = attrs.field(factory=BlockFaults)  # unreadable blocks, writes to fail
     _busy_cartridges: set[str] = attrs.field(factory=set)
     _cartridge_freed: trio.Event = attrs.field(factory=trio.Event)
     _claiming: trio.Lock = attrs.field(factory=trio.Lock)
@@ -211,13 +221,18 @@ class Library:
             if cart.location == "outside":
                 self.outside.add(cart.barcode)
                 continue
-            await trio.to_thread.run_sync(self._recover, cart.barcode, cart.eod)
+            short = await trio.to_thread.run_sync(self._recover, cart.barcode, cart.eod)
+            if short and cart.state != "bad":  # never append after data that is gone: it would take its file numbers
+                await self.catalog.call(queries.set_cartridge_state, cart.barcode, "bad", cart.eod)
 
-    def _recover(self, barcode: str, eod: int) -> None:
+    def _recover(self, barcode: str, eod: int) -> bool:
+        """Trim what was never committed; True if the image holds less than was (it was cut short)."""
         path = self.image_path(barcode)
         if eod == 0 or not path.exists():
             self._relabel(barcode)
-            return
+            if eod:
+                log.error("cartridge.short", barcode=barcode, library=self.spec.id, missing=eod, why="no image")
+            return eod > 0
         image = TapeImage.open(path, self.spec.capacity, repair=True)  # a torn last record never counted
         try:
             if image.end_offset() > eod:
@@ -229,8 +244,12 @@ class Library:
                     bytes=image.end_offset() - eod,
                 )
                 image.truncate(eod)
+            elif image.end_offset() < eod:
+                log.error("cartridge.short", barcode=barcode, library=self.spec.id, missing=eod - image.end_offset())
+                return True
         finally:
             image.close()
+        return False
 
     @asynccontextmanager
     async def drive(self, holder: Holder = "") -> AsyncIterator[Drive]:

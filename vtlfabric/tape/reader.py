@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vtlfabric.tape.layout import Layout
-from vtlfabric.tape.records import FormatError, TornRecord, read_record
+from vtlfabric.tape.records import FormatError, Record, TornRecord, read_record
 
 
 class TapeFormatError(Exception):
@@ -48,6 +48,11 @@ def data_blocks(f: BinaryIO, path: Path, offset: int | None, end: Callable[[], i
     ``end()`` is asked again before each block: an open file may grow between
     two steps of the iterator.
     """
+    return (record.data for record in data_records(f, path, offset, end))
+
+
+def data_records(f: BinaryIO, path: Path, offset: int | None, end: Callable[[], int]) -> Iterator[Record]:
+    """As ``data_blocks``, each block as its record: where it lies in the image, and its data."""
     if offset is None:
         return
     prev: int | None = 0  # data always follows the header tapemark
@@ -59,5 +64,5 @@ def data_blocks(f: BinaryIO, path: Path, offset: int | None, end: Callable[[], i
         if record is None or record.tapemark:
             return
         assert record.data is not None
-        yield record.data
+        yield record
         offset, prev = record.end, record.last_chunk

@@ -15,10 +15,15 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
 from vtlfabric.tape.image import EndOfMedium, TapeImage
-from vtlfabric.tape.library import Drive, Library, WrongCartridge
+from vtlfabric.tape.library import Drive, Library, MediaReadError, MediaWriteError, WrongCartridge
+from vtlfabric.tape.records import Record
 
 log = structlog.get_logger()
 WRITE_BATCH = 1 << 20  # bytes buffered before a trip to the drive
+
+
+class DataMissing(OSError):
+    """The media hold less of a job than the catalog says: a cartridge cut short, a file gone."""
 
 
 @attrs.define
@@ -29,6 +34,10 @@ class JobWriter:
     catalog transaction, the segment's length, the cartridge's end of data and
     the copy's progress. A crash before that leaves bytes past the committed end
     of data, which the library trims away on restart.
+
+    A write that fails (``MediaWriteError``) retires the cartridge as *bad*: what was
+    committed on it stays and is read back from it; what was written since the last
+    checkpoint is written again on the next cartridge, as when a cartridge fills.
     """
 
     library: Library
@@ -45,6 +54,7 @@ class JobWriter:
     _seg_bytes: int = 0
     _seg_blocks: int = 0
     _committed_eod: int = 0
+    _unsaved: list[bytes] = attrs.field(factory=list)  # blocks written since the last checkpoint
 
     @property
     def barcodes(self) -> list[str]:
@@ -91,8 +101,13 @@ class JobWriter:
         while blocks:
             if self._image is None:
                 await self._mount_next()
-            written = await self.drive.io(self._image.write_blocks, blocks)
+            try:
+                written = await self._write_to_drive(blocks)
+            except MediaWriteError as e:
+                blocks = await self._retire(e) + blocks
+                continue
             await self.drive.moved(sum(len(b) for b in blocks[:written]))
+            self._unsaved += blocks[:written]
             for block in blocks[:written]:
                 self._seg_bytes += len(block)
                 self.offset += len(block)
@@ -104,6 +119,37 @@ class JobWriter:
                 )
             if blocks:
                 await self._span()
+
+    async def _write_to_drive(self, blocks: list[bytes]) -> int:
+        if self.library.block_faults.take_write(self._barcode):
+            log.warning(
+                "fault.fired", target=f"cartridge:{self._barcode}", action="write-error", job_id=self.job_id, copy=self.copy_id
+            )
+            raise MediaWriteError(f"cartridge {self._barcode} in {self.library.spec.id}: write failed")
+        return await self.drive.io(self._image.write_blocks, blocks)
+
+    async def _retire(self, error: MediaWriteError) -> list[bytes]:
+        """A write failed: mark the cartridge bad (never claimed again) and return the
+        blocks to write again, from the last checkpoint, on the next cartridge."""
+        redo, self._unsaved = self._unsaved, []
+        size = sum(len(b) for b in redo)
+        self.offset -= size
+        self._seg_bytes -= size
+        self._seg_blocks -= len(redo)
+        barcode = self._barcode
+        await self.catalog.call(queries.mark_cartridge_bad, barcode, self._committed_eod, str(error), self.now())
+        log.error(
+            "cartridge.bad",
+            barcode=barcode,
+            library=self.library.spec.id,
+            job_id=self.job_id,
+            copy=self.copy_id,
+            error=str(error),
+        )
+        self._image, self._barcode = None, ""
+        await self.drive.unload()  # its uncommitted tail is trimmed at the next start
+        log.info("job.rewriting", job_id=self.job_id, copy=self.copy_id, previous=barcode, offset=self.offset, bytes=size)
+        return redo
 
     async def _span(self) -> None:
         """The cartridge is full: close it and carry on on the next one."""
@@ -130,6 +176,7 @@ class JobWriter:
             )
         )
         self._committed_eod = eod
+        self._unsaved.clear()
 
     async def _end_file(self, state: str) -> None:
         await self.drive.io(self._image.end_file)
@@ -172,15 +219,34 @@ def _file_offset(image: TapeImage, file_no: int) -> int:
     return next((f.offset for f in image.data_files() if f.file_no == file_no), 0)
 
 
-def _take(blocks: Iterator[bytes], want: int) -> list[bytes]:
+def _take(records: Iterator[Record], want: int) -> list[Record]:
     """Pull blocks until about ``want`` bytes (runs in a worker thread)."""
     out, got = [], 0
-    for block in blocks:
-        out.append(block)
-        got += len(block)
+    for record in records:
+        out.append(record)
+        got += record.length
         if got >= want:
             break
     return out
+
+
+def _check_readable(library: Library, seg: SegmentRecord, block: int, record: Record) -> None:
+    fault = library.block_faults.unreadable(seg.barcode, seg.file_no, block, record.offset, record.end)
+    if fault is None:
+        return
+    log.warning(
+        "fault.fired",
+        target=f"cartridge:{seg.barcode}",
+        action="read-error",
+        at=str(fault),
+        file_no=seg.file_no,
+        block=block,
+        job_id=seg.job_id,
+        copy=seg.copy_id,
+    )
+    raise MediaReadError(
+        f"cartridge {seg.barcode} in {library.spec.id}: cannot read file {seg.file_no} block {block} (job {seg.job_id})"
+    )
 
 
 async def read_segments(
@@ -192,7 +258,7 @@ async def read_segments(
         if seg.length == 0 or seg.offset + seg.length <= position:
             continue
         if seg.offset > position:
-            raise OSError(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
+            raise DataMissing(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
         if drive.barcode != seg.barcode:
             await drive.unload()
             await library.claim_for_read(seg.barcode)
@@ -202,14 +268,24 @@ async def read_segments(
                 library.release_cartridge(seg.barcode)
                 raise
         await drive.locate(_file_offset(drive.image, seg.file_no))
-        blocks = await drive.io(drive.image.read_file, seg.file_no)
-        pos = seg.offset
+        try:
+            records = await drive.io(drive.image.read_records, seg.file_no)
+        except KeyError:
+            raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} holds no tape file {seg.file_no}") from None
+        pos, block = seg.offset, 0
         end = seg.offset + seg.length
+        faulty = seg.barcode in library.block_faults.reads
         while pos < end:
-            got = await drive.io(_take, blocks, batch)
+            got = await drive.io(_take, records, batch)
             if not got:
-                raise OSError(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
-            data = b"".join(got)[: end - pos]
+                raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
+            at = pos
+            for record in got:
+                block += 1
+                at += record.length
+                if faulty and at > position:  # only blocks whose data is wanted are read; the rest are spaced over
+                    _check_readable(library, seg, block, record)
+            data = b"".join(r.data for r in got)[: end - pos]
             await drive.moved(len(data))
             lo = max(0, position - pos)
             if lo < len(data):
