@@ -3,6 +3,7 @@ must not load the daemon: no Trio, no structlog, no cryptography."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -72,3 +73,17 @@ def test_a_domain_error_while_building_the_fabric_exits_with_its_code_and_one_li
     assert cli.main(["run", "--config", str(write_fabric(tmp_path)), "--state-dir", str(tmp_path / "state")]) == code
     [line] = capsys.readouterr().err.splitlines()
     assert line == f"vtlfabric: cannot start: {error}"
+
+
+def test_a_metrics_port_in_use_exits_1_with_one_line_naming_it(tmp_path):
+    """It was a 'daemon.crashed' traceback from inside the daemon's nursery."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_fabric(tmp_path, extra_daemon="")
+        edit_config(path, "[encryption]", f'[metrics]\nlisten = "127.0.0.1:{port}"\n\n[encryption]')
+        done = _run("--config", str(path))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == f"vtlfabric: cannot start: [metrics] listen = 127.0.0.1:{port}: Address already in use"
+    assert "Traceback" not in done.stderr and "daemon.crashed" not in done.stderr

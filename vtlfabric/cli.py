@@ -44,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import trio.testing
 
     from vtlfabric import errors
+    from vtlfabric.groups import first_leaf
     from vtlfabric.service import daemon, logs
     from vtlfabric.service.events import EventBus
 
@@ -67,10 +68,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         clock = trio.testing.MockClock(autojump_threshold=0.01) if args.virtual_clock else None
         reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)
         trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock, load_config=reload, bus=bus), clock=clock)
-    except errors.FabricError as e:  # raised bare only before the services start: building the fabric from this config
-        print(f"vtlfabric: cannot start: {e}", file=sys.stderr)
-        return errors.exit_code(e)
-    except Exception:
+    except Exception as e:
+        leaf = first_leaf(e)  # a service that cannot start raises from inside the daemon's nursery
+        if isinstance(leaf, errors.FabricError):
+            print(f"vtlfabric: cannot start: {leaf}", file=sys.stderr)
+            return errors.exit_code(leaf)
         log.exception("daemon.crashed")
         return EXIT_FAILED
     finally:

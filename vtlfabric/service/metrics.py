@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import MetricsSpec
 from vtlfabric.jobs.copystatus import CopyStatus, copy_statuses
@@ -32,7 +33,10 @@ MAX_REQUEST = 16 * 1024
 
 
 async def serve_metrics(commands: Commands, spec: MetricsSpec, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    listeners = await trio.open_tcp_listeners(spec.port, host=spec.host)
+    try:
+        listeners = await trio.open_tcp_listeners(spec.port, host=spec.host)
+    except OSError as e:  # a port in use is the operator's to fix: say so in one line
+        raise errors.Failed(f"[metrics] listen = {spec.host}:{spec.port}: {e.strerror or e}") from None
     address = listeners[0].socket.getsockname()
     log.info("metrics.listening", host=address[0], port=address[1])
     task_status.started(f"{address[0]}:{address[1]}")
