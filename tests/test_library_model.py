@@ -240,3 +240,41 @@ async def test_every_cartridges_location_is_in_the_catalog_and_survives_a_restar
         assert where["PR0003L8"] == "slot" and where["PR0012L8"] == "outside"
         with pytest.raises(CartridgeOutside):
             fabric.libraries["prod/PVTL"].check_inside("PR0012L8")
+
+
+async def test_a_drive_that_fails_mid_copy_hands_the_job_to_another_drive_and_stays_out_until_repaired(tmp_path, autojump_clock):
+    path = write_fabric(tmp_path, streams=1, dr={"timing": True})  # the DR side takes time: a failure lands mid-job
+    async with open_fabric(path) as fabric:
+        done = await run_backup(fabric, "IBMB", None, "full")
+        dr = fabric.libraries["dr/DVTL"]
+        results = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: _collect(results, run_auxcopy(fabric)))
+            while True:
+                await trio.sleep(1)
+                row = await fabric.catalog.call(queries.job_copy, done.job_id, "P/dr")
+                if row is not None and row.bytes_done > 0:
+                    break
+            [busy] = [d for d in dr.drives() if d.barcode]
+            await faults.inject(fabric, f"drive:{busy.name}", "fail")
+        [result] = results
+        assert result.jobs_copied == 1 and result.status == "completed"
+        assert busy.state == DriveState.FAILED
+        [other] = [d for d in dr.drives() if d is not busy]
+        async with dr.drive("test") as drive:
+            assert drive is other, "a failed drive is granted to no one"
+        await faults.inject(fabric, f"drive:{busy.name}", "repair")
+        assert busy.state == DriveState.EMPTY
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id="P/dr"))
+        gen = (await fabric.catalog.call(queries.get_job, done.job_id)).generation
+        assert restored_files(tmp_path / "out") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+
+
+async def _collect(results: list, awaitable) -> None:
+    results.append(await awaitable)
+
+
+async def test_a_drive_fault_names_a_drive_that_exists(tmp_path, autojump_clock):
+    async with open_fabric(write_fabric(tmp_path)) as fabric:
+        with pytest.raises(errors.BadRequest, match=r"no drive named 'dr/DVTL#9' \(known: prod/PVTL#1"):
+            await faults.inject(fabric, "drive:dr/DVTL#9", "fail")

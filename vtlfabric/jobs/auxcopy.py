@@ -218,32 +218,77 @@ async def _stream(fabric: Fabric, copy: CopySpec, source: CopySpec, number: int,
     def holder() -> str:
         return f"auxcopy {copy.id} stream {number}" + (f" job {now['job']}" if now else "")
 
-    async with jobs, reserve_drives(src_lib, dst_lib, holder=holder) as (src_drive, dst_drive):
-        async for job in jobs:
-            now["job"] = job.id
-            bound = log.bind(job_id=job.id, copy=copy.id, stream=number)
-            for attempt in range(1, ATTEMPTS + 1):
-                copied, error = await _attempt(fabric, copy, source, job, src_drive, dst_drive)
-                if error is None:
-                    totals.jobs += copied is not None
-                    totals.bytes += copied or 0
-                    progress.current().at((copy.id, job.id), job.bytes)
-                    progress.current().job_done((copy.id, job.id))
-                    break
-                reason = str(error) or type(error).__name__
-                if isinstance(error, SourceReadError):  # retrying now would read the same media
-                    totals.failures.append(CopyFailure(job.id, reason))
-                    await _source_unreadable(fabric, copy, source, job.id, error)
-                    if copy.on_read_error == "stop":
-                        totals.stopped.append(f"stream {number} stopped at job {job.id}: its source could not be read")
-                        bound.warning("auxcopy.stream_stopped", error=reason)
-                        return
-                    break
-                bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
-                if attempt == ATTEMPTS:
-                    totals.failures.append(CopyFailure(job.id, reason))
-                else:
-                    await trio.sleep(attempt * (1 + fabric.rng.random()))
+    async with jobs:
+        carry: Any = None  # a job whose drive failed under it: it goes on on the next drives
+        while True:
+            async with reserve_drives(src_lib, dst_lib, holder=holder) as drives:
+                carry = await _copy_jobs(fabric, copy, source, number, carry, jobs, drives, totals, now)
+            if carry is None:
+                return
+            log.warning("auxcopy.drive_replaced", copy=copy.id, stream=number, job_id=carry.id)
+
+
+async def _copy_jobs(
+    fabric: Fabric,
+    copy: CopySpec,
+    source: CopySpec,
+    number: int,
+    first: Any,
+    jobs: Any,
+    drives: tuple[Drive, Drive],
+    totals: RunTotals,
+    now: dict[str, int],
+) -> Any:
+    """Copy ``first`` (if any), then jobs from the queue, on these drives, until there are
+    none left or the copy's on_read_error stops the stream (None); or until a drive fails
+    under a job: that job is returned, to go on from its last checkpoint on other drives
+    (the failed one stays out until it is repaired)."""
+    job = first
+    while True:
+        if job is None:
+            try:
+                job = await jobs.receive()
+            except trio.EndOfChannel:
+                return None
+        now["job"] = job.id
+        outcome = await _copy_job(fabric, copy, source, number, job, drives, totals)
+        if outcome == "drive failed":
+            return job
+        if outcome == "stop":
+            return None
+        job = None
+
+
+async def _copy_job(
+    fabric: Fabric, copy: CopySpec, source: CopySpec, number: int, job: Any, drives: tuple[Drive, Drive], totals: RunTotals
+) -> str:
+    """One job, with its attempts: "done" (copied, or failed for this run), "stop", or "drive failed"."""
+    bound = log.bind(job_id=job.id, copy=copy.id, stream=number)
+    for attempt in range(1, ATTEMPTS + 1):
+        copied, error = await _attempt(fabric, copy, source, job, *drives)
+        if error is None:
+            totals.jobs += copied is not None
+            totals.bytes += copied or 0
+            progress.current().at((copy.id, job.id), job.bytes)
+            progress.current().job_done((copy.id, job.id))
+            return "done"
+        if isinstance(error, DriveFailed):  # not the job's fault: no attempt is spent
+            return "drive failed"
+        reason = str(error) or type(error).__name__
+        if isinstance(error, SourceReadError):  # retrying now would read the same media
+            totals.failures.append(CopyFailure(job.id, reason))
+            await _source_unreadable(fabric, copy, source, job.id, error)
+            if copy.on_read_error == "stop":
+                totals.stopped.append(f"stream {number} stopped at job {job.id}: its source could not be read")
+                bound.warning("auxcopy.stream_stopped", error=reason)
+                return "stop"
+            return "done"
+        bound.warning("auxcopy.job_retry" if attempt < ATTEMPTS else "auxcopy.job_failed", attempt=attempt, error=reason)
+        if attempt == ATTEMPTS:
+            totals.failures.append(CopyFailure(job.id, reason))
+        else:
+            await trio.sleep(attempt * (1 + fabric.rng.random()))
+    return "done"
 
 
 async def _source_unreadable(fabric: Fabric, copy: CopySpec, source: CopySpec, job_id: int, error: SourceReadError) -> None:
@@ -276,17 +321,22 @@ async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, 
     near, far = link.open_stream(source.site) if link else local_stream_pair()
     aead = fabric.config.encryption.aead
     outcome: dict[str, Exception] = {}
-    async with near, far, trio.open_nursery() as nursery:  # both ends closed, whatever happens
-        nursery.start_soon(_receiver, fabric, copy, far, dst_drive, outcome)
-        try:
-            channel = await secure.connect(near, src_ma.identity, dst_ma.name, fabric.keystore, aead=aead)
-            index = await src_ma.index_for(job.id, source.id, source.primary)
-            sent = await send_job(fabric, channel, job, source, index, src_drive, fabric.throttle(copy), copy.id)
-            await channel.send(json.dumps({"op": "bye"}).encode(), context=b"control")
-            await channel.aclose()
-        except BaseException:
-            nursery.cancel_scope.cancel()
-            raise
+    try:
+        async with near, far, trio.open_nursery() as nursery:  # both ends closed, whatever happens
+            nursery.start_soon(_receiver, fabric, copy, far, dst_drive, outcome)
+            try:
+                channel = await secure.connect(near, src_ma.identity, dst_ma.name, fabric.keystore, aead=aead)
+                index = await src_ma.index_for(job.id, source.id, source.primary)
+                sent = await send_job(fabric, channel, job, source, index, src_drive, fabric.throttle(copy), copy.id)
+                await channel.send(json.dumps({"op": "bye"}).encode(), context=b"control")
+                await channel.aclose()
+            except BaseException:
+                nursery.cancel_scope.cancel()
+                raise
+    except Exception:
+        if "error" in outcome:  # the receiver's failure is the cause; "the peer closed the stream" only its echo
+            raise outcome["error"] from None
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return sent

@@ -8,8 +8,16 @@ ACTIONS = {
     "library": ("offline", "online"),
     "mediaagent": ("unreachable", "reachable"),
     "cartridge": ("fail", "repair", "read-error", "write-error", "clear"),
+    "drive": ("fail", "repair", "offline", "online"),
 }
-NAMED_BY = {"client": "NAME", "link": "NAME", "library": "SITE/NAME", "mediaagent": "SITE", "cartridge": "BARCODE"}
+NAMED_BY = {
+    "client": "NAME",
+    "link": "NAME",
+    "library": "SITE/NAME",
+    "mediaagent": "SITE",
+    "cartridge": "BARCODE",
+    "drive": "SITE/LIBRARY#N",
+}
 # Actions that take a place: read-error FILE.BLOCK (a tape file's data block, from 1) or
 # OFFSET (the block holding that byte of the image); without one, every data block.
 PLACED = {("cartridge", "read-error"): "[FILE.BLOCK|OFFSET]"}

@@ -24,6 +24,7 @@ import structlog
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.sim.faultnames import ACTIONS, PLACED, USAGE
+from vtlfabric.vocab import DriveState
 
 if TYPE_CHECKING:
     from vtlfabric.fabric import Fabric
@@ -59,6 +60,8 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
         raise FaultError(f"{kind} {action} takes no place (got {where!r})")
     if kind == "cartridge":
         return await _cartridge(fabric, name, action, where)
+    if kind == "drive":
+        return _drive(fabric, name, action)
     _known(fabric, kind, name)
     if kind == "client":
         fabric.faults.failing_clients.add(name)
@@ -77,6 +80,19 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
         fabric.libraries[name].offline = action == "offline"
     log.warning("fault.injected", target=target, action=action)
     return f"{action} on {target}"
+
+
+def _drive(fabric: Fabric, name: str, action: str) -> str:
+    library_id, _, number = name.rpartition("#")
+    library = fabric.libraries.get(library_id)
+    drives = {str(d.number): d for d in library.drives()} if library else {}
+    if number not in drives:
+        known = [d.name for lib in fabric.libraries.values() for d in lib.drives()]
+        raise FaultError(f"no drive named {name!r} (known: {', '.join(known)})")
+    state = {"fail": DriveState.FAILED, "offline": DriveState.OFFLINE}.get(action, DriveState.EMPTY)
+    drives[number].set_state(state, f"{action} by fault injection" if action in ("fail", "offline") else "")
+    log.warning("fault.injected" if action in ("fail", "offline") else "fault.cleared", target=f"drive:{name}", action=action)
+    return f"{action} on drive:{name}"
 
 
 def _known(fabric: Fabric, kind: str, name: str) -> None:

@@ -116,6 +116,7 @@ class _Pool:
     size: int
     free: list[int]  # drive numbers, lowest first
     held: dict[int, _Request] = attrs.field(factory=dict)
+    out: set[int] = attrs.field(factory=set)  # failed or varied off: granted to no one until back
 
 
 def label(holder: Holder) -> str:
@@ -145,6 +146,20 @@ class DriveBroker:
                 raise ValueError(f"library {library} is already brokered with {pool.size} drives, not {drives}")
             return
         self._pools[library] = _Pool(drives, list(range(1, drives + 1)))
+
+    def set_out(self, library: str, number: int, out: bool) -> None:
+        """Take a drive out of service (failed, varied off) or put it back. A drive taken out
+        while held stays with its holder until released, then is granted to no one."""
+        pool = self._pools[library]
+        if out:
+            pool.out.add(number)
+            if number in pool.free:
+                pool.free.remove(number)
+        elif number in pool.out:
+            pool.out.discard(number)
+            if number not in pool.held:
+                bisect.insort(pool.free, number)
+            self._dispatch()
 
     def in_use(self, library: str) -> int:
         return len(self._pools[library].held)
@@ -232,7 +247,8 @@ class DriveBroker:
             for number in numbers:
                 if pool.held.pop(number, None) is not request:
                     raise AssertionError(f"drive {lib}#{number} was not held by request {request.number}")
-                bisect.insort(pool.free, number)
+                if number not in pool.out:
+                    bisect.insort(pool.free, number)
         self._log("release", request, request.granted)
         self._dispatch()
 

@@ -98,17 +98,20 @@ class Drive:
         A cartridge this drive cannot read (or write) is refused before the robot moves."""
         if self.barcode == barcode and self.image is not None:
             return self.image
+        if self.state == DriveState.FAILED:
+            raise DriveFailed(f"drive {self.name} has failed: {self.why}")
         media.check_mount(self.kind, barcode, write)
         self.library.check_inside(barcode)
         await self.unload()
-        self.state = DriveState.LOADING
+        self._show(DriveState.LOADING)
         await self.library.robot_move()
         await self._take(self.kind.load)
         if barcode in self.library.failed_media:
-            self.state = DriveState.EMPTY
+            self._show(DriveState.EMPTY)
             raise MediaFailure(f"cartridge {barcode} in {self.library.spec.id} has failed")
         image = await self.io(TapeImage.open, self.library.image_path(barcode), self.library.spec.capacity)
-        self.image, self.barcode, self.position, self.state = image, barcode, 0.0, DriveState.READY
+        self.image, self.barcode, self.position = image, barcode, 0.0
+        self._show(DriveState.READY)
         if image.barcode != barcode:  # never write over another volume
             await self.unload()
             raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {image.barcode}: not mounted")
@@ -141,20 +144,26 @@ class Drive:
             await self.library.robot_move()
             await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
         self.position = 0.0
-        if self.state != DriveState.FAILED:
-            self.state = DriveState.EMPTY
+        self._show(DriveState.EMPTY)
         log.debug("drive.unloaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
 
-    def fail(self, why: str) -> None:
-        self.state, self.why = DriveState.FAILED, why
+    def set_state(self, state: DriveState, why: str = "") -> None:
+        """Fail a drive or vary it off (the broker grants it to no one meanwhile), or bring it
+        back. A failed drive fails its holder's next I/O; one varied off lets its holder finish."""
+        self.state, self.why = state, why
+        out = state in (DriveState.FAILED, DriveState.OFFLINE)
+        self.library.broker.set_out(self.library.spec.id, self.number, out)
+        if not out:
+            self.state = DriveState.READY if self.image else DriveState.EMPTY
 
-    def repair(self) -> None:
-        if self.state == DriveState.FAILED:
-            self.state, self.why = (DriveState.READY if self.image else DriveState.EMPTY), ""
+    def _show(self, state: DriveState) -> None:
+        """The drive's working state; a failed or varied-off drive keeps showing that."""
+        if self.state not in (DriveState.FAILED, DriveState.OFFLINE):
+            self.state = state
 
     async def _busy(self, seconds: float) -> None:
         before = self.state
-        self.state = DriveState.BUSY
+        self._show(DriveState.BUSY)
         try:
             await self._take(seconds)
         finally:
