@@ -278,3 +278,12 @@ async def test_a_drive_fault_names_a_drive_that_exists(tmp_path, autojump_clock)
     async with open_fabric(write_fabric(tmp_path)) as fabric:
         with pytest.raises(errors.BadRequest, match=r"no drive named 'dr/DVTL#9' \(known: prod/PVTL#1"):
             await faults.inject(fabric, "drive:dr/DVTL#9", "fail")
+
+
+async def test_ctl_drives_shows_a_failed_drive_as_failed(tmp_path, autojump_clock):
+    async with trio.open_nursery() as nursery, open_fabric(write_fabric(tmp_path)) as fabric:
+        await faults.inject(fabric, "drive:prod/PVTL#2", "fail")
+        report = await Commands(fabric, Operations(nursery), trio.current_time()).cmd_drives({})
+        [prod] = [lib for lib in report["libraries"] if lib["library"] == "prod/PVTL"]
+        assert [d["state"] for d in prod["drives"]] == ["free", "failed"]
+        nursery.cancel_scope.cancel()

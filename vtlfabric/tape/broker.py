@@ -72,7 +72,7 @@ class BrokerEvent:
 class DriveView:
     name: str  # LIBRARY#N, as Drive.name
     number: int
-    state: str  # free or held
+    state: str  # free or held, or out (failed, varied off) while nobody holds it
     holder: str  # "" when free
     since: float | None  # when its holder got it
     held_for: float | None  # seconds since then
@@ -275,7 +275,7 @@ class DriveBroker:
                 DriveView(
                     f"{library}#{number}",
                     number,
-                    "free" if holder is None else "held",
+                    "held" if holder is not None else "out" if number in pool.out else "free",
                     "" if holder is None else holder.label(),
                     None if holder is None else holder.granted_at,
                     None if holder is None else round(now - holder.granted_at, 3),

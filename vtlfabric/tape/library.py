@@ -272,7 +272,10 @@ class Library:
 
     def drive_states(self) -> LibraryDrives:
         """Each drive (free or held, by whom, what it has loaded) and who waits, for ctl drives."""
-        return self.broker.report(self.spec.id, {d.number: d.barcode for d in self._drives}, self.unavailable())
+        report = self.broker.report(self.spec.id, {d.number: d.barcode for d in self._drives}, self.unavailable())
+        condition = {d.number: d.state for d in self._drives if d.state in (DriveState.FAILED, DriveState.OFFLINE)}
+        views = tuple(attrs.evolve(v, state=condition[v.number].value) if v.number in condition else v for v in report.drives)
+        return attrs.evolve(report, drives=views)
 
     async def claim_for_append(self, copy_id: str) -> str:
         """A cartridge to write this copy's data on, reserved until released.
