@@ -287,3 +287,18 @@ async def test_ctl_drives_shows_a_failed_drive_as_failed(tmp_path, autojump_cloc
         [prod] = [lib for lib in report["libraries"] if lib["library"] == "prod/PVTL"]
         assert [d["state"] for d in prod["drives"]] == ["free", "failed"]
         nursery.cancel_scope.cancel()
+
+
+async def test_ctl_media_reports_volumes_in_nominal_bytes(tmp_path, autojump_clock):
+    path = write_fabric(tmp_path)
+    edit_config(tmp_path / "prod.toml", 'capacity = "4MiB"', 'capacity = "4MiB"\nnominal_capacity = "12TB"')
+    async with trio.open_nursery() as nursery, open_fabric(path) as fabric:
+        await run_backup(fabric, "IBMB", None, "full")
+        view = await Commands(fabric, Operations(nursery), trio.current_time()).cmd_media({})
+        [prod] = [m for m in view if m["library"] == "prod/PVTL"]
+        first = prod["volumes"][0]
+        eod = {c.barcode: c.eod for c in await fabric.catalog.call(queries.cartridges, "prod/PVTL")}[first["volume"]]
+        assert first["capacity"] == 12 * 10**12 and first["used"] == round(eod / (4 * 2**20) * 12 * 10**12) > 0
+        [dr] = [m for m in view if m["library"] == "dr/DVTL"]
+        assert dr["volumes"][0]["capacity"] == 12 * 10**12, "by default, the L8 media type's native capacity"
+        nursery.cancel_scope.cancel()

@@ -211,8 +211,11 @@ def _media(libraries: list[dict[str, Any]]) -> str:
             ["RESOURCE", "STATUS", "VOLUME", "DRIVE"],
         )
         volumes = _table(
-            [[v["volume"], v["status"], v["location"], v["media"], v["state"], v["copy"]] for v in lib["volumes"]],
-            ["VOLUME", "STATUS", "LOCATION", "MEDIA", "STATE", "COPY"],
+            [
+                [v["volume"], v["status"], v["location"], v["media"], f"{v['used'] / v['capacity']:4.0%}", v["state"], v["copy"]]
+                for v in lib["volumes"]
+            ],
+            ["VOLUME", "STATUS", "LOCATION", "MEDIA", "USED", "STATE", "COPY"],
         )
         parts.append(f"{head}\n\n{resources}\n\n{volumes}")
     return "\n\n".join(parts)

@@ -32,6 +32,8 @@ class Volume:
     media: str  # LTO-8, LTO-8 WORM, ...
     state: str  # scratch, appendable, full, bad
     copy: str  # the copy whose data it holds ("" while scratch)
+    capacity: int  # nominal bytes: the library's nominal_capacity, else the media type's native one
+    used: int  # nominal bytes written: its share of the real image, scaled to the nominal capacity
 
 
 @attrs.frozen
@@ -73,4 +75,7 @@ def _volume(cart: CartridgeRecord, mounted: dict[str, str], library: Library) ->
         status, location = "*MOUNTED", mounted[cart.barcode]
     else:
         status, location = "*AVAILABLE", f"SLOT {cart.slot}"
-    return Volume(cart.barcode, status, location, media.media_of(cart.barcode).name, cart.state, cart.copy_id or "")
+    kind = media.media_of(cart.barcode)
+    capacity = library.spec.nominal_capacity or kind.capacity
+    used = round(cart.eod / library.spec.capacity * capacity)
+    return Volume(cart.barcode, status, location, kind.name, cart.state, cart.copy_id or "", capacity, used)
