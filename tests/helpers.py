@@ -37,6 +37,20 @@ EPOCH = VIRTUAL_EPOCH  # in-process fabrics start where a new virtual-clock daem
 # ------------------------------------------------------------------ fabric configs
 
 
+# A one-drive vault library, for a second copy at the DR site.
+VAULT_LIBRARY = """
+[[library]]
+name = "VAULT"
+drives = 1
+slots = 8
+barcodes = "VA0001L8-VA0006L8"
+capacity = "8MiB"
+block_size = "32KiB"
+robot_time = "200ms"
+timing = false
+"""
+
+
 def site_toml(
     name: str,
     ma: str,

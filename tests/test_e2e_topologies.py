@@ -8,7 +8,7 @@ import pytest
 
 from tests.daemon import Daemon
 from tests.expect import restored_files
-from tests.helpers import CLIENTS, expected, site_toml
+from tests.helpers import CLIENTS, VAULT_LIBRARY, expected, site_toml
 
 pytestmark = pytest.mark.e2e
 
@@ -66,24 +66,12 @@ FABRIC = textwrap.dedent("""\
       streams = 3
     """)
 
-VAULT = """
-[[library]]
-name = "VAULT"
-drives = 1
-slots = 8
-barcodes = "VA0001L8-VA0006L8"
-capacity = "8MiB"
-block_size = "32KiB"
-robot_time = "200ms"
-timing = false
-"""
-
 
 @pytest.fixture(scope="module")
 def fabric(tmp_path_factory):
     root = tmp_path_factory.mktemp("topologies")
     (root / "prod.toml").write_text(site_toml("prod", "prodma", "PVTL", "PR", clients=CLIENTS))
-    (root / "dr.toml").write_text(site_toml("dr", "drma", "DVTL", "DR") + VAULT)
+    (root / "dr.toml").write_text(site_toml("dr", "drma", "DVTL", "DR") + VAULT_LIBRARY)
     (root / "dr2.toml").write_text(site_toml("dr2", "dr2ma", "D2VTL", "DS"))
     (root / "fabric.toml").write_text(FABRIC)
     d = Daemon(root / "fabric.toml", root / "daemon.log").start()

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from tests.expect import expected_files, restored_files
-from tests.helpers import open_fabric, write_fabric
+from tests.helpers import VAULT_LIBRARY, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs.auxcopy import run_auxcopy
@@ -19,17 +19,7 @@ from vtlfabric.sim import faults
 
 DR, VAULT = "P/dr", "P/vault"
 
-# A second copy at the DR site: a selective vault fed from the DR copy, holding fulls only.
-VAULT_LIBRARY = """
-[[library]]
-name = "VAULT"
-drives = 1
-slots = 8
-barcodes = "VA0001L8-VA0006L8"
-capacity = "8MiB"
-block_size = "32KiB"
-robot_time = "200ms"
-"""
+# A second copy at the DR site (helpers.VAULT_LIBRARY): a selective vault fed from the DR copy, holding fulls only.
 VAULT_COPY = """
   [[policy.copy]]
   name = "vault"
