@@ -155,12 +155,11 @@ async def _check(fabric: Fabric, scratch: Path, checked: set[tuple[int, str]]) -
                 checked.add((job.id, copy_id))
     # No cartridge holds live data while marked scratch.
     live = {(j.id, c) for j in jobs for c, s in j.copies.items() if s != CopyState.AGED}
+    holding: dict[str, tuple[int, str]] = {}  # barcode -> a live job copy on it
+    for job_id, copy_id in sorted(live):
+        for seg in await catalog.call(queries.segments, job_id, copy_id):
+            holding.setdefault(seg.barcode, (job_id, copy_id))
     for cart in await catalog.call(queries.cartridges):
-        if cart.state != "scratch":
-            continue
-        for j in jobs:
-            for copy_id in ("P/primary", *COPIES):
-                for seg in await catalog.call(queries.segments, j.id, copy_id):
-                    assert not (seg.barcode == cart.barcode and (j.id, copy_id) in live), (
-                        f"scratch cartridge {cart.barcode} holds job {j.id} on {copy_id}"
-                    )
+        assert not (cart.state == "scratch" and cart.barcode in holding), (
+            f"scratch cartridge {cart.barcode} holds job {holding[cart.barcode][0]} on {holding[cart.barcode][1]}"
+        )
