@@ -307,3 +307,8 @@ def wait_for(
             return found
         time.sleep(interval)  # clock-ok
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain else ""))
+
+
+async def collect(results: list, awaitable: Any) -> None:
+    """Await ``awaitable`` and keep its result: for a job started with nursery.start_soon."""
+    results.append(await awaitable)

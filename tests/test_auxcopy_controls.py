@@ -6,7 +6,7 @@ import attrs
 import trio
 
 from tests.expect import expected_files, restored_files
-from tests.helpers import edit_config, open_fabric, write_fabric
+from tests.helpers import collect, edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.jobs import running
 from vtlfabric.jobs.auxcopy import SUSPENDED, plan_streams, run_auxcopy, run_copy
@@ -53,7 +53,7 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
         copy = fabric.config.copy(DR)
         results = []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: _collect(results, run_copy(fabric, copy, None)))
+            nursery.start_soon(lambda: collect(results, run_copy(fabric, copy, None)))
             while True:
                 await trio.sleep(0.05)
                 row = await catalog.call(queries.job_copy, done.job_id, DR)
@@ -74,10 +74,6 @@ async def test_suspend_stops_at_a_checkpoint_and_resume_goes_on_from_there(tmp_p
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id=DR))
         gen = (await catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(tmp_path / "out") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
-
-
-async def _collect(results: list, coro) -> None:
-    results.append(await coro)
 
 
 async def test_lag_and_fallen_behind(tmp_path, autojump_clock):

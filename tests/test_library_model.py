@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from tests.expect import expected_files, restored_files
-from tests.helpers import edit_config, open_fabric, write_fabric
+from tests.helpers import collect, edit_config, open_fabric, write_fabric
 from vtlfabric import config, errors, media
 from vtlfabric.catalog import queries
 from vtlfabric.jobs.aging import run_data_aging
@@ -249,7 +249,7 @@ async def test_a_drive_that_fails_mid_copy_hands_the_job_to_another_drive_and_st
         dr = fabric.libraries["dr/DVTL"]
         results = []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: _collect(results, run_auxcopy(fabric)))
+            nursery.start_soon(lambda: collect(results, run_auxcopy(fabric)))
             while True:
                 await trio.sleep(1)
                 row = await fabric.catalog.call(queries.job_copy, done.job_id, "P/dr")
@@ -268,10 +268,6 @@ async def test_a_drive_that_fails_mid_copy_hands_the_job_to_another_drive_and_st
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id="P/dr"))
         gen = (await fabric.catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(tmp_path / "out") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
-
-
-async def _collect(results: list, awaitable) -> None:
-    results.append(await awaitable)
 
 
 async def test_a_drive_fault_names_a_drive_that_exists(tmp_path, autojump_clock):
