@@ -19,8 +19,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
-def fabric_files(tmp_path: Path) -> Path:
-    return write_fabric(tmp_path / "fabric")
+def fabric_files(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The test fabric's files; parametrize indirectly with the production site's settings."""
+    return write_fabric(tmp_path / "fabric", prod=getattr(request, "param", None))
 
 
 @pytest.fixture

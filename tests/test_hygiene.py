@@ -1,7 +1,9 @@
 """The package stays replayable: no wall clock, no blocking sleeps, no bare threads, no global randomness.
 
 Fabric time is Trio's clock (virtual in tests and scenarios), chance comes from seeded
-``random.Random`` instances, and work off the loop goes through ``trio.to_thread``. A
+``random.Random`` instances, and blocking work goes through the one seam, blocking.py
+(threads under the real clock, inline under a virtual one): ``trio.to_thread`` anywhere
+else would let a thread's speed decide the order of events in a scenario. A
 wall-clock read or a real-time wait is allowed only on a line marked ``# clock-ok``
 (the read that sets a new fabric's epoch; the CLI's own progress bar); threads and
 global randomness have no allow-list. The check reads the code's syntax tree, so an
@@ -27,6 +29,7 @@ from tests.helpers import edit_config
 
 PACKAGE = Path(__file__).parent.parent / "vtlfabric"
 ALLOW = "clock-ok"
+SEAM = "vtlfabric/blocking.py"
 
 WALL_CLOCK = frozenset(
     {
@@ -126,6 +129,8 @@ class _Checker(ast.NodeVisitor):
             self.report(node, f"{name} (blocks the loop in real time; use trio.sleep)", clock=True)
         elif name in THREADS or name.split(".")[0] in THREAD_MODULES:
             self.report(node, f"{name} (a bare thread; use trio.to_thread or a nursery)")
+        elif name.startswith("trio.to_thread") and self.file != SEAM:
+            self.report(node, f"{name} (blocking work goes through vtlfabric.blocking.run_sync, the one seam)")
         elif name.startswith("random.") and name.count(".") == 1 and name not in SEEDABLE:
             self.report(node, f"{name} (global randomness; draw from the fabric's seeded random.Random)")
 
@@ -198,6 +203,8 @@ SNIPPET = textwrap.dedent("""\
         random.seed(1)
         random.Random()
         h = time.localtime()
+        import trio
+        trio.to_thread.run_sync(f)
         class Worker(threading.Thread):
             pass
 
@@ -236,6 +243,7 @@ def test_the_checker_catches_each_kind_of_offence_through_any_import_and_spares_
         "random.seed(1)",
         "random.Random()",
         "h = time.localtime()",
+        "trio.to_thread.run_sync(f)",
     }
     report = "\n".join(str(f) for f in check_source(SNIPPET, "snippet.py"))
     assert "snippet.py:14: time.time (a wall-clock read" in report, "each finding names its file and line"

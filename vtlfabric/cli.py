@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"vtlfabric: cannot use the state dir {cfg.daemon.state_dir}: {e.strerror or e}", file=sys.stderr)
         return EXIT_BAD
     try:
-        clock = trio.testing.MockClock(autojump_threshold=0.01) if args.virtual_clock else None
+        clock = trio.testing.MockClock(autojump_threshold=0) if args.virtual_clock else None
         reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)
         trio.run(lambda: daemon.run(cfg, virtual_clock=args.virtual_clock, load_config=reload, bus=bus), clock=clock)
     except Exception as e:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from vtlfabric import blocking
 from vtlfabric.catalog.schema import migrate
 
 T = TypeVar("T")
@@ -36,13 +37,13 @@ class Catalog:
 
     @classmethod
     async def open(cls, path: Path) -> Catalog:
-        conn = await trio.to_thread.run_sync(connect, path)
-        await trio.to_thread.run_sync(migrate, conn)
+        conn = await blocking.run_sync(connect, path)
+        await blocking.run_sync(migrate, conn)
         return cls(path, conn)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside one transaction, off the event loop."""
-        return await trio.to_thread.run_sync(self._transaction, fn, args, limiter=self._limiter)
+        return await blocking.run_sync(self._transaction, fn, args, limiter=self._limiter)
 
     def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -55,4 +56,4 @@ class Catalog:
         return result
 
     async def aclose(self) -> None:
-        await trio.to_thread.run_sync(self._conn.close, limiter=self._limiter)
+        await blocking.run_sync(self._conn.close, limiter=self._limiter)

@@ -11,7 +11,7 @@ import random
 import attrs
 import trio
 
-from vtlfabric import errors
+from vtlfabric import blocking, errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import CopyRecord
@@ -125,7 +125,7 @@ class Fabric:
 async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng: random.Random) -> Fabric:
     """Open every library (trimming cartridges to what the catalog committed) and wire the sites."""
     state = config.daemon.state_dir
-    keystore = await trio.to_thread.run_sync(
+    keystore = await blocking.run_sync(
         Keystore.load_or_create, state / "keys", [s.mediaagent.name for s in config.sites], config.encryption.kem
     )
     await catalog.call(queries.sync_copies, [copy_record(c) for c in config.copies()])

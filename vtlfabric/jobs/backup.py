@@ -10,7 +10,7 @@ import attrs
 import structlog
 import trio
 
-from vtlfabric import errors
+from vtlfabric import blocking, errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
@@ -173,7 +173,7 @@ async def _write_job(
             for n, obj in enumerate(objects):
                 if n == fail_at:
                     raise BackupFailed(f"client read error on {obj.path}")
-                data, sha = await trio.to_thread.run_sync(_read_object, workload, obj, digest)
+                data, sha = await blocking.run_sync(_read_object, workload, obj, digest)
                 entries.append(IndexEntry(obj.path, obj.version, position, len(data), sha))
                 position += len(data)
                 await writer.write(data)

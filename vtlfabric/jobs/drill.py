@@ -24,9 +24,8 @@ from typing import Any
 
 import attrs
 import structlog
-import trio
 
-from vtlfabric import errors
+from vtlfabric import blocking, errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -95,8 +94,8 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
                     for client in fabric.config.policy(copy.policy).clients
                 ]
         report = DrillReport.of(drill_id, mode, trigger, iso(started), iso(fabric.now()), results, steps)
-        await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
-        path = await trio.to_thread.run_sync(write_report, root, report)
+        await blocking.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        path = await blocking.run_sync(write_report, root, report)
         status = "passed" if report.passed else "failed"
         await fabric.catalog.call(queries.finish_drill, drill_id, status, report.summary, str(path), fabric.now())
         log.info(
@@ -135,7 +134,7 @@ async def _check_client(
         result = ClientResult(
             client, copy.id, copy.site, True, point, round(fabric.now() - begin, 3), done.jobs, done.objects, done.bytes
         )
-    await trio.to_thread.run_sync(lambda: shutil.rmtree(dest, ignore_errors=True))  # verified: the copy is not kept
+    await blocking.run_sync(lambda: shutil.rmtree(dest, ignore_errors=True))  # verified: the copy is not kept
     return result
 
 

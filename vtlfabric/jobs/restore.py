@@ -17,9 +17,8 @@ from pathlib import Path
 
 import attrs
 import structlog
-import trio
 
-from vtlfabric import errors
+from vtlfabric import blocking, errors
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -269,7 +268,7 @@ async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: Jo
                 entry = entries[i]
                 # The worker slices the buffer too: this task waits meanwhile, so nothing
                 # changes it, and a big object costs the event loop nothing.
-                failure = await trio.to_thread.run_sync(_write_object, root, entry, buffer, entry.offset - start)
+                failure = await blocking.run_sync(_write_object, root, entry, buffer, entry.offset - start)
                 if failure:
                     totals.failures.append(f"job {job.id} {job.subclient}:{entry.path}: {failure}")
                 else:

@@ -24,6 +24,8 @@ import trio
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from vtlfabric import blocking
+
 MAX_PAYLOAD: Final = 16 * 2**20
 MAX_CONTEXT: Final = 4096
 _TAG = 16
@@ -120,7 +122,7 @@ class SecureChannel:
             self._sent += 1  # a number is never reused, even if this send fails
             seal = _Sealer(self._sealer, counter, self._ad(self._side, counter), payload, context, final)
             big = len(payload) + len(context) + _MIN_RECORD >= _THREAD_THRESHOLD  # the same test as on receive
-            frame = await trio.to_thread.run_sync(seal) if big else seal()
+            frame = await blocking.run_sync(seal) if big else seal()
             await self._stream.send_all(frame)
         except BaseException as e:
             # Part of a frame may be on the wire: nothing sent after it could be read.
@@ -154,7 +156,7 @@ class SecureChannel:
         ciphertext = bytes(reader.buffer[_LENGTH.size : _LENGTH.size + n])
         counter = self._received
         unseal = _Opener(self._opener, counter, self._ad(self._their_side, counter), ciphertext)
-        message = await trio.to_thread.run_sync(unseal) if n >= _THREAD_THRESHOLD else unseal()
+        message = await blocking.run_sync(unseal) if n >= _THREAD_THRESHOLD else unseal()
         # Consumed only now: a cancelled receive leaves the record for the next call.
         del reader.buffer[: _LENGTH.size + n]
         self._received += 1

@@ -24,7 +24,7 @@ import attrs
 import structlog
 import trio
 
-from vtlfabric import errors
+from vtlfabric import blocking, errors
 from vtlfabric.errors import BadRequest, Failed
 from vtlfabric.groups import first_leaf
 from vtlfabric.service.commands import Commands
@@ -86,10 +86,10 @@ async def peer_of(stream: trio.SocketStream) -> Peer:
     """Who is on the other end of the socket, as the kernel says (SO_PEERCRED)."""
     creds = stream.socket.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, gid = struct.unpack("3i", creds)
-    name = await trio.to_thread.run_sync(_user_name, uid)  # NSS may ask a directory server
+    name = await blocking.run_sync(_user_name, uid)  # NSS may ask a directory server
     groups = _peer_groups(stream.socket)
     if groups is None:  # more groups than Python lets getsockopt return: ask the group database
-        groups = await trio.to_thread.run_sync(_listed_groups, name, gid)
+        groups = await blocking.run_sync(_listed_groups, name, gid)
     return Peer(uid, gid, name, frozenset(groups | {gid}))
 
 
@@ -194,7 +194,7 @@ async def serve(commands: Commands, path: Path, *, task_status: Any = trio.TASK_
     if path.exists() or path.is_symlink():
         path.unlink()  # a stale socket from a crash; the state-dir lock says no one else owns it
     group_name = commands.fabric.config.daemon.socket_group
-    group = (await trio.to_thread.run_sync(grp.getgrnam, group_name)).gr_gid if group_name else None
+    group = (await blocking.run_sync(grp.getgrnam, group_name)).gr_gid if group_name else None
     sock = trio.socket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
     try:
         await _bind_private(sock, path, group)

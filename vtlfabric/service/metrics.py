@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from vtlfabric import errors
+from vtlfabric import blocking, errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import MetricsSpec
 from vtlfabric.jobs.copystatus import CopyStatus, copy_statuses
@@ -269,7 +269,7 @@ async def _last_drill(commands: Commands) -> dict[str, Any] | None:
     if not finished:
         return None
     try:
-        text = await trio.to_thread.run_sync(Path(finished[-1]["report"]).read_text)
+        text = await blocking.run_sync(Path(finished[-1]["report"]).read_text)
         return json.loads(text)
     except (OSError, ValueError):
         return None

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-import trio
 
+from vtlfabric import blocking
 from vtlfabric import config as config_mod
 from vtlfabric.catalog import queries
 from vtlfabric.config import FabricConfig
@@ -34,7 +34,7 @@ async def reload_config(fabric: Fabric, load: Callable[[], FabricConfig]) -> dic
     applied without a restart, and apply it."""
     path = fabric.config.file
     try:
-        new = await trio.to_thread.run_sync(load)
+        new = await blocking.run_sync(load)
     except config_mod.ConfigError as e:
         raise ReloadRefused(str(e)) from None
     problems = needs_restart(fabric.config, new)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import trio
 
+from vtlfabric import blocking
 from vtlfabric.catalog.records import SegmentRecord
 
 FORMAT = "vtlfabric-index/1"
@@ -76,7 +76,7 @@ class IndexStore:
         return self.root / folder / f"{job_id}.json"
 
     async def save(self, index: JobIndex) -> Path:
-        return await trio.to_thread.run_sync(self._save, index)
+        return await blocking.run_sync(self._save, index)
 
     def _save(self, index: JobIndex) -> Path:
         path = self._path(index.job_id, index.copy_id)
@@ -90,7 +90,7 @@ class IndexStore:
         return path
 
     async def load(self, job_id: int, copy_id: str = "") -> JobIndex:
-        return await trio.to_thread.run_sync(self._load, job_id, copy_id)
+        return await blocking.run_sync(self._load, job_id, copy_id)
 
     def _load(self, job_id: int, copy_id: str) -> JobIndex:
         path = self._path(job_id, copy_id)

@@ -12,7 +12,7 @@ import attrs
 import structlog
 import trio
 
-from vtlfabric import errors, media
+from vtlfabric import blocking, errors, media
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import LibrarySpec
@@ -91,7 +91,7 @@ class Drive:
             raise DriveFailed(f"drive {self.name} has failed: {self.why}")
         if self.barcode in self.library.failed_media:
             raise MediaFailure(f"cartridge {self.barcode} in {self.library.spec.id} has failed")
-        return await trio.to_thread.run_sync(fn, *args)
+        return await blocking.run_sync(fn, *args)
 
     async def load(self, barcode: str, *, write: bool = False) -> TapeImage:
         """Mount ``barcode``: the robot brings it, the drive threads it, and the label is read.
@@ -139,7 +139,7 @@ class Drive:
         self.image = self.barcode = None
         self.library.release_cartridge(barcode)
         with trio.CancelScope(shield=True):  # a half-unloaded drive would leak the cartridge
-            await trio.to_thread.run_sync(image.close)
+            await blocking.run_sync(image.close)
             await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
             await self.library.robot_move()
             await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
@@ -223,14 +223,14 @@ class Library:
 
     async def start(self) -> None:
         """Register cartridges, label new ones, and trim each to what the catalog committed."""
-        await trio.to_thread.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
+        await blocking.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
         await self.catalog.call(queries.add_cartridges, self.spec.id, self.spec.barcodes)
         await self.catalog.call(queries.home_cartridges, self.spec.id)
         for cart in await self.catalog.call(queries.cartridges, self.spec.id):
             if cart.location == "outside":
                 self.outside.add(cart.barcode)
                 continue
-            short = await trio.to_thread.run_sync(self._recover, cart.barcode, cart.eod)
+            short = await blocking.run_sync(self._recover, cart.barcode, cart.eod)
             if short and cart.state != "bad":  # never append after data that is gone: it would take its file numbers
                 await self.catalog.call(queries.set_cartridge_state, cart.barcode, "bad", cart.eod)
 
@@ -299,7 +299,7 @@ class Library:
             keep = (*self._busy_cartridges, *self.failed_media, *self.outside, *worm)
             barcodes = await self.catalog.call(queries.recycle_cartridges, self.spec.id, keep, now)
             for barcode in barcodes:
-                await trio.to_thread.run_sync(self._relabel, barcode)
+                await blocking.run_sync(self._relabel, barcode)
                 log.info("cartridge.scratch", site=self.spec.site, library=self.spec.id, barcode=barcode)
         return barcodes
 

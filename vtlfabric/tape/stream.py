@@ -11,6 +11,7 @@ import attrs
 import structlog
 import trio
 
+from vtlfabric import blocking
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
@@ -87,7 +88,7 @@ class JobWriter:
         if self._image is None:
             return
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self._image.truncate, self._committed_eod)
+            await blocking.run_sync(self._image.truncate, self._committed_eod)
 
     async def _write_full_blocks(self) -> None:
         size = self.library.spec.block_size
@@ -298,7 +299,7 @@ async def read_digest(library: Library, drive: Drive, segments: list[SegmentReco
     """The SHA-256 of a job's stream as the media hold it now."""
     sha = hashlib.sha256()
     async for data in read_segments(library, drive, segments):
-        await trio.to_thread.run_sync(sha.update, data)  # bulk hashing stays off the loop
+        await blocking.run_sync(sha.update, data)  # bulk hashing stays off the loop
     return sha.hexdigest()
 
 

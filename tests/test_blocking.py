@@ -1,0 +1,44 @@
+"""The one seam for blocking work: a worker thread under the real clock, inline under a
+virtual one, and a checkpoint either way."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import trio
+import trio.testing
+
+from vtlfabric import blocking
+
+
+def _where() -> int:
+    return threading.get_ident()
+
+
+def test_under_the_real_clock_the_work_runs_in_a_worker_thread():
+    async def main() -> tuple[bool, int]:
+        return blocking.inline(), await blocking.run_sync(_where)
+
+    inline, ident = trio.run(main)
+    assert not inline and ident != threading.get_ident()
+
+
+async def test_under_a_virtual_clock_the_work_runs_inline_and_the_clock_stands_still(autojump_clock):
+    before = trio.current_time()
+    assert blocking.inline()
+    assert await blocking.run_sync(_where) == threading.get_ident()
+    assert trio.current_time() == before, "no jump while the work was under way"
+
+
+async def test_it_is_a_checkpoint_a_cancelled_caller_never_starts_the_work(autojump_clock):
+    ran = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await blocking.run_sync(ran.append, 1)
+    assert scope.cancelled_caught and ran == []
+
+
+async def test_errors_come_back_to_the_caller(autojump_clock):
+    with pytest.raises(ZeroDivisionError):
+        await blocking.run_sync(lambda: 1 / 0)

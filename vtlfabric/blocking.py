@@ -1,0 +1,34 @@
+"""The one seam for blocking work: SQLite, file I/O on large blocks, bulk crypto.
+
+Under the real clock the work runs in a Trio worker thread, so the event loop never
+stalls. Under a virtual clock (``trio.testing.MockClock``: the scenario simulator,
+``run --virtual-clock``, tests' ``autojump_clock``) it runs inline, as FoundationDB's
+simulator and madsim run their I/O: no event order then depends on how fast a thread
+was, and the clock cannot jump while work is under way, so a seed replays bit for bit.
+Either way it is a checkpoint, as ``trio.to_thread.run_sync`` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import trio
+import trio.testing
+
+T = TypeVar("T")
+
+
+def inline() -> bool:
+    """True when blocking work runs on the loop: Trio's clock is virtual."""
+    return isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+
+
+async def run_sync(fn: Callable[..., T], *args: Any, limiter: trio.CapacityLimiter | None = None) -> T:
+    """``fn(*args)``, off the loop under the real clock and inline under a virtual one."""
+    if not inline():
+        return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
+    await trio.lowlevel.checkpoint_if_cancelled()
+    result = fn(*args)
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    return result
