@@ -124,6 +124,35 @@ change_rate = 0.5
 """
 
 
+# IBMA with ten objects of 1 GiB nominal (10 GiB a full), and a small IBMB: with a
+# data_scale, a job that takes the drives real time while it writes little.
+TEN_GIB_CLIENT = """
+[[client]]
+name = "IBMA"
+seed = 11
+change_every = "1h"
+change_rate = 0.3
+
+  [[client.subclient]]
+  name = "ALLUSR"
+  content = ["LIB:PAYROLL"]
+  objects = 10
+  min_size = "1GiB"
+  max_size = "1GiB"
+
+[[client]]
+name = "IBMB"
+seed = 22
+change_every = "1h"
+change_rate = 0.5
+
+  [[client.subclient]]
+  name = "ALLUSR"
+  content = ["LIB:GL"]
+  objects = 1
+"""
+
+
 def fabric_toml(*, streams: int = 2, link: str = "", schedules: str = "", chunk: str = "256KiB", extra_daemon: str = "") -> str:
     link = (
         link
@@ -174,7 +203,7 @@ stall_timeout = "20s"
 
 def write_fabric(root: Path, *, prod: dict[str, Any] | None = None, dr: dict[str, Any] | None = None, **fabric: Any) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "prod.toml").write_text(site_toml("prod", "prodma", "PVTL", "PR", clients=CLIENTS, **(prod or {})))
+    (root / "prod.toml").write_text(site_toml("prod", "prodma", "PVTL", "PR", **{"clients": CLIENTS, **(prod or {})}))
     (root / "dr.toml").write_text(site_toml("dr", "drma", "DVTL", "DR", **(dr or {})))
     path = root / "fabric.toml"
     path.write_text(fabric_toml(**fabric))

@@ -53,3 +53,20 @@ def test_data_changes_over_time():
 def test_no_change_rate_means_nothing_changes():
     w = workload(rate=0.0)
     assert w.objects("ALLUSR", 100, since=0) == []
+
+
+@given(st.integers(0, 2**32), st.lists(st.integers(0, 400), min_size=1, max_size=12))
+def test_a_workload_answers_alike_whatever_it_was_asked_before(seed, generations):
+    """It remembers where its last walk back through the generations ended: in any order
+    of questions, each answer is the one a new workload gives."""
+    asked = workload(seed)
+    for gen in generations:
+        assert asked.objects("ALLUSR", gen) == workload(seed).objects("ALLUSR", gen)
+
+
+@given(st.integers(0, 2**32), st.sampled_from([1, 3, 4096, 65536]))
+def test_at_scale_an_object_is_nominal_and_its_content_one_real_byte_per_scale(seed, scale):
+    nominal = Workload(ClientSpec("prod", "C", seed, 60.0, 0.3, 0.0, (SUB,)), scale)
+    for obj in nominal.objects("ALLUSR", 5):
+        assert obj == next(o for o in workload(seed).objects("ALLUSR", 5) if o.path == obj.path), "sizes are nominal"
+        assert len(nominal.content(obj)) == -(-obj.size // scale)

@@ -16,6 +16,7 @@ MAX_BANDWIDTH = 10**12  # bytes per second
 MAX_DELAY = 10.0  # seconds of latency or jitter: a geostationary hop is 0.3
 MIN_WINDOW, MAX_WINDOW = 2**10, 2**30  # a smaller window sends segments of a few bytes
 MAX_GRACE = DAY
+MAX_DATA_SCALE = 2**30  # a real byte for each GiB: beyond that, no job would write a byte
 _LISTEN = re.compile(r"(.*):([0-9]{1,5})")
 
 
@@ -61,6 +62,7 @@ def daemon(t: Table, base: Path) -> DaemonSpec:
         socket=_path(t, "socket", base, ""),
         shutdown_grace=t.duration("shutdown_grace", "10s", high=MAX_GRACE),
         socket_group=t.get("socket_group", str, None),
+        data_scale=t.integer("data_scale", 1, MAX_DATA_SCALE, 1),
     )
     if spec.socket_group is not None:
         try:

@@ -235,6 +235,9 @@ class DaemonSpec:
     socket: Path | None
     shutdown_grace: float
     socket_group: str | None = None  # members may use the control socket too (besides its owner and root)
+    # One real byte stands for this many nominal bytes. Drives, links, throttles, lag, RPO,
+    # RTO and reports see nominal bytes; tape images, sealing and verification real ones.
+    data_scale: int = 1
 
 
 @attrs.frozen

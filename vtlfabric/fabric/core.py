@@ -60,10 +60,15 @@ class Fabric:
 
     def throttle(self, copy: CopySpec) -> Throttle:
         """One per copy, shared by its streams and its runs."""
-        return self._throttles.setdefault(copy.id, Throttle(copy.throttle))
+        return self._throttles.setdefault(copy.id, Throttle(copy.throttle, self.scale))
 
     def now(self) -> float:
         return self.clock.now()
+
+    @property
+    def scale(self) -> int:
+        """Nominal bytes per real byte (the config's data_scale; 1 but in scenarios)."""
+        return self.config.daemon.data_scale
 
     def library_of(self, copy: CopySpec) -> Library:
         return self.libraries[copy.library]
@@ -136,7 +141,13 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
         root = state / "sites" / site.name
         site_libs = {
             lib.id: Library(
-                lib, root / "libraries" / lib.name, catalog, pools=_pools(config, lib.id), now=clock.now, broker=broker
+                lib,
+                root / "libraries" / lib.name,
+                catalog,
+                pools=_pools(config, lib.id),
+                now=clock.now,
+                broker=broker,
+                scale=config.daemon.data_scale,
             )
             for lib in site.libraries
         }
@@ -153,8 +164,8 @@ async def build(config: FabricConfig, catalog: Catalog, clock: FabricClock, rng:
         keystore=keystore,
         mediaagents=mediaagents,
         libraries=libraries,
-        links={spec.name: Link(spec, rng) for spec in config.links},
-        workloads={c.name: Workload(c) for s in config.sites for c in s.clients},
+        links={spec.name: Link(spec, rng, scale=config.daemon.data_scale) for spec in config.links},
+        workloads={c.name: Workload(c, config.daemon.data_scale) for s in config.sites for c in s.clients},
         broker=broker,
     )
     await fabric.reload_roles()

@@ -28,7 +28,7 @@ class CopyStatus:
     precedence: int  # restores prefer the lowest: the primary first
     available: int
     states: dict[str, int]  # job-copy state -> jobs, the states that have any
-    available_bytes: int
+    available_bytes: int  # nominal, as every byte count here
     to_copy: int  # jobs the copy still has to copy, and those its rules will register next run
     bytes_to_copy: int
     oldest_uncopied_age: float | None  # seconds
@@ -58,7 +58,7 @@ def _status(
     last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
     oldest = min((j.started for j in due), default=None)
     age = round(fabric.now() - oldest, 1) if oldest is not None else None
-    nbytes = sum(j.bytes for j in due)
+    nbytes = sum(j.bytes for j in due) * fabric.scale
     behind = tuple(
         why
         for why, past in (
@@ -71,7 +71,7 @@ def _status(
         if past
     )
     states = {state.value: sum(1 for j in jobs if j.copies.get(copy.id) == state) for state in CopyState}
-    held = sum(j.bytes for j in jobs if j.copies.get(copy.id) == CopyState.AVAILABLE)
+    held = sum(j.bytes for j in jobs if j.copies.get(copy.id) == CopyState.AVAILABLE) * fabric.scale
     damaged = tuple(f"job {j.id}: {j.reasons.get(copy.id, '')}" for j in jobs if j.copies.get(copy.id) == CopyState.DAMAGED)
     return CopyStatus(
         id=copy.id,

@@ -48,6 +48,7 @@ from vtlfabric.net.wanstream import WanStream
 __all__ = ["Link", "LinkStats", "WanStream", "local_stream_pair"]
 
 _PARTITIONS: dict[str, tuple[Direction, ...]] = {"both": DIRECTIONS, "a->b": ("a->b",), "b->a": ("b->a",)}
+MIN_SEGMENT = 16 * 1024  # real bytes: smaller segments cost more time than they model
 _MAX_LOSS_ROUNDS = 64  # a bound on resends of one segment, so a silly loss rate cannot spin
 
 
@@ -70,6 +71,9 @@ class Link:
 
     spec: LinkSpec
     rng: random.Random
+    # Nominal bytes per real byte: the wire's time, the window and the stats count nominal
+    # bytes, while segments carry real ones (see segment_size).
+    scale: int = 1
     stats: LinkStats = attrs.Factory(LinkStats)
     _wires: dict[Direction, Wire] = attrs.Factory(lambda: {d: Wire(d) for d in DIRECTIONS})
     _taps: list[Callable[[str, bytes], None]] = attrs.Factory(list)
@@ -101,6 +105,14 @@ class Link:
         self._next_pair += 1
         self.stats.streams_opened += 1
         return WanStream(pair, 0), WanStream(pair, 1)
+
+    def segment_size(self) -> int:
+        """Real bytes per segment: a window's worth at most, and at scale 1:N a window of
+        N times fewer real bytes, but never below MIN_SEGMENT: there, one segment stands
+        for more nominal bytes than the window holds, and the link carries one at a time
+        (bandwidth, latency and loss stay exact; the window's limit coarsens)."""
+        size = max(1, min(self.spec.mss, self.spec.window))
+        return size if self.scale == 1 else max(min(size, MIN_SEGMENT), size // self.scale)
 
     def partition(self, direction: str = "both") -> None:
         """Cut the link one way ("a->b", "b->a") or both. Cuts add up until heal()."""
@@ -149,9 +161,9 @@ class Link:
             tap(flow.wire.name, piece)
         self.stats.segments += 1
         if flow.wire.name == "a->b":
-            self.stats.bytes_a_to_b += len(piece)
+            self.stats.bytes_a_to_b += len(piece) * self.scale
         else:
-            self.stats.bytes_b_to_a += len(piece)
+            self.stats.bytes_b_to_a += len(piece) * self.scale
         segment = Segment(piece)
         flow.sent += len(piece)
         flow.unacked.append(segment)
@@ -169,7 +181,7 @@ class Link:
 
     def _occupy(self, wire: Wire, size: int, now: float) -> float:
         """Reserve the shared wire for one segment, after whatever is already on it; returns its end."""
-        wire.free_at = max(now, wire.free_at) + size / self.spec.bandwidth
+        wire.free_at = max(now, wire.free_at) + size * self.scale / self.spec.bandwidth
         return wire.free_at
 
     def _launch(self, flow: Flow, segment: Segment, departure: float, now: float) -> None:
@@ -205,7 +217,7 @@ class Link:
             for _ in range(_MAX_LOSS_ROUNDS):
                 if self.rng.random() >= spec.loss:
                     break
-                delay += spec.rtt + size / spec.bandwidth
+                delay += spec.rtt + size * self.scale / spec.bandwidth
                 self.stats.retransmits += 1
         return delay
 

@@ -44,7 +44,7 @@ class WanStream(trio.abc.HalfCloseableStream):
             await trio.lowlevel.checkpoint_if_cancelled()
             self._check_can_send()
             view = memoryview(data).cast("B")
-            size = max(1, min(self._spec.mss, self._spec.window))
+            size = self._pair.link.segment_size()
             for offset in range(0, len(view), size):
                 piece = bytes(view[offset : offset + size])
                 await self._wait_for_window(len(piece))
@@ -77,7 +77,7 @@ class WanStream(trio.abc.HalfCloseableStream):
             now = trio.current_time()
             self._out.release_acked(now)
             used = self._out.occupancy()
-            if used == 0 or used + size <= self._spec.window:
+            if used == 0 or (used + size) * self._pair.link.scale <= self._spec.window:
                 return
             await self._wait(self._out.next_ack())
 

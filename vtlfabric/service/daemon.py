@@ -41,7 +41,10 @@ from vtlfabric.sim.clock import FabricClock
 from vtlfabric.vocab import VIRTUAL_EPOCH
 
 log = structlog.get_logger()
-SAVE_FABRIC_TIME_EVERY = 60.0
+# Fabric time is saved this often under a virtual clock (and at every stop): often enough
+# that a kill -9 costs little of it, rarely enough that a simulated month is not spent
+# committing the time.
+SAVE_FABRIC_TIME_EVERY = 600.0
 
 
 class AlreadyRunning(Exception):
@@ -85,6 +88,19 @@ async def _fabric_epoch(catalog: Catalog, virtual: bool) -> float:
         return time.time()  # clock-ok: the one wall-clock read; fabric time then follows Trio's clock
     saved = await catalog.call(queries.get_meta, "fabric_time")
     return float(saved) if saved else VIRTUAL_EPOCH
+
+
+async def _check_scale(catalog: Catalog, config: FabricConfig) -> None:
+    """A state dir's bytes were written at one data scale: reading them at another would
+    misreport every size and time, so it is refused."""
+    saved = await catalog.call(queries.get_meta, "data_scale")
+    scale = config.daemon.data_scale
+    if saved is None:
+        await catalog.call(queries.set_meta, "data_scale", str(scale))
+    elif int(saved) != scale:
+        raise config_mod.ConfigError(
+            config.file, "daemon.data_scale", f"is {scale}, but the state dir {config.daemon.state_dir} was written at {saved}"
+        )
 
 
 async def _save_fabric_time(fabric: Fabric) -> None:
@@ -132,6 +148,7 @@ async def run(
     bus.attach()
     catalog = await Catalog.open(config.daemon.state_dir / "catalog.db")
     try:
+        await _check_scale(catalog, config)
         clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock))
         await _recover(catalog, clock.now())
         fabric = await build(config, catalog, clock, random.Random(config.daemon.seed))

@@ -55,6 +55,8 @@ def needs_restart(old: FabricConfig, new: FabricConfig) -> list[str]:
         out.append("daemon.state_dir changed")
     if new.daemon.socket != old.daemon.socket:
         out.append("daemon.socket changed")
+    if new.daemon.data_scale != old.daemon.data_scale:
+        out.append("daemon.data_scale changed")
     if new.daemon.socket_group != old.daemon.socket_group:
         out.append("daemon.socket_group changed")
     if new.metrics != old.metrics:
@@ -90,12 +92,12 @@ def _apply(fabric: Fabric, new: FabricConfig) -> None:
         if link is not None and (link.spec.a, link.spec.b) == (spec.a, spec.b):
             link.spec = spec  # its wires, partitions and stats carry on
         else:
-            link = Link(spec, fabric.rng)
+            link = Link(spec, fabric.rng, scale=fabric.scale)
         links[spec.name] = link
     workloads = {}
     for client in (c for s in new.sites for c in s.clients):
         old = fabric.workloads.get(client.name)
-        workloads[client.name] = old if old is not None and old.client == client else Workload(client)
+        workloads[client.name] = old if old is not None and old.client == client else Workload(client, fabric.scale)
     fabric.links, fabric.workloads = links, workloads
     fabric.config = new
     fabric.reset_throttles()  # running streams keep theirs; new runs take the new rates

@@ -39,6 +39,10 @@ class SourceObject:
 @attrs.frozen
 class Workload:
     client: ClientSpec
+    scale: int = 1  # an object's size is nominal; its content is one real byte per `scale`
+    # path -> (the latest generation asked, its version): each backup asks the next
+    # generation, so a walk back stops where the last one ended instead of at 0
+    _latest: dict[str, tuple[int, int]] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     def generation(self, fabric_time: float) -> int:
         return int(fabric_time // self.client.change_every)
@@ -63,10 +67,15 @@ class Workload:
         """The last generation at or before ``generation`` in which ``path`` changed (0: never)."""
         if self.client.change_rate <= 0:
             return 0
+        seen_at, seen = self._latest.get(path, (0, 0))
+        floor, below = (seen_at, seen) if seen_at <= generation else (0, 0)
         g = generation
-        while g > 0 and not self._changed(path, g):
+        while g > floor and not self._changed(path, g):
             g -= 1
-        return g
+        found = g if g > floor else below
+        if generation >= seen_at:
+            self._latest[path] = (generation, found)
+        return found
 
     def objects(self, subclient: str, generation: int, since: int | None = None) -> list[SourceObject]:
         """All objects at ``generation``; with ``since``, only those changed after it."""
@@ -84,7 +93,8 @@ class Workload:
         # A private Random seeded by the object's identity: this is data synthesis,
         # not the fabric's chance, so it must not draw from the world's RNG.
         rng = random.Random(_draw(self.client.seed, obj.path, obj.version, "data"))
+        size = -(-obj.size // self.scale)
         # In pieces: randbytes holds the GIL throughout (20 ms for 3 MiB), which stalls
         # the event loop while a worker thread synthesises a big object. Pieces of a
         # multiple of 4 bytes give exactly the bytes of one call.
-        return b"".join(rng.randbytes(min(_PIECE, obj.size - at)) for at in range(0, obj.size, _PIECE))
+        return b"".join(rng.randbytes(min(_PIECE, size - at)) for at in range(0, size, _PIECE))

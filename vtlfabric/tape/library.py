@@ -127,9 +127,10 @@ class Drive:
             self.position = target
 
     async def moved(self, nbytes: int) -> None:
-        """``nbytes`` of the job's data went through the heads: the time the drive's rate takes."""
+        """``nbytes`` (real) of the job's data went through the heads: the time the drive's
+        rate takes for the nominal bytes they stand for."""
         if nbytes and self.barcode is not None:
-            await self._busy(nbytes / self.kind.transfer_rate(media.media_of(self.barcode)))
+            await self._busy(nbytes * self.library.scale / self.kind.transfer_rate(media.media_of(self.barcode)))
             self.position = min(1.0, self.position + nbytes / self.library.spec.capacity)
 
     async def unload(self) -> None:
@@ -192,6 +193,7 @@ class Library:
     _robot: trio.Lock = attrs.field(factory=trio.Lock)  # one move at a time
     pools: dict[str, frozenset[str]] = attrs.field(factory=dict)  # copy id -> its own scratch pool
     now: Callable[[], float] = trio.current_time  # fabric time, for the journal
+    scale: int = 1  # nominal bytes per real byte: the timing model runs on nominal bytes
     outside: set[str] = attrs.field(factory=set)  # exported: not in the library until imported
 
     def __attrs_post_init__(self) -> None:
