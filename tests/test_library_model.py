@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from tests.expect import expected_files, restored_files
-from tests.helpers import collect, edit_config, open_fabric, write_fabric
+from tests.helpers import TEN_GIB_CLIENT, collect, edit_config, open_fabric, write_fabric
 from vtlfabric import config, errors, media
 from vtlfabric.catalog import queries
 from vtlfabric.jobs.aging import run_data_aging
@@ -268,6 +268,36 @@ async def test_a_drive_that_fails_mid_copy_hands_the_job_to_another_drive_and_st
         await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "out", job_id=done.job_id, copy_id="P/dr"))
         gen = (await fabric.catalog.call(queries.get_job, done.job_id)).generation
         assert restored_files(tmp_path / "out") == expected_files(fabric, "IBMB", {"ALLUSR": gen})
+
+
+async def test_a_drive_that_fails_mid_backup_hands_the_job_to_another_drive_from_its_last_checkpoint(tmp_path, autojump_clock):
+    # Timed drives and 10 GiB nominal (30 s on the drive, 10 MiB real), so a failure lands mid-job.
+    path = write_fabric(
+        tmp_path, prod={"timing": True, "clients": TEN_GIB_CLIENT}, chunk="64KiB", extra_daemon="data_scale = 1024"
+    )
+    async with open_fabric(path) as fabric:
+        prod = fabric.libraries["prod/PVTL"]
+        results = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: collect(results, run_backup(fabric, "IBMA", "ALLUSR", "full")))
+            while True:  # fail the drive once a checkpoint is on tape
+                await trio.sleep(0.1)
+                written = await fabric.catalog.call(queries.segments, 1, "P/primary")
+                if sum(s.length for s in written) > 0:
+                    break
+            [busy] = [d for d in prod.drives() if d.barcode]
+            committed = sum(s.length for s in written)
+            await faults.inject(fabric, f"drive:{busy.name}", "fail")
+        [done] = results
+        assert done.status == "completed", "the job went on on the other drive"
+        segments = await fabric.catalog.call(queries.segments, done.job_id, "P/primary")
+        assert len(segments) >= 2 and segments[1].offset >= committed > 0, "it resumed where the checkpoint was"
+        assert sum(s.length for s in segments) == done.bytes, "no byte written twice, none missing"
+        assert busy.state == DriveState.FAILED
+        await faults.inject(fabric, f"drive:{busy.name}", "repair")
+        await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", job_id=done.job_id, copy_id="P/primary"))
+        gen = (await fabric.catalog.call(queries.get_job, done.job_id)).generation
+        assert restored_files(tmp_path / "out") == expected_files(fabric, "IBMA", {"ALLUSR": gen})
 
 
 async def test_a_drive_fault_names_a_drive_that_exists(tmp_path, autojump_clock):

@@ -17,6 +17,7 @@ from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import running
 from vtlfabric.site.client import SourceObject, Workload
 from vtlfabric.site.index import IndexEntry, JobIndex
+from vtlfabric.tape.library import Drive, DriveFailed, Library
 from vtlfabric.tape.stream import JobWriter
 from vtlfabric.vocab import JOB_TYPES, JobStatus
 
@@ -162,31 +163,56 @@ def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
 async def _write_job(
     fabric: Fabric, job_id: int, copy_id: str, workload: Workload, objects: list[SourceObject], fail_at: int | None
 ) -> Written:
+    """Write the job's objects to the primary copy. A drive that fails under it stays out
+    until repaired; the job goes on on another drive from its last checkpoint."""
     library = fabric.library_of(fabric.copy(copy_id))
+    while True:
+        committed = max((s.offset + s.length for s in await fabric.catalog.call(queries.segments, job_id, copy_id)), default=0)
+        try:
+            async with library.drive(f"backup job {job_id}") as drive:
+                return await _write_from(fabric, library, drive, job_id, copy_id, workload, objects, fail_at, committed)
+        except DriveFailed as e:
+            log.warning("backup.drive_replaced", job_id=job_id, copy=copy_id, error=str(e), resume_at=committed)
+
+
+async def _write_from(
+    fabric: Fabric,
+    library: Library,
+    drive: Drive,
+    job_id: int,
+    copy_id: str,
+    workload: Workload,
+    objects: list[SourceObject],
+    fail_at: int | None,
+    committed: int,
+) -> Written:
+    """Every object is read and hashed (the index and the job's digest cover them all);
+    only the stream past ``committed``, what no checkpoint holds yet, is written."""
     chunk = fabric.config.encryption.chunk_size
     digest = hashlib.sha256()
     entries: list[IndexEntry] = []
-    async with library.drive(f"backup job {job_id}") as drive:
-        writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy_id)
-        since_commit = position = 0
-        try:
-            for n, obj in enumerate(objects):
-                if n == fail_at:
-                    raise BackupFailed(f"client read error on {obj.path}")
-                data, sha = await blocking.run_sync(_read_object, workload, obj, digest)
-                entries.append(IndexEntry(obj.path, obj.version, position, len(data), sha))
-                position += len(data)
-                await writer.write(data)
-                since_commit += len(data)
-                if since_commit >= chunk:
-                    await writer.commit()
-                    since_commit = 0
-            if fail_at is not None and fail_at >= len(objects):
-                raise BackupFailed("client connection lost at end of job")
-        finally:
-            # Whatever the outcome, the data written stays on tape, committed.
-            with trio.CancelScope(shield=True):
-                await writer.close()
+    writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy_id, offset=committed)
+    since_commit = position = 0
+    try:
+        for n, obj in enumerate(objects):
+            if n == fail_at:
+                raise BackupFailed(f"client read error on {obj.path}")
+            data, sha = await blocking.run_sync(_read_object, workload, obj, digest)
+            entries.append(IndexEntry(obj.path, obj.version, position, len(data), sha))
+            new = data[max(0, committed - position) :]
+            position += len(data)
+            if new:
+                await writer.write(new)
+                since_commit += len(new)
+            if since_commit >= chunk:
+                await writer.commit()
+                since_commit = 0
+        if fail_at is not None and fail_at >= len(objects):
+            raise BackupFailed("client connection lost at end of job")
+    finally:
+        # Whatever the outcome, the data written stays on tape, committed.
+        with trio.CancelScope(shield=True):
+            await writer.close()
     return Written(tuple(entries), digest.hexdigest())
 
 
