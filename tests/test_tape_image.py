@@ -426,3 +426,32 @@ def test_damage_found_while_reading_names_path_and_offset(path: Path) -> None:
         with pytest.raises(TapeFormatError) as info:
             next(blocks)
     assert info.value.offset == first.data_offset + 106 and info.value.path == str(path)
+
+
+# ---------------------------------------------------------------- the map kept between mounts
+
+
+@settings(max_examples=25, deadline=None)
+@given(files=tape_files, close_last=st.booleans())
+def test_a_map_kept_from_the_last_close_opens_the_image_as_a_scan_would(files, close_last) -> None:
+    with scratch() as path:
+        mapped = write_image(path, files, close_last=close_last).close_mapped()
+        assert mapped is not None
+        with TapeImage.open(path, BIG) as scanned, TapeImage.open(path, BIG, mapped=mapped) as kept:
+            assert kept.data_files() == scanned.data_files() and kept.end_offset() == scanned.end_offset()
+            assert read_all(kept) == read_all(scanned)
+
+
+def test_a_map_is_not_used_once_the_file_changed(path: Path) -> None:
+    mapped = write_image(path, [[b"a" * 4000], [b"b" * 4000]]).close_mapped()
+    assert mapped is not None
+    with TapeImage.open(path, BIG) as image:  # someone else appends a file
+        image.begin_file()
+        image.write_blocks([b"c" * 10])
+        image.end_file()
+    with TapeImage.open(path, BIG, mapped=mapped) as image:
+        assert [f.file_no for f in image.data_files()] == [1, 2, 3]
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) - 100])  # and cut short at rest
+    with TapeImage.open(path, BIG, mapped=mapped) as image:
+        assert image.torn_tail > 0 or len(image.data_files()) < 3

@@ -44,6 +44,30 @@ def volser_of(barcode: str) -> str:
     return barcode[:6]
 
 
+@attrs.frozen
+class Mapped:
+    """An image's map as it stood when it was closed, and the file as it was then (inode,
+    size, modification and change times): an open that finds the same file skips the
+    scan. Any write to it, ours or anyone's, changes one of them."""
+
+    identity: tuple[int, int, int, int]
+    layout: Layout
+
+    def fits(self, f: BinaryIO) -> bool:
+        return self.identity == _identity(f)
+
+
+def _identity(f: BinaryIO) -> tuple[int, int, int, int]:
+    st = os.fstat(f.fileno())
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _copy(layout: Layout) -> Layout:
+    """A layout of its own: the image advances its layout as it writes."""
+    current = attrs.evolve(layout.current) if layout.current is not None else None
+    return attrs.evolve(layout, files=list(layout.files), current=current)
+
+
 @attrs.define(eq=False)
 class TapeImage:
     """An open cartridge image. Not thread-safe: one caller at a time.
@@ -101,6 +125,7 @@ class TapeImage:
         repair: bool = False,
         block_size_limit: int = HERCULES_MAX_BLOCK,
         chunk_size: int = MAX_CHUNK,
+        mapped: Mapped | None = None,
     ) -> TapeImage:
         """Open an image read/write and map its files, reading only headers and labels.
 
@@ -108,12 +133,16 @@ class TapeImage:
         interrupted append: the image ends before it, ``torn_tail`` says how
         many bytes it left, and with ``repair`` they are cut off at once.
         Without ``repair`` they are cut off by the next write, since appending
-        after them would bury garbage inside the image.
+        after them would bury garbage inside the image. ``mapped``: the map from when
+        the image was last closed, used if the file has not changed since.
         """
         _check_limits(block_size_limit, chunk_size)
         f = open(path, "r+b", buffering=0)  # noqa: SIM115 - the image owns the handle until close()
         try:
-            layout, torn = scan(f, path, Layout(), file_size(f))
+            if mapped is not None and mapped.fits(f):
+                layout, torn = _copy(mapped.layout), 0
+            else:
+                layout, torn = scan(f, path, Layout(), file_size(f))
             if layout.vol1 is None:
                 raise TapeFormatError(path, 0, "no complete VOL1 label: not a labelled tape image")
             image = cls(path, capacity, f, layout, block_size_limit, chunk_size)
@@ -127,6 +156,13 @@ class TapeImage:
 
     def close(self) -> None:
         self._f.close()
+
+    def close_mapped(self) -> Mapped | None:
+        """Close, and return the map for the next open (None if the image ends in a torn
+        record: the next open must find that again)."""
+        mapped = Mapped(_identity(self._f), _copy(self._layout)) if not self.torn_tail else None
+        self._f.close()
+        return mapped
 
     def __enter__(self) -> TapeImage:
         return self

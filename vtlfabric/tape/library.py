@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from vtlfabric.catalog.db import Catalog
 from vtlfabric.config import LibrarySpec
 from vtlfabric.tape.blockfaults import BlockFaults
 from vtlfabric.tape.broker import DriveBroker, Holder, LibraryDrives
-from vtlfabric.tape.image import TapeImage
+from vtlfabric.tape.image import Mapped, TapeImage
 from vtlfabric.vocab import DriveState
 
 T = TypeVar("T")
@@ -109,7 +110,8 @@ class Drive:
         if barcode in self.library.failed_media:
             self._show(DriveState.EMPTY)
             raise MediaFailure(f"cartridge {barcode} in {self.library.spec.id} has failed")
-        image = await self.io(TapeImage.open, self.library.image_path(barcode), self.library.spec.capacity)
+        path, mapped = self.library.image_path(barcode), self.library.maps.pop(barcode, None)
+        image = await self.io(partial(TapeImage.open, path, self.library.spec.capacity, mapped=mapped))
         self.image, self.barcode, self.position = image, barcode, 0.0
         self._show(DriveState.READY)
         if image.barcode != barcode:  # never write over another volume
@@ -140,7 +142,9 @@ class Drive:
         self.image = self.barcode = None
         self.library.release_cartridge(barcode)
         with trio.CancelScope(shield=True):  # a half-unloaded drive would leak the cartridge
-            await blocking.run_sync(image.close)
+            mapped = await blocking.run_sync(image.close_mapped)
+            if mapped is not None:
+                self.library.maps[barcode] = mapped
             await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
             await self.library.robot_move()
             await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
@@ -194,6 +198,7 @@ class Library:
     pools: dict[str, frozenset[str]] = attrs.field(factory=dict)  # copy id -> its own scratch pool
     now: Callable[[], float] = trio.current_time  # fabric time, for the journal
     scale: int = 1  # nominal bytes per real byte: the timing model runs on nominal bytes
+    maps: dict[str, Mapped] = attrs.field(factory=dict)  # barcode -> its image's map at its last unload
     outside: set[str] = attrs.field(factory=set)  # exported: not in the library until imported
 
     def __attrs_post_init__(self) -> None:
