@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/vtlfabric.toml
 
-.PHONY: run test lint bench soak venv clean floors
+.PHONY: run test lint bench soak venv clean floors scenarios
 
 venv: $(STAMP)
 
@@ -22,6 +22,12 @@ test: $(STAMP)
 	@.ci/debian-deps || echo "warning: could not install hercules; its tests will be skipped"
 	$(BIN)/python -m pytest -q
 
+# Every shipped scenario, each run twice (the second in a new process) with
+# --check-determinism: each must meet its expectations and hash its history alike.
+SCENARIOS ?= $(sort $(wildcard config/scenarios/*.toml))
+scenarios: $(STAMP)
+	@for s in $(SCENARIOS); do echo "== $$s"; $(BIN)/vtlfabric scenario run $$s --check-determinism || exit 1; done
+
 # One style: the formatter's, and the lint rules (line length included) in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff format --check vtlfabric tests
@@ -32,10 +38,12 @@ SOAK_CYCLES ?= 500
 soak: $(STAMP)
 	SOAK_CYCLES=$(SOAK_CYCLES) $(BIN)/python -m pytest -q -s tests/test_soak.py
 
-# Throughput of backup, aux copy, restore and verify, and the event loop's lag meanwhile.
+# Throughput of backup, aux copy, restore and verify, and the event loop's lag meanwhile;
+# then the simulator: simulated seconds per wall second of the month scenario and the demo.
 BENCH_SIZE ?= 64MiB
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench --size $(BENCH_SIZE) --json bench.json
+	$(BIN)/python -m tests.benchsim --json bench-sim.json
 
 # The dependency floors: a venv of its own with exactly the oldest release pyproject.toml
 # allows of each (every ">=" read as "=="), and the tests that exercise them.

@@ -140,17 +140,7 @@ change_rate = 0.3
   min_size = "1GiB"
   max_size = "1GiB"
 
-[[client]]
-name = "IBMB"
-seed = 22
-change_every = "1h"
-change_rate = 0.5
-
-  [[client.subclient]]
-  name = "ALLUSR"
-  content = ["LIB:GL"]
-  objects = 1
-"""
+""" + CLIENTS[CLIENTS.index('[[client]]\nname = "IBMB"') :]
 
 
 def fabric_toml(*, streams: int = 2, link: str = "", schedules: str = "", chunk: str = "256KiB", extra_daemon: str = "") -> str:

@@ -21,9 +21,11 @@ RANK = {
     "fabric": 4,
     "jobs": 5,
     "service": 6,
-    "cliformat": 7,
-    "clitape": 7,
-    "cli": 8,
+    "scenario": 7,
+    "cliformat": 8,
+    "clitape": 8,
+    "cliscenario": 8,
+    "cli": 9,
 }
 
 

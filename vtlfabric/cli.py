@@ -19,6 +19,7 @@ from typing import Any
 
 from vtlfabric import config as config_mod
 from vtlfabric.cliformat import progress_bar, render
+from vtlfabric.cliscenario import add_parser as add_scenario_parser
 from vtlfabric.clitape import cmd_tape
 from vtlfabric.sim.faultnames import USAGE as FAULT_USAGE
 
@@ -30,6 +31,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.from_command_line = argv is None  # `scenario run` may re-execute itself (see cliscenario)
     return args.handler(args)
 
 
@@ -379,6 +381,7 @@ def _parser() -> argparse.ArgumentParser:
         "check every block header, the previous-length chain and the labels (VOL1 first, unless --unlabelled); "
         "print the first problem with its byte offset and exit 1, or one OK line",
     )
+    add_scenario_parser(sub)
     return parser
 
 

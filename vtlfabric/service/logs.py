@@ -72,11 +72,12 @@ def _at_least(threshold: int) -> Any:
     return drop_below
 
 
-def configure(fmt: str | None = None, level: str = "info", bus: Any = None) -> None:
+def configure(fmt: str | None = None, level: str = "info", bus: Any = None, history: Any = None) -> None:
     """``bus`` (an events.EventBus) sees every event before it is rendered, whatever its
     level: media events are logged at debug (one per mount, unmount and cartridge claim,
-    too many for the daemon's log at info) and must still reach ``ctl events``. The log
-    itself shows ``level`` and up."""
+    too many for the daemon's log at info) and must still reach ``ctl events``. So does
+    ``history`` (a scenario's, see scenario/history.py). The log itself shows ``level`` and up."""
+    taps = [tap for tap in (history, bus) if tap is not None]
     fmt = choose_format(fmt)
     threshold = getattr(logging, level.upper())
     renderer: Any = {
@@ -90,10 +91,10 @@ def configure(fmt: str | None = None, level: str = "info", bus: Any = None) -> N
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _fabric_time,
             structlog.processors.format_exc_info if fmt != "console" else structlog.dev.set_exc_info,
-            *([bus, _at_least(threshold)] if bus is not None else []),
+            *([*taps, _at_least(threshold)] if taps else []),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if bus is not None else threshold),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if taps else threshold),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )

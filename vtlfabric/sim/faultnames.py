@@ -18,6 +18,19 @@ NAMED_BY = {
     "cartridge": "BARCODE",
     "drive": "SITE/LIBRARY#N",
 }
+# The action that undoes each fault that has one (a scenario's `heal` uses it).
+HEALED_BY = {
+    ("link", "partition"): "heal",
+    ("link", "partition-a-b"): "heal",
+    ("link", "partition-b-a"): "heal",
+    ("library", "offline"): "online",
+    ("mediaagent", "unreachable"): "reachable",
+    ("cartridge", "fail"): "repair",
+    ("cartridge", "read-error"): "clear",
+    ("cartridge", "write-error"): "clear",
+    ("drive", "fail"): "repair",
+    ("drive", "offline"): "online",
+}
 # Actions that take a place: read-error FILE.BLOCK (a tape file's data block, from 1) or
 # OFFSET (the block holding that byte of the image); without one, every data block.
 PLACED = {("cartridge", "read-error"): "[FILE.BLOCK|OFFSET]"}

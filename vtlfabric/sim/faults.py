@@ -28,6 +28,7 @@ from vtlfabric.vocab import DriveState
 
 if TYPE_CHECKING:
     from vtlfabric.fabric import Fabric
+    from vtlfabric.tape.library import Drive
 
 log = structlog.get_logger()
 
@@ -82,15 +83,32 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
     return f"{action} on {target}"
 
 
-def _drive(fabric: Fabric, name: str, action: str) -> str:
+def check_target(fabric: Fabric, target: str) -> None:
+    """Raise FaultError unless ``target`` names something the fabric has. Cartridges come
+    and go with the catalog, so only their kind is checked here."""
+    kind, _, name = target.partition(":")
+    if kind not in ACTIONS or not name:
+        raise FaultError(f"target {target!r}: expected one of {USAGE}")
+    if kind == "drive":
+        _find_drive(fabric, name)
+    elif kind != "cartridge":
+        _known(fabric, kind, name)
+
+
+def _find_drive(fabric: Fabric, name: str) -> Drive:
     library_id, _, number = name.rpartition("#")
     library = fabric.libraries.get(library_id)
     drives = {str(d.number): d for d in library.drives()} if library else {}
     if number not in drives:
         known = [d.name for lib in fabric.libraries.values() for d in lib.drives()]
         raise FaultError(f"no drive named {name!r} (known: {', '.join(known)})")
+    return drives[number]
+
+
+def _drive(fabric: Fabric, name: str, action: str) -> str:
+    drive = _find_drive(fabric, name)
     state = {"fail": DriveState.FAILED, "offline": DriveState.OFFLINE}.get(action, DriveState.EMPTY)
-    drives[number].set_state(state, f"{action} by fault injection" if action in ("fail", "offline") else "")
+    drive.set_state(state, f"{action} by fault injection" if action in ("fail", "offline") else "")
     log.warning("fault.injected" if action in ("fail", "offline") else "fault.cleared", target=f"drive:{name}", action=action)
     return f"{action} on drive:{name}"
 
