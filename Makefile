@@ -39,11 +39,14 @@ soak: $(STAMP)
 	SOAK_CYCLES=$(SOAK_CYCLES) $(BIN)/python -m pytest -q -s tests/test_soak.py
 
 # Throughput of backup, aux copy, restore and verify, and the event loop's lag meanwhile;
-# then the simulator: simulated seconds per wall second of the month scenario and the demo.
+# then the simulator: simulated seconds per wall second of the month scenario and the demo;
+# then a catalog of BENCH_JOBS jobs: status, selection and a page of ctl jobs, timed.
 BENCH_SIZE ?= 64MiB
+BENCH_JOBS ?= 1000000
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench --size $(BENCH_SIZE) --json bench.json
 	$(BIN)/python -m tests.benchsim --json bench-sim.json
+	$(BIN)/python -m tests.benchcatalog --jobs $(BENCH_JOBS) --json bench-catalog.json
 
 # The dependency floors: a venv of its own with exactly the oldest release pyproject.toml
 # allows of each (every ">=" read as "=="), and the tests that exercise them.

@@ -212,7 +212,15 @@ def _restore(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _jobs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"cmd": "jobs", "client": args.client}
+    return {
+        "cmd": "jobs",
+        "client": args.client,
+        "status": args.status,
+        "copy": args.copy,
+        "state": args.state,
+        "after": args.after,
+        "limit": args.limit,
+    }
 
 
 def _select(action: str) -> Any:
@@ -276,8 +284,13 @@ def _parser() -> argparse.ArgumentParser:
     add("status", _simple("status"), "the fabric at a glance")
     add("copies", _simple("copies"), "each copy's jobs and lag: bytes to copy, oldest uncopied job, last aux copy")
     add("drives", _simple("drives"), "each library's drives: free or held, by whom, and who waits for them, in order")
-    jobs = add("jobs", _jobs, "jobs and their state on each copy")
+    jobs = add("jobs", _jobs, "jobs and their state on each copy, a page at a time, in id order")
     jobs.add_argument("--client")
+    jobs.add_argument("--status", help="completed, failed, killed or running")
+    jobs.add_argument("--copy", help="POLICY/COPY: only jobs with a state on this copy")
+    jobs.add_argument("--state", help="with --copy: only jobs in this state there (e.g. to_be_copied, damaged)")
+    jobs.add_argument("--after", type=int, default=0, help="the page after this job id (the last of the page before)")
+    jobs.add_argument("--limit", type=_positive, default=1000, help="jobs a page (default 1000, at most 10000)")
     backup = add("backup", _backup, "back up an IBM i client", waits)
     backup.add_argument("client")
     backup.add_argument("--type", choices=config_mod.JOB_TYPES, default="incremental")

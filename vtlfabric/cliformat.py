@@ -18,6 +18,9 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+PAGE_HINT = 1000  # a page this long may have more after it: say how to get it
+
+
 def _jobs(jobs: list[dict[str, Any]]) -> str:
     if not jobs:
         return "no jobs yet"
@@ -42,7 +45,8 @@ def _jobs(jobs: list[dict[str, Any]]) -> str:
         if state in _EXPLAINED and j.get("reasons", {}).get(copy)
     ]
     table = _table(rows, ["ID", "CLIENT", "SUBCLIENT", "TYPE", "STATUS", "SIZE", "STARTED", "COPIES"])
-    return "\n".join([table, *(["", "why:", *why] if why else [])])
+    more = [f"({len(jobs)} jobs; the next page: --after {jobs[-1]['id']})"] if len(jobs) >= PAGE_HINT else []
+    return "\n".join([table, *(["", "why:", *why] if why else []), *more])
 
 
 _EXPLAINED = ("partially_copied", "damaged", "bad", "do_not_copy")

@@ -26,7 +26,7 @@ from vtlfabric.catalog.media import (
     set_cartridge_state,
     set_location,
 )
-from vtlfabric.catalog.records import JobCopyRecord, JobRecord, from_row
+from vtlfabric.catalog.records import VALID_STATUSES, JobCopyRecord, JobRecord, from_row
 from vtlfabric.catalog.roles import (
     copies,
     full_required,
@@ -47,7 +47,17 @@ from vtlfabric.catalog.runs import (
     start_aux_run,
     start_drill,
 )
+from vtlfabric.catalog.summary import (
+    due_summary,
+    job_counts,
+    jobs_in_state,
+    run_summary,
+    state_counts,
+    valid_bytes,
+)
 from vtlfabric.vocab import PENDING_STATES, CopyState, JobStatus
+
+_VALID = ",".join(f"'{s}'" for s in VALID_STATUSES)
 
 __all__ = [
     "Refused",
@@ -59,6 +69,7 @@ __all__ = [
     "claim_cartridge",
     "copies",
     "drills",
+    "due_summary",
     "finish_aux_run",
     "finish_drill",
     "full_required",
@@ -66,12 +77,15 @@ __all__ = [
     "home_cartridges",
     "interrupt_aux_runs",
     "interrupt_drills",
+    "job_counts",
+    "jobs_in_state",
     "mark_cartridge_bad",
     "open_segment",
     "promote",
     "promotion_loss",
     "recycle_cartridges",
     "repair_copy",
+    "run_summary",
     "segments",
     "set_cartridge_state",
     "set_location",
@@ -79,8 +93,11 @@ __all__ = [
     "set_suspended",
     "start_aux_run",
     "start_drill",
+    "state_counts",
     "suspended_copies",
     "sync_copies",
+    "unregistered_summary",
+    "valid_bytes",
 ]
 
 
@@ -170,6 +187,86 @@ def _jobs(conn: sqlite3.Connection, where: str, args: tuple = ()) -> list[JobRec
     ]
 
 
+def candidate_jobs(
+    conn: sqlite3.Connection,
+    copy_id: str,
+    source_id: str,
+    source_states: tuple[str, ...],
+    *,
+    fulls_only: bool,
+    unregistered_only: bool,
+    since: float | None,
+    recent: tuple[float, float] | None = None,
+) -> list[JobRecord]:
+    """The only jobs a copy's rules can select: valid, on the source in ``source_states``,
+    started at ``since`` or later; with ``fulls_only``, fulls (a selective copy's rules
+    weigh every full, registered or not); with ``unregistered_only``, only those with no
+    row on the copy yet (a synchronous copy takes them all). With ``recent`` (updated,
+    started), only jobs whose source row changed since ``updated`` or that started since
+    ``started``: after a registration, nothing older can have become a candidate."""
+    where, args = _candidates(copy_id, source_id, source_states, fulls_only, unregistered_only, since, recent)
+    return _jobs(conn, where, args)
+
+
+def _candidates(
+    copy_id: str,
+    source_id: str,
+    source_states: tuple[str, ...],
+    fulls_only: bool,
+    unregistered_only: bool,
+    since: float | None,
+    recent: tuple[float, float] | None,
+) -> tuple[str, tuple]:
+    """The WHERE of candidate_jobs. Correlated EXISTS, not IN lists: a source copy may hold
+    a million jobs, and each test is then one primary-key lookup per job considered."""
+    marks = ",".join("?" * len(source_states))
+    where = (
+        f"WHERE status IN ({_VALID}) AND started >= ? AND EXISTS (SELECT 1 FROM job_copies s "
+        f"WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state IN ({marks}))"
+    )
+    args: tuple = (since if since is not None else float("-inf"), source_id, *source_states)
+    if fulls_only:
+        where += " AND type = 'full'"
+    if unregistered_only:
+        where += " AND NOT EXISTS (SELECT 1 FROM job_copies d WHERE d.job_id = jobs.id AND d.copy_id = ?)"
+        args += (copy_id,)
+    if recent is not None:
+        where += (
+            " AND id IN (SELECT job_id FROM job_copies WHERE copy_id = ? AND updated >= ?"
+            " UNION SELECT id FROM jobs WHERE started >= ?)"
+        )
+        args += (source_id, *recent)
+    return where, args
+
+
+def due_jobs(conn: sqlite3.Connection, copy_id: str, states: tuple[str, ...], source_id: str) -> list[JobRecord]:
+    """Valid jobs in ``states`` on the copy that are available on its source."""
+    where = (
+        f"WHERE status IN ({_VALID}) "
+        f"AND id IN (SELECT job_id FROM job_copies WHERE copy_id = ? AND state IN ({','.join('?' * len(states))})) "
+        "AND EXISTS (SELECT 1 FROM job_copies s WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state = 'available')"
+    )
+    return _jobs(conn, where, (copy_id, *states, source_id))
+
+
+def unregistered_summary(
+    conn: sqlite3.Connection,
+    copy_id: str,
+    source_id: str,
+    source_states: tuple[str, ...],
+    since: float | None,
+    before: float,
+    recent: tuple[float, float] | None,
+) -> tuple[int, int, float | None]:
+    """What a synchronous copy will register next (candidates started by ``before``):
+    how many, their bytes, and when the oldest started."""
+    where, args = _candidates(copy_id, source_id, source_states, False, True, since, recent)
+    row = conn.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(started) FROM jobs {where} AND started <= ?", (*args, before)
+    ).fetchone()
+    return row[0], row[1], row[2]
+
+
 def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
     found = _jobs(conn, "WHERE id = ?", (job_id,))
     return found[0] if found else None
@@ -179,6 +276,29 @@ def list_jobs(conn: sqlite3.Connection, client: str | None = None) -> list[JobRe
     if client:
         return _jobs(conn, "WHERE client = ? ORDER BY id", (client,))
     return _jobs(conn, "ORDER BY id")
+
+
+def page_jobs(
+    conn: sqlite3.Connection,
+    *,
+    client: str | None = None,
+    status: str | None = None,
+    copy_id: str | None = None,
+    state: str | None = None,
+    after: int = 0,
+    limit: int = 1000,
+) -> list[JobRecord]:
+    """At most ``limit`` jobs with ids above ``after``, in id order, that match every filter
+    given: a page of ``ctl jobs``, read through the indexes, whatever the catalog's size."""
+    where, args = ["id > ?"], [after]
+    for column, value in (("client", client), ("status", status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if copy_id is not None:
+        where.append("id IN (SELECT job_id FROM job_copies WHERE copy_id = ?" + (" AND state = ?)" if state else ")"))
+        args += [copy_id, *([state] if state else [])]
+    return _jobs(conn, f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*args, limit))
 
 
 def last_valid_job(conn: sqlite3.Connection, client: str, subclient: str, types: tuple[str, ...]) -> JobRecord | None:
@@ -247,8 +367,19 @@ def start_heal(conn: sqlite3.Connection, job_id: int, copy_id: str, now: float) 
     return True
 
 
-def register_jobs(conn: sqlite3.Connection, copy_id: str, job_ids: Iterable[int], reason: str, now: float) -> None:
-    """Rows for jobs a copy's rules selected; a row already there (a manual choice) stays."""
+def register_jobs(
+    conn: sqlite3.Connection,
+    copy_id: str,
+    job_ids: Iterable[int],
+    reason: str,
+    now: float,
+    mark: tuple[str, str] | None = None,
+) -> None:
+    """Rows for jobs a copy's rules selected; a row already there (a manual choice) stays.
+    ``mark``: a meta (key, value) saying when and under which rules this registration
+    looked, set in the same transaction."""
+    if mark is not None:
+        set_meta(conn, *mark)
     for job_id in job_ids:
         cur = conn.execute(
             "INSERT OR IGNORE INTO job_copies (job_id, copy_id, state, reason, updated) VALUES (?, ?, ?, ?, ?)",

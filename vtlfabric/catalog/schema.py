@@ -108,6 +108,28 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE cartridges ADD COLUMN location TEXT NOT NULL DEFAULT 'slot';
     ALTER TABLE cartridges ADD COLUMN drive INTEGER;
     """,
+    # 6: indexes for questions asked of years of jobs: each copy's jobs by state (status,
+    # lag) and by when they last changed (what is new since a copy's last registration),
+    # jobs by type and status (counts, a selective copy's fulls) and by start, runs by copy
+    """
+    CREATE INDEX job_copies_updated ON job_copies (copy_id, updated);
+    CREATE INDEX jobs_type ON jobs (type, status);
+    CREATE INDEX jobs_started ON jobs (started);
+    CREATE INDEX auxcopy_runs_copy ON auxcopy_runs (copy_id, status);
+    """,
+    # 7: each job-copy row carries its job's bytes, kept by triggers, so a copy's jobs and
+    # bytes by state are one covering index (ctl status, copies, metrics at any size)
+    """
+    ALTER TABLE job_copies ADD COLUMN job_bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE job_copies SET job_bytes = (SELECT bytes FROM jobs WHERE jobs.id = job_copies.job_id);
+    CREATE TRIGGER job_copies_bytes AFTER INSERT ON job_copies BEGIN
+        UPDATE job_copies SET job_bytes = (SELECT bytes FROM jobs WHERE id = NEW.job_id) WHERE rowid = NEW.rowid;
+    END;
+    CREATE TRIGGER jobs_bytes AFTER UPDATE OF bytes ON jobs BEGIN
+        UPDATE job_copies SET job_bytes = NEW.bytes WHERE job_id = NEW.id;
+    END;
+    CREATE INDEX job_copies_state ON job_copies (copy_id, state, job_bytes);
+    """,
 )
 
 

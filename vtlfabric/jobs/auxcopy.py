@@ -19,6 +19,7 @@ job, or ``stop``. A copy that heals copies its damaged jobs again.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import attrs
@@ -32,7 +33,7 @@ from vtlfabric.groups import first_leaf
 from vtlfabric.jobs import progress, running
 from vtlfabric.jobs.copyproto import CopyFailed, SourceReadError, receive_jobs, send_job
 from vtlfabric.jobs.damage import heals, mark_damaged
-from vtlfabric.jobs.selection import jobs_to_copy, to_register
+from vtlfabric.jobs.selection import SOURCE_STATES, due_states, jobs_to_copy, to_register
 from vtlfabric.media import Incompatible
 from vtlfabric.net import secure
 from vtlfabric.net.wan import local_stream_pair
@@ -47,7 +48,7 @@ from vtlfabric.tape.library import (
     WrongCartridge,
     reserve_drives,
 )
-from vtlfabric.vocab import MAX_STREAMS
+from vtlfabric.vocab import DAY, MAX_STREAMS
 
 log = structlog.get_logger()
 ATTEMPTS = 3
@@ -138,16 +139,53 @@ async def run_auxcopy(fabric: Fabric, copy_id: str | None = None, streams: int |
     return AuxCopyResult.of([await run_copy(fabric, copy, streams) for copy in copy_order(fabric, copy_id)])
 
 
-async def register_selected(fabric: Fabric, copy: CopySpec) -> list[Any]:
-    """Give the jobs the copy's rules select a row (*to be copied*); return every job."""
-    jobs = await fabric.catalog.call(queries.list_jobs)
-    new = to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
-    if not new:
-        return jobs
-    await fabric.catalog.call(
-        queries.register_jobs, copy.id, [j.id for j in new], f"selected by the {copy.rules.kind} copy's rules", fabric.now()
+# After a registration, a synchronous copy's next candidates are only the jobs whose
+# source row changed since, or that started since (less its defer): a catalog change is
+# committed within moments of reading the time, and this margin covers them with room.
+REGISTRATION_MARGIN = DAY
+
+
+async def register_selected(fabric: Fabric, copy: CopySpec) -> None:
+    """Give the jobs the copy's rules select a row (*to be copied*). Only the rows the
+    rules can select are read (catalog.queries.candidate_jobs), so a run costs what is
+    new, not the years of jobs behind it."""
+    at = fabric.now()
+    new = to_register(await candidates(fabric, copy), copy.rules, copy.id, fabric.source_of(copy).id, at)
+    mark = (_mark_key(copy), json.dumps({"at": at, "rules": _fingerprint(fabric, copy)}))
+    reason = f"selected by the {copy.rules.kind} copy's rules"
+    await fabric.catalog.call(queries.register_jobs, copy.id, [j.id for j in new], reason, fabric.now(), mark)
+
+
+async def candidates(fabric: Fabric, copy: CopySpec) -> list[Any]:
+    """The jobs ``to_register`` needs to see for this copy's rules, and no others."""
+    synchronous = copy.rules.kind == "synchronous"
+    query = partial(
+        queries.candidate_jobs,
+        fulls_only=not synchronous,
+        unregistered_only=synchronous,
+        since=copy.rules.backups_from,
+        recent=await recent_window(fabric, copy) if synchronous else None,
     )
-    return await fabric.catalog.call(queries.list_jobs)
+    return await fabric.catalog.call(query, copy.id, fabric.source_of(copy).id, SOURCE_STATES)
+
+
+async def recent_window(fabric: Fabric, copy: CopySpec) -> tuple[float, float] | None:
+    """(source rows updated since, jobs started since) that can hold new candidates, from
+    the copy's last registration under the same rules and source; None: look at all."""
+    saved = await fabric.catalog.call(queries.get_meta, _mark_key(copy))
+    mark = json.loads(saved) if saved else None
+    if mark is None or mark["rules"] != _fingerprint(fabric, copy):
+        return None
+    since = mark["at"] - REGISTRATION_MARGIN
+    return since, since - copy.rules.defer
+
+
+def _mark_key(copy: CopySpec) -> str:
+    return f"registered:{copy.id}"
+
+
+def _fingerprint(fabric: Fabric, copy: CopySpec) -> str:
+    return repr((copy.rules, fabric.source_of(copy).id))
 
 
 def plan_streams(fabric: Fabric, copy: CopySpec, override: int | None, jobs: int) -> int:
@@ -169,7 +207,9 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> CopyR
         if down:
             return _skipped(copy, "inoperative", down)
         source = fabric.source_of(copy)
-        jobs = jobs_to_copy(await register_selected(fabric, copy), copy.id, source.id, heals(copy))
+        await register_selected(fabric, copy)
+        due = await fabric.catalog.call(queries.due_jobs, copy.id, due_states(heals(copy)), source.id)
+        jobs = jobs_to_copy(due, copy.id, source.id, heals(copy))
         progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
         n_streams = plan_streams(fabric, copy, streams, len(jobs))
         run_id = await fabric.catalog.call(queries.start_aux_run, copy.id, n_streams, fabric.now())

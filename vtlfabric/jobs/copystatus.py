@@ -9,11 +9,11 @@ from __future__ import annotations
 import attrs
 
 from vtlfabric.catalog import queries
-from vtlfabric.catalog.records import AuxRunRecord, JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs.auxcopy import candidates, recent_window
 from vtlfabric.jobs.damage import heal_plan, heals
-from vtlfabric.jobs.selection import due_states, to_register
+from vtlfabric.jobs.selection import SOURCE_STATES, due_states, to_register
 from vtlfabric.sim.clock import iso
 from vtlfabric.vocab import CopyState
 
@@ -41,24 +41,53 @@ class CopyStatus:
 
 
 async def copy_statuses(fabric: Fabric) -> list[CopyStatus]:
-    jobs = await fabric.catalog.call(queries.list_jobs)
-    runs = await fabric.catalog.call(queries.aux_runs)
+    """Every copy's status, from aggregates (catalog/summary.py): the cost follows the
+    copies, not the years of jobs behind them."""
+    counts = await fabric.catalog.call(queries.state_counts)
+    runs = await fabric.catalog.call(queries.run_summary)
     suspended = await fabric.catalog.call(queries.suspended_copies)
     ordered = sorted(fabric.copies(), key=lambda c: (c.policy, not c.primary))
-    return [_status(fabric, copy, n, jobs, runs, copy.id in suspended) for n, copy in enumerate(ordered, 1)]
+    out = []
+    for n, copy in enumerate(ordered, 1):
+        due = await _due(fabric, copy)
+        damaged = await fabric.catalog.call(queries.jobs_in_state, copy.id, CopyState.DAMAGED)
+        out.append(_status(fabric, copy, n, counts.get(copy.id, {}), due, damaged, runs.get(copy.id), copy.id in suspended))
+    return out
+
+
+async def _due(fabric: Fabric, copy: CopySpec) -> tuple[int, int, float | None]:
+    """What the copy still has to copy: its jobs in a due state, and those its rules will
+    register at the next run. (jobs, bytes, when the oldest started)."""
+    jobs, nbytes, oldest = await fabric.catalog.call(queries.due_summary, copy.id, due_states(heals(copy)))
+    if copy.primary:
+        return jobs, nbytes, oldest
+    if copy.rules.kind == "synchronous" and copy.rules.automatic:
+        source = fabric.source_of(copy).id
+        before = fabric.now() - copy.rules.defer
+        recent = await recent_window(fabric, copy)
+        new = await fabric.catalog.call(
+            queries.unregistered_summary, copy.id, source, SOURCE_STATES, copy.rules.backups_from, before, recent
+        )
+    else:  # a selective copy's rules weigh its source's fulls: few, whatever the years
+        chosen = to_register(await candidates(fabric, copy), copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
+        new = (len(chosen), sum(j.bytes for j in chosen), min((j.started for j in chosen), default=None))
+    starts = [t for t in (oldest, new[2]) if t is not None]
+    return jobs + new[0], nbytes + new[1], min(starts, default=None)
 
 
 def _status(
-    fabric: Fabric, copy: CopySpec, precedence: int, jobs: list[JobRecord], runs: list[AuxRunRecord], suspended: bool
+    fabric: Fabric,
+    copy: CopySpec,
+    precedence: int,
+    counts: dict[str, tuple[int, int]],
+    due: tuple[int, int, float | None],
+    damaged_jobs: list[tuple[int, str]],
+    run: tuple[int, int, float | None] | None,
+    suspended: bool,
 ) -> CopyStatus:
-    due_here = due_states(heals(copy))
-    due = [j for j in jobs if j.copies.get(copy.id) in due_here]
-    if not copy.primary:  # and those the rules will register at the next run
-        due += to_register(jobs, copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
-    last_ok = [r for r in runs if r.copy_id == copy.id and r.status == "completed"]
-    oldest = min((j.started for j in due), default=None)
+    to_copy, real_bytes, oldest = due
     age = round(fabric.now() - oldest, 1) if oldest is not None else None
-    nbytes = sum(j.bytes for j in due) * fabric.scale
+    nbytes = real_bytes * fabric.scale
     behind = tuple(
         why
         for why, past in (
@@ -70,9 +99,9 @@ def _status(
         )
         if past
     )
-    states = {state.value: sum(1 for j in jobs if j.copies.get(copy.id) == state) for state in CopyState}
-    held = sum(j.bytes for j in jobs if j.copies.get(copy.id) == CopyState.AVAILABLE) * fabric.scale
-    damaged = tuple(f"job {j.id}: {j.reasons.get(copy.id, '')}" for j in jobs if j.copies.get(copy.id) == CopyState.DAMAGED)
+    states = {state.value: counts.get(state, (0, 0))[0] for state in CopyState}
+    damaged = tuple(f"job {job_id}: {reason}" for job_id, reason in damaged_jobs)
+    last_ok = run[2] if run else None
     return CopyStatus(
         id=copy.id,
         primary=copy.primary,
@@ -82,11 +111,11 @@ def _status(
         precedence=precedence,
         available=states[CopyState.AVAILABLE],
         states={k: v for k, v in states.items() if v},
-        available_bytes=held,
-        to_copy=len(due),
+        available_bytes=counts.get(CopyState.AVAILABLE, (0, 0))[1] * fabric.scale,
+        to_copy=to_copy,
         bytes_to_copy=nbytes,
         oldest_uncopied_age=age,
-        last_auxcopy=iso(last_ok[-1].ended) if last_ok else "",
+        last_auxcopy=iso(last_ok) if last_ok is not None else "",
         fallen_behind=behind,
         suspended=suspended,
         inoperative=fabric.inoperative(copy),

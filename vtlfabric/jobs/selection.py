@@ -27,6 +27,10 @@ def _key(job: JobRecord) -> tuple[float, int]:
     return (job.started, job.id)
 
 
+# A job the rules may select is on the source copy, or on its way there.
+SOURCE_STATES: tuple[str, ...] = (CopyState.AVAILABLE, *PENDING_STATES)
+
+
 def due_states(heal: bool) -> tuple[CopyState, ...]:
     """The states of the jobs a copy still has to copy: damaged ones too if it heals."""
     return (*PENDING_STATES, CopyState.DAMAGED) if heal else PENDING_STATES
@@ -64,7 +68,7 @@ def selected(jobs: Iterable[JobRecord], rules: SelectionRules, source_id: str, n
         j
         for j in jobs
         if j.valid
-        and j.copies.get(source_id) in (CopyState.AVAILABLE, *PENDING_STATES)
+        and j.copies.get(source_id) in SOURCE_STATES
         and (rules.backups_from is None or j.started >= rules.backups_from)
     ]
     if rules.kind == "synchronous":

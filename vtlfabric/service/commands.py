@@ -4,6 +4,7 @@ a bad one gets one error naming the field, and nothing is started."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,13 @@ from vtlfabric.service.operations import Operations, work_json
 from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
 from vtlfabric.tojson import jsonable
+from vtlfabric.vocab import CopyState, JobStatus
 
 log = structlog.get_logger()
 SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
+# A page of ctl jobs: enough for a screen or a script's batch, never the whole catalog
+# of a site with years of jobs in one reply.
+DEFAULT_PAGE, MAX_PAGE = 1000, 10_000
 
 
 BadRequest = errors.BadRequest
@@ -78,7 +83,7 @@ class Commands:
 
     async def cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
         fabric = self.fabric
-        jobs = await fabric.catalog.call(queries.list_jobs)
+        counts = await fabric.catalog.call(queries.job_counts)
         carts = await fabric.catalog.call(queries.cartridges)
         return {
             "pid": self.pid,
@@ -88,7 +93,7 @@ class Commands:
             "uptime": round(trio.current_time() - self.started_at, 1),
             "endpoints": self.endpoints,
             "running": [work_json(w) for w in self.ops.running()],
-            "jobs": _count_by(jobs, lambda j: j.status),
+            "jobs": _by_status(counts),
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
             "copies": jsonable(await copy_statuses(fabric)),
             "links": [_link_status(link) for link in fabric.links.values()],
@@ -98,8 +103,31 @@ class Commands:
         return jsonable(await copy_statuses(self.fabric))
 
     async def cmd_jobs(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        client = arg(request, "client", str, None)
-        jobs = await self.fabric.catalog.call(queries.list_jobs, client)
+        """A page of jobs in id order: ``after`` the last id of the page before, at most
+        ``limit``, filtered by client, status, and the jobs' state on a copy."""
+        limit = arg(request, "limit", int, DEFAULT_PAGE)
+        after = arg(request, "after", int, 0)
+        if not 1 <= limit <= MAX_PAGE or after < 0:
+            raise BadRequest(f"limit: 1 to {MAX_PAGE}, and after: 0 or more (got limit {limit}, after {after})")
+        status = arg(request, "status", str, None)
+        if status is not None and status not in set(JobStatus):
+            raise BadRequest(f"status: {status!r} is not one of {', '.join(JobStatus)}")
+        copy_id, state = arg(request, "copy", str, None), arg(request, "state", str, None)
+        if state is not None and (copy_id is None or state not in set(CopyState)):
+            raise BadRequest(f"state: give it with copy, as one of {', '.join(CopyState)}")
+        if copy_id is not None:
+            self.fabric.config.copy(copy_id)  # NotFound names the known copies
+        jobs = await self.fabric.catalog.call(
+            partial(
+                queries.page_jobs,
+                client=arg(request, "client", str, None),
+                status=status,
+                copy_id=copy_id,
+                state=state,
+                after=after,
+                limit=limit,
+            )
+        )
         return [_job_json(j) for j in jobs]
 
     async def cmd_drives(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -337,6 +365,13 @@ class Commands:
             if op.status != "completed":
                 raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
         return work_json(op)
+
+
+def _by_status(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_, status), n in sorted(counts.items()):
+        out[status] = out.get(status, 0) + n
+    return out
 
 
 def _count_by(items: Any, key: Any) -> dict[str, int]:

@@ -108,13 +108,14 @@ class _Fixed:
 async def collect(commands: Commands) -> list[Metric]:
     """Every metric, read now."""
     fabric = commands.fabric
-    jobs = await fabric.catalog.call(queries.list_jobs)
-    runs = await fabric.catalog.call(queries.aux_runs)
+    counts = await fabric.catalog.call(queries.job_counts)
+    backed_up = await fabric.catalog.call(queries.valid_bytes)
+    runs = await fabric.catalog.call(queries.run_summary)
     copies = await copy_statuses(fabric)
     carts = await fabric.catalog.call(queries.cartridges)
     drill = await _last_drill(commands)
     return [
-        *_job_metrics(jobs, fabric.config),
+        *_job_metrics(counts, backed_up, fabric.config),
         *_copy_metrics(copies, runs),
         *_library_metrics(fabric, carts),
         *_wan_metrics(fabric),
@@ -142,20 +143,17 @@ def _counter(name: str, doc: str, labels: list[str], values: dict[Any, float], u
     return family
 
 
-def _job_metrics(jobs: list[Any], config: Any) -> list[Metric]:
-    backed_up: Counter[str] = Counter({p.name: 0 for p in config.policies})
-    for job in jobs:
-        if job.valid:
-            backed_up[job.policy] += job.bytes
+def _job_metrics(counts: dict[tuple[str, str], int], backed_up: dict[str, int], config: Any) -> list[Metric]:
+    by_policy = {**{p.name: 0 for p in config.policies}, **backed_up}
     return [
-        _gauge("vtlfabric_jobs", "Backup jobs by type and status", ["type", "status"], Counter((j.type, j.status) for j in jobs)),
-        _counter("vtlfabric_backup_bytes", "Bytes of valid backups written, by storage policy", ["policy"], backed_up, "bytes"),
+        _gauge("vtlfabric_jobs", "Backup jobs by type and status", ["type", "status"], counts),
+        _counter("vtlfabric_backup_bytes", "Bytes of valid backups written, by storage policy", ["policy"], by_policy, "bytes"),
     ]
 
 
-def _copy_metrics(copies: list[CopyStatus], runs: list[Any]) -> list[Metric]:
-    copied = {c.id: sum(r.bytes for r in runs if r.copy_id == c.id) for c in copies}
-    streams = {c.id: sum(r.streams for r in runs if r.copy_id == c.id and r.status == "running") for c in copies}
+def _copy_metrics(copies: list[CopyStatus], runs: dict[str, tuple[int, int, float | None]]) -> list[Metric]:
+    copied = {c.id: runs.get(c.id, (0, 0, None))[0] for c in copies}
+    streams = {c.id: runs.get(c.id, (0, 0, None))[1] for c in copies}
     return [
         _gauge(
             "vtlfabric_copy_available_bytes",
