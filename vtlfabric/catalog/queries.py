@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+import attrs
+
 from vtlfabric.catalog.errors import Refused
 from vtlfabric.catalog.journal import get_meta, record, set_meta
 from vtlfabric.catalog.media import (
@@ -60,6 +62,7 @@ from vtlfabric.vocab import PENDING_STATES, CopyState, JobStatus
 _VALID = ",".join(f"'{s}'" for s in VALID_STATUSES)
 
 __all__ = [
+    "Candidates",
     "Refused",
     "add_cartridges",
     "age_jobs",
@@ -96,7 +99,6 @@ __all__ = [
     "state_counts",
     "suspended_copies",
     "sync_copies",
-    "unregistered_summary",
     "valid_bytes",
 ]
 
@@ -187,56 +189,57 @@ def _jobs(conn: sqlite3.Connection, where: str, args: tuple = ()) -> list[JobRec
     ]
 
 
-def candidate_jobs(
-    conn: sqlite3.Connection,
-    copy_id: str,
-    source_id: str,
-    source_states: tuple[str, ...],
-    *,
-    fulls_only: bool,
-    unregistered_only: bool,
-    since: float | None,
-    recent: tuple[float, float] | None = None,
-) -> list[JobRecord]:
+@attrs.frozen
+class Candidates:
     """The only jobs a copy's rules can select: valid, on the source in ``source_states``,
     started at ``since`` or later; with ``fulls_only``, fulls (a selective copy's rules
     weigh every full, registered or not); with ``unregistered_only``, only those with no
     row on the copy yet (a synchronous copy takes them all). With ``recent`` (updated,
     started), only jobs whose source row changed since ``updated`` or that started since
     ``started``: after a registration, nothing older can have become a candidate."""
-    where, args = _candidates(copy_id, source_id, source_states, fulls_only, unregistered_only, since, recent)
-    return _jobs(conn, where, args)
 
+    copy_id: str
+    source_id: str
+    source_states: tuple[str, ...]
+    fulls_only: bool = False
+    unregistered_only: bool = False
+    since: float | None = None
+    recent: tuple[float, float] | None = None
 
-def _candidates(
-    copy_id: str,
-    source_id: str,
-    source_states: tuple[str, ...],
-    fulls_only: bool,
-    unregistered_only: bool,
-    since: float | None,
-    recent: tuple[float, float] | None,
-) -> tuple[str, tuple]:
-    """The WHERE of candidate_jobs. Correlated EXISTS, not IN lists: a source copy may hold
-    a million jobs, and each test is then one primary-key lookup per job considered."""
-    marks = ",".join("?" * len(source_states))
-    where = (
-        f"WHERE status IN ({_VALID}) AND started >= ? AND EXISTS (SELECT 1 FROM job_copies s "
-        f"WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state IN ({marks}))"
-    )
-    args: tuple = (since if since is not None else float("-inf"), source_id, *source_states)
-    if fulls_only:
-        where += " AND type = 'full'"
-    if unregistered_only:
-        where += " AND NOT EXISTS (SELECT 1 FROM job_copies d WHERE d.job_id = jobs.id AND d.copy_id = ?)"
-        args += (copy_id,)
-    if recent is not None:
-        where += (
-            " AND id IN (SELECT job_id FROM job_copies WHERE copy_id = ? AND updated >= ?"
-            " UNION SELECT id FROM jobs WHERE started >= ?)"
+    def where(self) -> tuple[str, tuple]:
+        """Correlated EXISTS, not IN lists: a source copy may hold a million jobs, and each
+        test is then one primary-key lookup per job considered."""
+        marks = ",".join("?" * len(self.source_states))
+        where = (
+            f"WHERE status IN ({_VALID}) AND started >= ? AND EXISTS (SELECT 1 FROM job_copies s "
+            f"WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state IN ({marks}))"
         )
-        args += (source_id, *recent)
-    return where, args
+        args: tuple = (self.since if self.since is not None else float("-inf"), self.source_id, *self.source_states)
+        if self.fulls_only:
+            where += " AND type = 'full'"
+        if self.unregistered_only:
+            where += " AND NOT EXISTS (SELECT 1 FROM job_copies d WHERE d.job_id = jobs.id AND d.copy_id = ?)"
+            args += (self.copy_id,)
+        if self.recent is not None:
+            where += (
+                " AND id IN (SELECT job_id FROM job_copies WHERE copy_id = ? AND updated >= ?"
+                " UNION SELECT id FROM jobs WHERE started >= ?)"
+            )
+            args += (self.source_id, *self.recent)
+        return where, args
+
+
+def candidate_jobs(conn: sqlite3.Connection, wanted: Candidates) -> list[JobRecord]:
+    return _jobs(conn, *wanted.where())
+
+
+def candidate_summary(conn: sqlite3.Connection, wanted: Candidates, before: float) -> tuple[int, int, float | None]:
+    """The candidates started by ``before``: how many, their bytes, when the oldest started."""
+    where, args = wanted.where()
+    row = conn.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(started) FROM jobs {where} AND started <= ?", (*args, before)
+    ).fetchone()
+    return row[0], row[1], row[2]
 
 
 def due_jobs(conn: sqlite3.Connection, copy_id: str, states: tuple[str, ...], source_id: str) -> list[JobRecord]:
@@ -247,24 +250,6 @@ def due_jobs(conn: sqlite3.Connection, copy_id: str, states: tuple[str, ...], so
         "AND EXISTS (SELECT 1 FROM job_copies s WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state = 'available')"
     )
     return _jobs(conn, where, (copy_id, *states, source_id))
-
-
-def unregistered_summary(
-    conn: sqlite3.Connection,
-    copy_id: str,
-    source_id: str,
-    source_states: tuple[str, ...],
-    since: float | None,
-    before: float,
-    recent: tuple[float, float] | None,
-) -> tuple[int, int, float | None]:
-    """What a synchronous copy will register next (candidates started by ``before``):
-    how many, their bytes, and when the oldest started."""
-    where, args = _candidates(copy_id, source_id, source_states, False, True, since, recent)
-    row = conn.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(started) FROM jobs {where} AND started <= ?", (*args, before)
-    ).fetchone()
-    return row[0], row[1], row[2]
 
 
 def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:

@@ -19,7 +19,6 @@ job, or ``stop``. A copy that heals copies its damaged jobs again.
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Any
 
 import attrs
@@ -159,14 +158,16 @@ async def register_selected(fabric: Fabric, copy: CopySpec) -> None:
 async def candidates(fabric: Fabric, copy: CopySpec) -> list[Any]:
     """The jobs ``to_register`` needs to see for this copy's rules, and no others."""
     synchronous = copy.rules.kind == "synchronous"
-    query = partial(
-        queries.candidate_jobs,
+    wanted = queries.Candidates(
+        copy.id,
+        fabric.source_of(copy).id,
+        SOURCE_STATES,
         fulls_only=not synchronous,
         unregistered_only=synchronous,
         since=copy.rules.backups_from,
         recent=await recent_window(fabric, copy) if synchronous else None,
     )
-    return await fabric.catalog.call(query, copy.id, fabric.source_of(copy).id, SOURCE_STATES)
+    return await fabric.catalog.call(queries.candidate_jobs, wanted)
 
 
 async def recent_window(fabric: Fabric, copy: CopySpec) -> tuple[float, float] | None:

@@ -62,12 +62,15 @@ async def _due(fabric: Fabric, copy: CopySpec) -> tuple[int, int, float | None]:
     if copy.primary:
         return jobs, nbytes, oldest
     if copy.rules.kind == "synchronous" and copy.rules.automatic:
-        source = fabric.source_of(copy).id
-        before = fabric.now() - copy.rules.defer
-        recent = await recent_window(fabric, copy)
-        new = await fabric.catalog.call(
-            queries.unregistered_summary, copy.id, source, SOURCE_STATES, copy.rules.backups_from, before, recent
+        wanted = queries.Candidates(
+            copy.id,
+            fabric.source_of(copy).id,
+            SOURCE_STATES,
+            unregistered_only=True,
+            since=copy.rules.backups_from,
+            recent=await recent_window(fabric, copy),
         )
+        new = await fabric.catalog.call(queries.candidate_summary, wanted, fabric.now() - copy.rules.defer)
     else:  # a selective copy's rules weigh its source's fulls: few, whatever the years
         chosen = to_register(await candidates(fabric, copy), copy.rules, copy.id, fabric.source_of(copy).id, fabric.now())
         new = (len(chosen), sum(j.bytes for j in chosen), min((j.started for j in chosen), default=None))
