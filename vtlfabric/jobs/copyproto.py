@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 import structlog
 
+from vtlfabric import blocking
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -117,8 +118,8 @@ async def send_job(
     sha = hashlib.sha256() if offset == 0 else None  # sent from the start: check the source's data too
     try:
         async for data in read_segments(library, drive, segments, start=offset, batch=chunk):
-            if sha is not None:
-                sha.update(data)
+            if sha is not None:  # hashing a chunk holds a core for milliseconds: off the loop
+                await blocking.run_sync(sha.update, data)
             pending += data
             while len(pending) >= chunk:
                 await throttle.take(chunk)
