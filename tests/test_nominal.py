@@ -16,6 +16,7 @@ from tests.test_wan import MB, timed_transfer
 from vtlfabric import config as config_mod
 from vtlfabric import media
 from vtlfabric.catalog import queries
+from vtlfabric.cliformat import render
 from vtlfabric.config.reader import ConfigError
 from vtlfabric.groups import first_leaf
 from vtlfabric.jobs.auxcopy import run_copy
@@ -24,6 +25,8 @@ from vtlfabric.jobs.copystatus import copy_statuses
 from vtlfabric.net.linkspec import LinkSpec
 from vtlfabric.net.wan import Link
 from vtlfabric.service import daemon
+from vtlfabric.service.commands import Commands
+from vtlfabric.service.operations import Operations
 from vtlfabric.vocab import CopyState
 
 GiB, MiB = 2**30, 2**20
@@ -77,6 +80,9 @@ async def test_copying_a_nominal_10_gib_job_between_lto8_drives_takes_the_models
 
         dr = next(s for s in await copy_statuses(fabric) if s.id == "P/dr")
         assert dr.available_bytes == job.bytes * SCALE, "copies count nominal bytes"
+        [shown] = await Commands(fabric, Operations(None), 0.0).cmd_jobs({"client": "IBMA"})  # type: ignore[arg-type]
+        assert (shown["bytes"], shown["nominal_bytes"]) == (job.bytes, job.bytes * SCALE), "ctl jobs shows both"
+        assert "10.0 GiB" in render("jobs", [shown]), "and its table the nominal size"
 
 
 @pytest.mark.parametrize("scale", [1, 64, 4096])

@@ -31,7 +31,7 @@ def _jobs(jobs: list[dict[str, Any]]) -> str:
             j["subclient"],
             j["type"],
             j["status"],
-            format_bytes(j["bytes"]),
+            format_bytes(j.get("nominal_bytes", j["bytes"])),
             j["started"],
             " ".join(f"{copy}={state}" for copy, state in sorted(j["copies"].items())),
         ]

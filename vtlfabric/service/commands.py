@@ -128,7 +128,7 @@ class Commands:
                 limit=limit,
             )
         )
-        return [_job_json(j) for j in jobs]
+        return [_job_json(j, self.fabric.scale) for j in jobs]
 
     async def cmd_drives(self, request: dict[str, Any]) -> dict[str, Any]:
         """Each library's drives (free or held, by whom, the cartridge loaded) and who waits
@@ -381,7 +381,8 @@ def _count_by(items: Any, key: Any) -> dict[str, int]:
     return out
 
 
-def _job_json(job: Any) -> dict[str, Any]:
+def _job_json(job: Any, scale: int) -> dict[str, Any]:
+    """``bytes`` are what the job wrote; ``nominal_bytes`` what they stand for (the same at scale 1)."""
     return {
         "id": job.id,
         "client": job.client,
@@ -397,6 +398,7 @@ def _job_json(job: Any) -> dict[str, Any]:
         "ended": iso(job.ended),
         "objects": job.objects,
         "bytes": job.bytes,
+        "nominal_bytes": job.bytes * scale,
         "copies": dict(job.copies),
         "reasons": {copy: why for copy, why in job.reasons.items() if why},  # why each copy's state is what it is
     }
