@@ -139,6 +139,9 @@ async def test_after_a_registration_only_what_changed_since_is_read_and_nothing_
     dr = fabric.copy(DR)
     await register_selected(fabric, dr)
     assert await recent_window(fabric, dr) is not None
+    fabric.clock.epoch -= 2 * 86400.0  # a clock set back: no watermark is trusted
+    assert await recent_window(fabric, dr) is None
+    fabric.clock.epoch += 2 * 86400.0
 
     await trio.sleep(3 * 86400)  # later: new jobs, and the old ones reach the source
     await fabric.catalog.call(_more_jobs, 3_001, 20, fabric.now())

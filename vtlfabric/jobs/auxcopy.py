@@ -175,8 +175,8 @@ async def recent_window(fabric: Fabric, copy: CopySpec) -> tuple[float, float] |
     the copy's last registration under the same rules and source; None: look at all."""
     saved = await fabric.catalog.call(queries.get_meta, _mark_key(copy))
     mark = json.loads(saved) if saved else None
-    if mark is None or mark["rules"] != _fingerprint(fabric, copy):
-        return None
+    if mark is None or mark["rules"] != _fingerprint(fabric, copy) or fabric.now() < mark["at"]:
+        return None  # never registered, other rules or source, or the clock went back: look at all
     since = mark["at"] - REGISTRATION_MARGIN
     return since, since - copy.rules.defer
 
