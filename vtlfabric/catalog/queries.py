@@ -28,7 +28,7 @@ from vtlfabric.catalog.media import (
     set_cartridge_state,
     set_location,
 )
-from vtlfabric.catalog.records import VALID_STATUSES, JobCopyRecord, JobRecord, from_row
+from vtlfabric.catalog.records import JobCopyRecord, JobRecord, from_row
 from vtlfabric.catalog.roles import (
     copies,
     full_required,
@@ -50,16 +50,16 @@ from vtlfabric.catalog.runs import (
     start_drill,
 )
 from vtlfabric.catalog.summary import (
+    VALID_SQL,
     due_summary,
     job_counts,
     jobs_in_state,
     run_summary,
     state_counts,
+    status_counts,
     valid_bytes,
 )
 from vtlfabric.vocab import PENDING_STATES, CopyState, JobStatus
-
-_VALID = ",".join(f"'{s}'" for s in VALID_STATUSES)
 
 __all__ = [
     "Candidates",
@@ -97,6 +97,7 @@ __all__ = [
     "start_aux_run",
     "start_drill",
     "state_counts",
+    "status_counts",
     "suspended_copies",
     "sync_copies",
     "valid_bytes",
@@ -211,7 +212,7 @@ class Candidates:
         test is then one primary-key lookup per job considered."""
         marks = ",".join("?" * len(self.source_states))
         where = (
-            f"WHERE status IN ({_VALID}) AND started >= ? AND EXISTS (SELECT 1 FROM job_copies s "
+            f"WHERE status IN ({VALID_SQL}) AND started >= ? AND EXISTS (SELECT 1 FROM job_copies s "
             f"WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state IN ({marks}))"
         )
         args: tuple = (self.since if self.since is not None else float("-inf"), self.source_id, *self.source_states)
@@ -245,7 +246,7 @@ def candidate_summary(conn: sqlite3.Connection, wanted: Candidates, before: floa
 def due_jobs(conn: sqlite3.Connection, copy_id: str, states: tuple[str, ...], source_id: str) -> list[JobRecord]:
     """Valid jobs in ``states`` on the copy that are available on its source."""
     where = (
-        f"WHERE status IN ({_VALID}) "
+        f"WHERE status IN ({VALID_SQL}) "
         f"AND id IN (SELECT job_id FROM job_copies WHERE copy_id = ? AND state IN ({','.join('?' * len(states))})) "
         "AND EXISTS (SELECT 1 FROM job_copies s WHERE s.job_id = jobs.id AND s.copy_id = ? AND s.state = 'available')"
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from vtlfabric.catalog.records import VALID_STATUSES
 
-_VALID = ",".join(f"'{s}'" for s in VALID_STATUSES)
+VALID_SQL = ",".join(f"'{s}'" for s in VALID_STATUSES)  # for "status IN (...)"
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -20,9 +20,14 @@ def job_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
     return {(r[0], r[1]): r[2] for r in conn.execute("SELECT type, status, COUNT(*) FROM jobs GROUP BY type, status")}
 
 
+def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Job status -> jobs."""
+    return {r[0]: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")}
+
+
 def valid_bytes(conn: sqlite3.Connection) -> dict[str, int]:
     """Storage policy -> bytes of its valid jobs."""
-    rows = conn.execute(f"SELECT policy, SUM(bytes) FROM jobs WHERE status IN ({_VALID}) GROUP BY policy")
+    rows = conn.execute(f"SELECT policy, SUM(bytes) FROM jobs WHERE status IN ({VALID_SQL}) GROUP BY policy")
     return {r[0]: r[1] for r in rows}
 
 

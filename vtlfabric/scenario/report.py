@@ -4,13 +4,11 @@ hash of its history, and the line that replays it. Pure: built from the run's ou
 from __future__ import annotations
 
 import shlex
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from vtlfabric.scenario.history import History
 from vtlfabric.scenario.spec import Expect, Scenario
-from vtlfabric.vocab import CopyState
 
 
 def replay_line(scenario: Scenario, seed: int) -> str:
@@ -22,7 +20,6 @@ def replay_line(scenario: Scenario, seed: int) -> str:
 
 def build(scenario: Scenario, seed: int, outcome: dict[str, Any], history: History, wall_seconds: float) -> dict[str, Any]:
     simulated = outcome["simulated_seconds"]
-    jobs = Counter(str(status) for status, _ in outcome["jobs"])
     copies = outcome["copies"]
     lag = {
         copy: {"max_seconds": max((s[1] for s in samples), default=0.0), "samples": samples}
@@ -36,7 +33,7 @@ def build(scenario: Scenario, seed: int, outcome: dict[str, Any], history: Histo
         "simulated_seconds": simulated,
         "wall_seconds": round(wall_seconds, 3),
         "speedup": round(simulated / wall_seconds) if wall_seconds > 0 else None,
-        "jobs": dict(sorted(jobs.items())),
+        "jobs": outcome["jobs"],
         "copies": copies,
         "lag": lag,
         "lag_columns": ["at", "oldest_uncopied_seconds", "jobs_to_copy", "nominal_bytes_to_copy"],
@@ -47,12 +44,12 @@ def build(scenario: Scenario, seed: int, outcome: dict[str, Any], history: Histo
         "history_sha256": history.sha256(),
         "replay": replay_line(scenario, seed),
     }
-    failures = judge(scenario.expect, report, outcome)
+    failures = judge(scenario.expect, report)
     report["expect"] = {"passed": not failures, "failures": failures}
     return report
 
 
-def judge(expect: Expect, report: dict[str, Any], outcome: dict[str, Any]) -> list[str]:
+def judge(expect: Expect, report: dict[str, Any]) -> list[str]:
     """Each expectation the run missed, in words."""
     out = []
     jobs = report["jobs"]
@@ -63,7 +60,7 @@ def judge(expect: Expect, report: dict[str, Any], outcome: dict[str, Any]) -> li
         if jobs.get(status, 0) > most:
             out.append(f"jobs {status}: {jobs.get(status, 0)}, expected at most {most}")
     for copy, least in expect.min_available.items():
-        have = sum(1 for _, copies in outcome["jobs"] if copies.get(copy) == CopyState.AVAILABLE)
+        have = report["copies"].get(copy, {}).get("available", 0)
         if have < least:
             out.append(f"copy {copy}: {have} jobs available, expected at least {least}")
     for copy, most in expect.max_lag.items():

@@ -28,7 +28,7 @@ import trio.testing
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs.copystatus import copy_statuses
+from vtlfabric.jobs.copystatus import CopyStatus, copy_statuses
 from vtlfabric.scenario import report as report_mod
 from vtlfabric.scenario.history import History
 from vtlfabric.scenario.spec import ControlStep, FaultSpec, Scenario
@@ -90,8 +90,7 @@ async def _world(scenario: Scenario, seed: int, config: Any, bus: EventBus) -> d
                 tasks.start_soon(director.ctl, step, daemon.socket_path(config))
             await trio.sleep(scenario.duration)
             tasks.cancel_scope.cancel()
-        await director.sample_once()
-        outcome = await director.outcome()
+        outcome = await director.outcome(await director.sample_once())
         os.kill(os.getpid(), signal.SIGTERM)  # the daemon stops as it does under systemd
     return outcome
 
@@ -104,7 +103,6 @@ class Director:
         self.start = trio.current_time()
         self.faults: list[dict[str, Any]] = []
         self.lag: dict[str, list[list[float]]] = {}
-        self.drills_sent: list[float] = []
         self.steps: list[dict[str, Any]] = []
 
     def elapsed(self) -> float:
@@ -144,7 +142,6 @@ class Director:
 
     async def drill(self, at: float) -> None:
         await trio.sleep_until(self.start + at)
-        self.drills_sent.append(self.elapsed())
         os.kill(os.getpid(), signal.SIGUSR1)  # the daemon's own signal path, as `systemctl kill -s USR1`
 
     async def ctl(self, step: ControlStep, socket: Path) -> None:
@@ -166,22 +163,21 @@ class Director:
             await self.sample_once()
             await trio.sleep(self.scenario.sample_every)
 
-    async def sample_once(self) -> None:
-        for status in await copy_statuses(self.fabric):
-            if status.primary:
-                continue
-            self.lag.setdefault(status.id, []).append(
-                [self.elapsed(), status.oldest_uncopied_age or 0.0, status.to_copy, status.bytes_to_copy]
-            )
+    async def sample_once(self) -> list[CopyStatus]:
+        statuses = await copy_statuses(self.fabric)
+        for status in statuses:
+            if not status.primary:
+                self.lag.setdefault(status.id, []).append(
+                    [self.elapsed(), status.oldest_uncopied_age or 0.0, status.to_copy, status.bytes_to_copy]
+                )
+        return statuses
 
-    async def outcome(self) -> dict[str, Any]:
-        fabric = self.fabric
-        jobs = await fabric.catalog.call(queries.list_jobs)
-        statuses = await copy_statuses(fabric)
-        drills = await fabric.catalog.call(queries.drills)
+    async def outcome(self, statuses: list[CopyStatus]) -> dict[str, Any]:
+        """The end of the run: ``statuses`` are the copies' as last sampled."""
+        drills = await self.fabric.catalog.call(queries.drills)
         return {
             "simulated_seconds": self.elapsed(),
-            "jobs": [(j.status, j.copies) for j in jobs],
+            "jobs": await self.fabric.catalog.call(queries.status_counts),
             "copies": {s.id: {"primary": s.primary, "available": s.available, "to_copy": s.to_copy} for s in statuses},
             "lag": self.lag,
             "faults": self.faults,

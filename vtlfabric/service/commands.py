@@ -83,7 +83,7 @@ class Commands:
 
     async def cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
         fabric = self.fabric
-        counts = await fabric.catalog.call(queries.job_counts)
+        counts = await fabric.catalog.call(queries.status_counts)
         carts = await fabric.catalog.call(queries.cartridges)
         return {
             "pid": self.pid,
@@ -93,7 +93,7 @@ class Commands:
             "uptime": round(trio.current_time() - self.started_at, 1),
             "endpoints": self.endpoints,
             "running": [work_json(w) for w in self.ops.running()],
-            "jobs": _by_status(counts),
+            "jobs": counts,
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
             "copies": jsonable(await copy_statuses(fabric)),
             "links": [_link_status(link) for link in fabric.links.values()],
@@ -365,13 +365,6 @@ class Commands:
             if op.status != "completed":
                 raise Failed(op.error or f"{op.id} {op.status}: {op.result}")
         return work_json(op)
-
-
-def _by_status(counts: dict[tuple[str, str], int]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for (_, status), n in sorted(counts.items()):
-        out[status] = out.get(status, 0) + n
-    return out
 
 
 def _count_by(items: Any, key: Any) -> dict[str, int]:
