@@ -28,6 +28,7 @@ from pathlib import Path
 import structlog
 import trio
 
+from tests.daemon import CLI
 from tests.helpers import EPOCH, VAULT_LIBRARY, open_fabric, write_fabric
 from tests.test_big_catalog import DR, VAULT_COPY, fill
 from vtlfabric.catalog import queries
@@ -36,7 +37,6 @@ from vtlfabric.jobs.copystatus import copy_statuses
 from vtlfabric.jobs.damage import heals
 from vtlfabric.jobs.selection import due_states
 
-CLI = [sys.executable, "-m", "vtlfabric.cli"]
 RUNS = 5
 BACKLOG = 60  # jobs not yet on the DR copy: a few hours of 20 clients
 

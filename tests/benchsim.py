@@ -24,10 +24,10 @@ from pathlib import Path
 
 import tomli_w
 
+from tests.daemon import CLI
 from vtlfabric.vocab import VIRTUAL_EPOCH
 
 ROOT = Path(__file__).parent.parent
-CLI = [sys.executable, "-m", "vtlfabric.cli"]
 MONTH = ROOT / "config" / "scenarios" / "month.toml"
 DEMO = ROOT / "config" / "vtlfabric.toml"
 GOALS = {"month scenario": 40_000, "demo --virtual-clock": 1_000}

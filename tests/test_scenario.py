@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import trio
 
+from tests.daemon import CLI
 from vtlfabric.config.reader import ConfigError
 from vtlfabric.scenario import spec
 from vtlfabric.scenario.world import build, client_seed
@@ -22,7 +22,6 @@ from vtlfabric.scenario.world import build, client_seed
 ROOT = Path(__file__).parent.parent
 SHIPPED = sorted((ROOT / "config" / "scenarios").glob("*.toml"))
 FABRIC = ROOT / "config" / "scenarios" / "fabric" / "fabric.toml"
-CLI = [sys.executable, "-m", "vtlfabric.cli"]
 
 TWO_DAYS = f"""
 description = "two days, a flapping link and a drill"
