@@ -25,6 +25,7 @@ from vtlfabric.jobs.verify import VerifyFailed, run_verify
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.operations import Operations
 from vtlfabric.sim import faults
+from vtlfabric.tape import stream
 from vtlfabric.tape.blockfaults import BlockFaults
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import MediaReadError
@@ -188,9 +189,10 @@ async def test_a_damaged_source_cartridge_fails_only_the_jobs_on_it(fabric, tmp_
 
 
 async def test_a_write_error_retires_the_cartridge_and_the_job_goes_on_from_its_checkpoint(tmp_path, monkeypatch, autojump_clock):
-    # 80 KiB chunks on 32 KiB blocks: each checkpoint writes two full blocks, then a short one,
-    # so the failing write (the 6th: a short block) leaves two blocks written since the last one.
+    # 32 KiB blocks, and chunks of whole blocks up to 80 KiB: two blocks a checkpoint. One
+    # block a write, so the failing write (the 6th) leaves one block written since the last one.
     path = write_fabric(tmp_path / "f", chunk="80KiB")
+    monkeypatch.setattr(stream, "WRITE_BATCH", 32 * 1024)
     async with open_fabric(path) as fabric:
         done = await run_backup(fabric, "IBMB", None, "full")
         dr_faults = fabric.libraries["dr/DVTL"].block_faults
@@ -212,7 +214,8 @@ async def test_a_write_error_retires_the_cartridge_and_the_job_goes_on_from_its_
         assert (await cartridge_states(fabric, "dr/DVTL"))["DR0001L8"] == "bad"
         segs = await segments(fabric, done.job_id, DR)
         assert writes[:6] == ["DR0001L8"] * 6
-        assert segs[0].barcode == "DR0001L8" and segs[0].length == 2 * 80 * 1024, "what was committed there stays"
+        assert segs[0].barcode == "DR0001L8" and segs[0].length == 4 * 32 * 1024, "what was committed there stays"
+        assert [e["bytes"] for e in logs if e["event"] == "job.rewriting"] == [32 * 1024], "the block since the checkpoint"
         assert "DR0001L8" not in {s.barcode for s in segs[1:]} and coverage_problem(segs, done.bytes) == ""
         await restore_latest_is_exact(fabric, "IBMB", tmp_path / "b")
         assert (await run_verify(fabric, DR)).jobs_verified == 1

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from typing import Any
 
 import attrs
 import structlog
 
 from vtlfabric import blocking
+from vtlfabric.ahead import Ahead, Emit, read_ahead
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -47,6 +49,7 @@ from vtlfabric.vocab import PENDING_STATES, CopyState
 
 log = structlog.get_logger()
 CONTROL = b"control"
+AHEAD = 2  # chunks read (or received) ahead of the one being sent (or written)
 
 
 class CopyFailed(Exception):
@@ -110,43 +113,65 @@ async def send_job(
     if reply["op"] != "resume" or not isinstance(reply.get("offset"), int) or not 0 <= reply["offset"] <= job.bytes:
         raise CopyFailed(f"protocol: bad reply to job offer: {reply}")
     offset = reply["offset"]
-    segments = await fabric.catalog.call(queries.segments, job.id, source.id)
-    library = fabric.library_of(source)
-    chunk = fabric.config.encryption.chunk_size
-    n, sent = 0, 0
-    pending = b""
-    sha = hashlib.sha256() if offset == 0 else None  # sent from the start: check the source's data too
-    try:
-        async for data in read_segments(library, drive, segments, start=offset, batch=chunk):
-            if sha is not None:  # hashing a chunk holds a core for milliseconds: off the loop
-                await blocking.run_sync(sha.update, data)
-            pending += data
-            while len(pending) >= chunk:
-                await throttle.take(chunk)
-                await channel.send(pending[:chunk], context=_chunk_context(job.id, n))
-                sent, n, pending = sent + chunk, n + 1, pending[chunk:]
-                progress.current().at((destination, job.id), offset + sent)
-    except DAMAGE as e:
-        error = SourceReadError(source.id, str(e), damaged=not isinstance(e, MediaReadError))
-        if pending:  # what was read before the error is good: the next run goes on after it
-            await throttle.take(len(pending))
-            await channel.send(pending, context=_chunk_context(job.id, n))
-        await _send_control(channel, op="unreadable", reason=str(error))
-        reply = await _receive_control(channel)
-        if reply["op"] != "kept":
-            raise CopyFailed(f"protocol: bad reply to unreadable: {reply}") from e
-        raise error from e
-    if offset + sent + len(pending) != job.bytes:
-        held = offset + sent + len(pending)
-        raise SourceReadError(source.id, f"job {job.id}: it holds {held} of its {job.bytes} bytes", damaged=True)
-    if sha is not None and sha.hexdigest() != job.digest:
-        raise SourceReadError(source.id, f"job {job.id}: the data does not match the backup's digest", damaged=True)
-    await throttle.take(len(pending))
-    await channel.send(pending, context=_chunk_context(job.id, n), final=True)
-    sent += len(pending)
+    read = partial(_read_source, fabric, job, source, drive, offset)
+    async with read_ahead(read, depth=AHEAD) as chunks:
+        sent = await _send_chunks(channel, chunks, job.id, offset, throttle, destination)
     reply = await _receive_control(channel)
     if reply["op"] != "done":
         raise CopyFailed(f"job {job.id}: destination says {reply.get('reason', reply)}")
+    return sent
+
+
+class _CutShort(Exception):
+    """The source gave part of the job, then ``error``: what came is sent, and kept."""
+
+    def __init__(self, error: SourceReadError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _read_source(
+    fabric: Fabric, job: JobRecord, source: CopySpec, drive: Drive, offset: int, emit: Emit[tuple[bytes, bool]]
+) -> None:
+    """Read the job from ``offset`` on, in chunks of whole blocks up to the channel's
+    chunk size, each with its final flag (the last, possibly empty, is final). Read
+    from the start, the data must also match the backup's digest."""
+    segments = await fabric.catalog.call(queries.segments, job.id, source.id)
+    library = fabric.library_of(source)
+    sha = hashlib.sha256() if offset == 0 else None
+    held = offset
+    try:
+        async for data in read_segments(library, drive, segments, start=offset, batch=fabric.config.encryption.chunk_size):
+            if sha is not None:  # hashing a chunk holds a core for milliseconds: off the loop
+                await blocking.run_sync(sha.update, data)
+            held += len(data)
+            await emit((data, False))
+    except DAMAGE as e:  # what was read before the error is good: the next run goes on after it
+        raise _CutShort(SourceReadError(source.id, str(e), damaged=not isinstance(e, MediaReadError))) from e
+    if held != job.bytes:
+        raise SourceReadError(source.id, f"job {job.id}: it holds {held} of its {job.bytes} bytes", damaged=True)
+    if sha is not None and sha.hexdigest() != job.digest:
+        raise SourceReadError(source.id, f"job {job.id}: the data does not match the backup's digest", damaged=True)
+    await emit((b"", True))
+
+
+async def _send_chunks(
+    channel: SecureChannel, chunks: Ahead[tuple[bytes, bool]], job_id: int, offset: int, throttle: Throttle, destination: str
+) -> int:
+    """Seal and send the chunks as they are read; the bytes sent."""
+    n = sent = 0
+    try:
+        async for data, final in chunks:
+            await throttle.take(len(data))
+            await channel.send(data, context=_chunk_context(job_id, n), final=final)
+            n, sent = n + 1, sent + len(data)
+            progress.current().at((destination, job_id), offset + sent)
+    except _CutShort as e:
+        await _send_control(channel, op="unreadable", reason=str(e.error))
+        reply = await _receive_control(channel)
+        if reply["op"] != "kept":
+            raise CopyFailed(f"protocol: bad reply to unreadable: {reply}") from e
+        raise e.error from e.__cause__
     return sent
 
 
@@ -206,25 +231,38 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
 
 
 async def _receive_chunks(fabric: Fabric, channel: SecureChannel, writer: JobWriter, job_id: int, total: int) -> bool:
-    """Write the job's chunks as they come; True once it is whole, False if the sender
-    could not read the rest of it."""
-    n = 0
-    while True:
-        message = await channel.receive()
-        if message.context == CONTROL and _control(message.payload)["op"] == "unreadable":
-            return False
-        if message.context != _chunk_context(job_id, n):
-            raise CopyFailed(f"protocol: expected chunk {n} of job {job_id}, got {message.context!r}")
-        if writer.offset + len(message.payload) > total:
-            raise CopyFailed(f"job {job_id}: sender sent more than {total} bytes")
-        await writer.write(message.payload)
-        await writer.commit()
-        if message.final:
-            break
-        n += 1
+    """Write the job's chunks as they come (the next is received and opened meanwhile);
+    True once it is whole, False if the sender could not read the rest of it."""
+    take = partial(_take_chunks, channel, job_id, writer.offset, total)
+    async with read_ahead(take, depth=AHEAD) as chunks:
+        async for payload in chunks:
+            if payload is None:
+                return False
+            await writer.write(payload)
+            await writer.commit()
     if writer.offset != total:
         raise CopyFailed(f"job {job_id}: stream ended at {writer.offset} of {total} bytes")
     return True
+
+
+async def _take_chunks(channel: SecureChannel, job_id: int, start: int, total: int, emit: Emit[bytes | None]) -> None:
+    """Each chunk's payload in order, up to the final one; None if the sender says the
+    source could not be read further."""
+    n, got = 0, start
+    while True:
+        message = await channel.receive()
+        if message.context == CONTROL and _control(message.payload)["op"] == "unreadable":
+            await emit(None)
+            return
+        if message.context != _chunk_context(job_id, n):
+            raise CopyFailed(f"protocol: expected chunk {n} of job {job_id}, got {message.context!r}")
+        got += len(message.payload)
+        if got > total:
+            raise CopyFailed(f"job {job_id}: sender sent more than {total} bytes")
+        await emit(message.payload)
+        if message.final:
+            return
+        n += 1
 
 
 async def _verify(fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, digest: str) -> str:

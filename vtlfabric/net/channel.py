@@ -17,6 +17,7 @@ failed: it never returns data it could not authenticate.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from typing import Any, Final
 
 import attrs
@@ -34,7 +35,7 @@ _MAX_RECORD: Final = _RECORD_HEADER.size + MAX_CONTEXT + MAX_PAYLOAD + _TAG
 _MIN_RECORD: Final = _RECORD_HEADER.size + _TAG
 _LENGTH = struct.Struct(">I")
 _THREAD_THRESHOLD: Final = 64 * 1024  # below this a thread hand-off costs more than the sealing
-_READ_SIZE: Final = 1 * 2**20
+_READ_SIZE: Final = 4 * 2**20
 _FINAL = 0x01
 _AEAD_CLASS: dict[str, Any] = {"aes-256-gcm": AESGCM, "chacha20-poly1305": ChaCha20Poly1305}
 
@@ -46,22 +47,53 @@ class SecureChannelError(Exception):
 @attrs.define(eq=False)
 class StreamReader:
     """Exact reads over ``receive_some``. Bytes stay buffered until consumed, so a
-    cancelled read loses nothing and the next one starts where it left off."""
+    cancelled read loses nothing and the next one starts where it left off. What
+    arrives is kept as it came and joined only when a read spans pieces: a record
+    costs one copy here, not one per piece and another to take it out."""
 
     stream: trio.abc.ReceiveStream
-    buffer: bytearray = attrs.Factory(bytearray)
+    _pieces: deque[memoryview] = attrs.Factory(deque)
+    _size: int = 0
 
     async def fill(self, n: int, during: str) -> None:
-        while len(self.buffer) < n:
-            data = await self.stream.receive_some(min(max(n - len(self.buffer), 65536), _READ_SIZE))
+        while self._size < n:
+            data = await self.stream.receive_some(min(max(n - self._size, 65536), _READ_SIZE))
             if not data:
-                where = "at a message boundary" if not self.buffer else "in the middle of a message"
+                where = "at a message boundary" if not self._size else "in the middle of a message"
                 raise SecureChannelError(f"peer closed the stream {during} ({where})")
-            self.buffer += data
+            self._pieces.append(memoryview(data))
+            self._size += len(data)
+
+    def peek(self, n: int) -> bytes:
+        """The first ``n`` buffered bytes (``fill(n)`` first), left buffered."""
+        return b"".join(self.parts(0, n))
+
+    def parts(self, start: int, n: int) -> list[memoryview]:
+        """Bytes ``start`` to ``start + n`` of the buffer (``fill`` first), left buffered,
+        as views of the pieces they came in: the caller joins them where it likes."""
+        out, at = [], 0
+        for piece in self._pieces:
+            lo, hi = max(start - at, 0), min(start + n - at, len(piece))
+            if lo < hi:
+                out.append(piece[lo:hi])
+            at += len(piece)
+            if at >= start + n:
+                break
+        return out
+
+    def consume(self, n: int) -> None:
+        self._size -= n
+        while n:
+            first = self._pieces[0]
+            if len(first) > n:
+                self._pieces[0] = first[n:]
+                return
+            self._pieces.popleft()
+            n -= len(first)
 
     def take(self, n: int) -> bytes:
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
+        data = self.peek(n)
+        self.consume(n)
         return data
 
 
@@ -149,16 +181,16 @@ class SecureChannel:
     async def _receive_record(self) -> Message:
         reader = self._reader
         await reader.fill(_LENGTH.size, "between records")
-        (n,) = _LENGTH.unpack(bytes(reader.buffer[: _LENGTH.size]))
+        (n,) = _LENGTH.unpack(reader.peek(_LENGTH.size))
         if not _MIN_RECORD <= n <= _MAX_RECORD:
             raise SecureChannelError(f"record length {n} is out of bounds (corrupt or hostile stream)")
         await reader.fill(_LENGTH.size + n, "inside a record")
-        ciphertext = bytes(reader.buffer[_LENGTH.size : _LENGTH.size + n])
+        ciphertext = reader.parts(_LENGTH.size, n)  # joined by the opener: off the loop
         counter = self._received
         unseal = _Opener(self._opener, counter, self._ad(self._their_side, counter), ciphertext)
         message = await blocking.run_sync(unseal) if n >= _THREAD_THRESHOLD else unseal()
         # Consumed only now: a cancelled receive leaves the record for the next call.
-        del reader.buffer[: _LENGTH.size + n]
+        reader.consume(_LENGTH.size + n)
         self._received += 1
         return message
 
@@ -196,11 +228,12 @@ class _Opener:
     aead: Any
     counter: int
     ad: bytes
-    ciphertext: bytes
+    ciphertext: list[memoryview]  # in the pieces it arrived in
 
     def __call__(self) -> Message:
+        ciphertext = self.ciphertext[0] if len(self.ciphertext) == 1 else b"".join(self.ciphertext)
         try:
-            plaintext = self.aead.decrypt(self.counter.to_bytes(12, "big"), self.ciphertext, self.ad)
+            plaintext = self.aead.decrypt(self.counter.to_bytes(12, "big"), ciphertext, self.ad)
         except InvalidTag:
             raise SecureChannelError(
                 f"record {self.counter} failed authentication (tampered, replayed, reordered or from another session)"

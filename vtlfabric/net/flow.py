@@ -24,7 +24,7 @@ DIRECTIONS: tuple[Direction, Direction] = ("a->b", "b->a")
 
 @attrs.define(eq=False)
 class Segment:
-    data: bytes
+    data: bytes | memoryview  # a view of the bytes the sender passed: never copied on the way
     fin: bool = False
     taken: int = 0  # bytes of it the receiving application has read
     arrival: float | None = None  # None: lost in a partition, not delivered yet

@@ -152,13 +152,13 @@ class Link:
 
     # -- carrying segments (called by the endpoints)
 
-    def transmit(self, flow: Flow, piece: bytes) -> float:
+    def transmit(self, flow: Flow, piece: bytes | memoryview) -> float:
         """Put a data segment on the shared wire; returns when it is fully on the wire."""
         now = trio.current_time()
         end = self._occupy(flow.wire, len(piece), now)
         piece = self._maybe_corrupt(piece)
         for tap in list(self._taps):
-            tap(flow.wire.name, piece)
+            tap(flow.wire.name, bytes(piece))
         self.stats.segments += 1
         if flow.wire.name == "a->b":
             self.stats.bytes_a_to_b += len(piece) * self.scale
@@ -221,7 +221,7 @@ class Link:
                 self.stats.retransmits += 1
         return delay
 
-    def _maybe_corrupt(self, piece: bytes) -> bytes:
+    def _maybe_corrupt(self, piece: bytes | memoryview) -> bytes | memoryview:
         if not self._corrupt_pending or not piece:
             return piece
         self._corrupt_pending -= 1

@@ -14,6 +14,11 @@ import trio
 from vtlfabric.net.flow import INF, Flow, Pair
 from vtlfabric.net.linkspec import LinkSpec
 
+# Seconds of wire time a sender books ahead before it waits for the wire: a fast link
+# then costs one trip through the scheduler per millisecond, not one per segment. Each
+# segment's times are the same either way (the wire is booked segment by segment).
+BOOK_AHEAD = 0.001
+
 
 @attrs.define(eq=False)
 class WanStream(trio.abc.HalfCloseableStream):
@@ -43,15 +48,21 @@ class WanStream(trio.abc.HalfCloseableStream):
         with self._busy("send"):
             await trio.lowlevel.checkpoint_if_cancelled()
             self._check_can_send()
-            view = memoryview(data).cast("B")
+            # Segments are views of the data, not copies: of bytes, which no one can change
+            # under them; anything else is copied once, as the caller may reuse it.
+            view = memoryview(data if isinstance(data, bytes) else bytes(data))
             size = self._pair.link.segment_size()
+            on_wire = trio.current_time()
             for offset in range(0, len(view), size):
-                piece = bytes(view[offset : offset + size])
+                piece = view[offset : offset + size]
                 await self._wait_for_window(len(piece))
                 on_wire = self._pair.link.transmit(self._out, piece)
                 self._pair.notify()
+                if on_wire > trio.current_time() + BOOK_AHEAD:
+                    await trio.sleep_until(on_wire)
+            if view:
                 await trio.sleep_until(on_wire)
-            if not view:
+            else:
                 await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -135,7 +146,8 @@ class WanStream(trio.abc.HalfCloseableStream):
             got += want
         flow.read += got
         self._pair.notify()  # the window may have room for the sender now
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return data if isinstance(data, bytes) else bytes(data)
 
     # -- closing
 

@@ -18,21 +18,23 @@ import attrs
 
 from vtlfabric.tape.labels import MAX_FILE_SEQUENCE, DatasetLabel1, DatasetLabel2, Vol1
 from vtlfabric.tape.layout import FileInfo, Layout, Phase, closing_size
-from vtlfabric.tape.reader import TapeFormatError, data_blocks, data_records, scan
+from vtlfabric.tape.reader import SpanReader, TapeFormatError, data_blocks, data_records, scan
 from vtlfabric.tape.records import (
     MAX_CHUNK,
+    Buffer,
     Record,
     check_chunk_size,
     encode_block,
-    encode_records,
     encoded_block_size,
     file_size,
+    record_parts,
 )
 from vtlfabric.vocab import HERCULES_MAX_BLOCK
 
 # The name config and the tests know Hercules' block limit by.
 MAX_BLOCK_SIZE = HERCULES_MAX_BLOCK
 MAX_FILES = MAX_FILE_SEQUENCE
+_IOV_BATCH = 512  # buffers per pwritev: below every system's IOV_MAX (Linux: 1024)
 
 
 class EndOfMedium(Exception):
@@ -208,11 +210,11 @@ class TapeImage:
             raise EndOfMedium(f"{self.path}: a standard-labelled tape holds at most {MAX_FILES} files")
         hdr1 = DatasetLabel1("HDR", dsname or f"VTLFABRIC.F{file_no:04d}", self.volser, file_no, created=created)
         hdr2 = DatasetLabel2("HDR", self.block_size_limit)
-        payload, records = self._encode([hdr1.encode(), hdr2.encode(), None])
+        parts, records = self._encode([hdr1.encode(), hdr2.encode(), None])
         block = encoded_block_size(first_block, self.chunk_size)
-        if not self._fits(len(payload) + block + closing_size(self.chunk_size)):
+        if not self._fits(records[-1].end - records[0].offset + block + closing_size(self.chunk_size)):
             raise EndOfMedium(f"{self.path}: no room for another file")
-        self._append(payload, records)
+        self._append(parts, records)
         return file_no
 
     def write_block(self, data: bytes) -> None:
@@ -220,7 +222,7 @@ class TapeImage:
         if self.write_blocks([data]) == 0:
             raise EndOfMedium(f"{self.path}: full at offset {self.end_offset()}")
 
-    def write_blocks(self, blocks: Sequence[bytes]) -> int:
+    def write_blocks(self, blocks: Sequence[Buffer]) -> int:
         """Append as many of ``blocks`` as fit, in one write; return how many.
 
         Fewer than ``len(blocks)`` means the cartridge is full.
@@ -285,6 +287,10 @@ class TapeImage:
         """As ``read_file``, each block with where its record lies in the image."""
         return data_records(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
 
+    def read_spans(self, file_no: int) -> SpanReader:
+        """As ``read_records``, a span of blocks at a time: the fast way through a file."""
+        return SpanReader(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
+
     def _data_offset(self, file_no: int) -> int | None:
         files = self._layout.all_files()
         if not 1 <= file_no <= len(files):
@@ -293,16 +299,16 @@ class TapeImage:
 
     # ------------------------------------------------------------ internals
 
-    def _encode(self, items: Sequence[bytes | None]) -> tuple[bytes, list[Record]]:
+    def _encode(self, items: Sequence[Buffer | None]) -> tuple[list[Buffer], list[Record]]:
         """Encode blocks (None for a tapemark) to follow the image's last record."""
-        return encode_records(items, self._layout.end, self._layout.prev_length, self.chunk_size)
+        return record_parts(items, self._layout.end, self._layout.prev_length, self.chunk_size)
 
-    def _append(self, payload: bytes, records: list[Record]) -> None:
+    def _append(self, parts: list[Buffer], records: list[Record]) -> None:
         """Write at the end of valid data; on failure put the image back as it was."""
         self._cut_torn_tail()
         start = self._layout.end
         try:
-            _write_all(self._f, start, payload)
+            _write_gathered(self._f, start, parts)
         except BaseException:
             with contextlib.suppress(OSError):
                 self._f.truncate(start)
@@ -356,6 +362,17 @@ def _write_all(f: BinaryIO, offset: int, payload: bytes) -> None:
         if not written:
             raise OSError(f"write at {offset} made no progress")
         view = view[written:]
+
+
+def _write_gathered(f: BinaryIO, offset: int, parts: list[Buffer]) -> None:
+    """Write ``parts`` back to back from ``offset``: one system call per _IOV_BATCH of them, never joined."""
+    for i in range(0, len(parts), _IOV_BATCH):
+        group = parts[i : i + _IOV_BATCH]
+        size = sum(len(p) for p in group)
+        written = os.pwritev(f.fileno(), group, offset)
+        if written < size:  # a short write (rare): the rest the plain way
+            _write_all(f, offset + written, b"".join(group)[written:])
+        offset += size
 
 
 def _fsync_dir(directory: Path) -> None:

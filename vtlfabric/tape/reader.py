@@ -6,12 +6,18 @@ the offset: an operator holding only the message knows where to hex dump.
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import attrs
+
 from vtlfabric.tape.layout import Layout
-from vtlfabric.tape.records import FormatError, Record, TornRecord, read_record
+from vtlfabric.tape.records import HEADER_SIZE, FormatError, Record, TornRecord, read_record
+
+_CHUNK_LENGTH = struct.Struct("<H")
 
 
 class TapeFormatError(Exception):
@@ -66,3 +72,59 @@ def data_records(f: BinaryIO, path: Path, offset: int | None, end: Callable[[], 
         assert record.data is not None
         yield record
         offset, prev = record.end, record.last_chunk
+
+
+@attrs.define(eq=False)
+class SpanReader:
+    """One tape file's data blocks, a span of them at a time (see ``next_span``)."""
+
+    f: BinaryIO
+    path: Path
+    offset: int | None  # the next record's; None: the file has no data
+    end: Callable[[], int]
+    prev: int | None = 0  # data always follows the header tapemark
+    _peeked: Record | None = None
+
+    def next_span(self, limit: int) -> tuple[list[Record], bytes]:
+        """The next whole blocks holding at most ``limit`` bytes of data (always at least
+        one), and their data joined; nothing at the file's end.
+
+        Only block headers are read one by one; the span's bytes come in one read and
+        each block's data is cut out of it, so a span costs one copy, not one per block."""
+        records: list[Record] = []
+        size = 0
+        while (record := self._peeked or self._next_header()) is not None:
+            self._peeked = None
+            if records and size + record.length > limit:
+                self._peeked = record
+                break
+            records.append(record)
+            size += record.length
+        return records, self._data(records) if records else b""
+
+    def _next_header(self) -> Record | None:
+        if self.offset is None:
+            return None
+        try:
+            record = read_record(self.f, self.offset, self.prev, size=self.end(), read_data=False)
+        except FormatError as exc:
+            raise TapeFormatError(self.path, exc.offset, exc.reason) from exc
+        if record is None or record.tapemark:
+            self.offset = None
+            return None
+        self.offset, self.prev = record.end, record.last_chunk
+        return record
+
+    def _data(self, records: list[Record]) -> bytes:
+        start = records[0].offset
+        span = memoryview(os.pread(self.f.fileno(), records[-1].end - start, start))
+        if len(span) != records[-1].end - start:
+            raise TapeFormatError(self.path, start + len(span), "the image ends inside a block read a moment ago")
+        parts = []
+        for record in records:
+            pos = record.offset - start
+            for _ in range(record.chunks):
+                (length,) = _CHUNK_LENGTH.unpack_from(span, pos)
+                parts.append(span[pos + HEADER_SIZE : pos + HEADER_SIZE + length])
+                pos += HEADER_SIZE + length
+        return b"".join(parts)

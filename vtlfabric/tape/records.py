@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import attrs
 
+Buffer = bytes | bytearray | memoryview
 HEADER = struct.Struct("<HHBB")
 HEADER_SIZE = HEADER.size
 
@@ -113,10 +114,16 @@ def encode_block(data: bytes, prev_length: int, chunk_size: int = MAX_CHUNK) -> 
     The last chunk length is what the next header must carry as its previous
     length, so callers chain records without re-parsing what they wrote.
     """
+    parts, last = _block_parts(data, prev_length, chunk_size)
+    return b"".join(parts), last
+
+
+def _block_parts(data: Buffer, prev_length: int, chunk_size: int) -> tuple[list[Buffer], int]:
+    """A block's headers and views of its data, in order, for a gathered write."""
     _check_prev_length(prev_length)
     lengths = chunk_lengths(len(data), chunk_size)
     view = memoryview(data)
-    parts: list[bytes] = []
+    parts: list[Buffer] = []
     pos = 0
     for i, length in enumerate(lengths):
         flags = (BOR if i == 0 else 0) | (EOR if i == len(lengths) - 1 else 0)
@@ -124,7 +131,7 @@ def encode_block(data: bytes, prev_length: int, chunk_size: int = MAX_CHUNK) -> 
         parts.append(view[pos : pos + length])
         pos += length
         prev_length = length
-    return b"".join(parts), prev_length
+    return parts, prev_length
 
 
 def encode_tapemark(prev_length: int) -> bytes:
@@ -141,20 +148,31 @@ def encode_records(
     Returns the bytes and the records as a reader will find them, so a writer
     can account for what it appends without reading it back.
     """
-    parts: list[bytes] = []
+    parts, records = record_parts(items, offset, prev_length, chunk_size)
+    return b"".join(parts), records
+
+
+def record_parts(
+    items: Sequence[Buffer | None], offset: int, prev_length: int, chunk_size: int = MAX_CHUNK
+) -> tuple[list[Buffer], list[Record]]:
+    """As ``encode_records``, the bytes left as headers and views of the blocks' data:
+    written with one gathered write (``os.pwritev``), the data is never copied here."""
+    parts: list[Buffer] = []
     records: list[Record] = []
     for item in items:
         if item is None:
-            raw, last = encode_tapemark(prev_length), 0
-            record = Record(offset, offset + len(raw), True, 0, 1, 0)
+            raw: list[Buffer] = [encode_tapemark(prev_length)]
+            last = 0
+            record = Record(offset, offset + HEADER_SIZE, True, 0, 1, 0)
         else:
-            raw, last = encode_block(item, prev_length, chunk_size)
-            chunks = len(chunk_lengths(len(item), chunk_size))
-            record = Record(offset, offset + len(raw), False, len(item), chunks, last, item)
-        parts.append(raw)
+            raw, last = _block_parts(item, prev_length, chunk_size)
+            chunks = len(raw) // 2
+            end = offset + len(item) + HEADER_SIZE * chunks
+            record = Record(offset, end, False, len(item), chunks, last, item)
+        parts += raw
         records.append(record)
         offset, prev_length = record.end, last
-    return b"".join(parts), records
+    return parts, records
 
 
 def check_chunk_size(chunk_size: int) -> None:
@@ -224,7 +242,10 @@ def _read_header(f: BinaryIO, record_offset: int, pos: int, size: int) -> ChunkH
 
 def _read_exact(f: BinaryIO, pos: int, n: int, record_offset: int) -> bytes:
     f.seek(pos)
-    out = bytearray()
+    got = f.read(n)
+    if len(got) == n:  # the usual case: no second copy
+        return got
+    out = bytearray(got)
     while len(out) < n:
         got = f.read(n - len(out))
         if not got:

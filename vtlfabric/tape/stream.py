@@ -4,7 +4,7 @@ committed chunk by chunk; read back by stream offset."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 import attrs
@@ -12,15 +12,17 @@ import structlog
 import trio
 
 from vtlfabric import blocking
+from vtlfabric.ahead import Emit, read_ahead
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
 from vtlfabric.tape.image import EndOfMedium, TapeImage
 from vtlfabric.tape.library import Drive, Library, MediaReadError, MediaWriteError, WrongCartridge
-from vtlfabric.tape.records import Record
+from vtlfabric.tape.records import Buffer, Record
 
 log = structlog.get_logger()
 WRITE_BATCH = 1 << 20  # bytes buffered before a trip to the drive
+READ_BATCH = 4 << 20  # bytes a read-back takes from the drive in one trip
 
 
 class DataMissing(OSError):
@@ -48,32 +50,45 @@ class JobWriter:
     job_id: int
     copy_id: str
     offset: int = 0
-    _buffer: bytearray = attrs.field(factory=bytearray)
+    _partial: bytearray = attrs.field(factory=bytearray)  # less than a block
+    _full: list[Buffer] = attrs.field(factory=list)  # whole blocks not yet sent to the drive
     _image: TapeImage | None = None
     _barcode: str = ""
     _seq: int = 0
     _seg_bytes: int = 0
     _seg_blocks: int = 0
     _committed_eod: int = 0
-    _unsaved: list[bytes] = attrs.field(factory=list)  # blocks written since the last checkpoint
+    _unsaved: list[Buffer] = attrs.field(factory=list)  # blocks written since the last checkpoint
 
     @property
     def barcodes(self) -> list[str]:
         return [self._barcode] if self._barcode else []
 
-    async def write(self, data: bytes) -> None:
-        # A batch at a time, so a big object never means one long step on the event loop.
-        view = memoryview(data)
-        for at in range(0, len(view), WRITE_BATCH):
-            self._buffer += view[at : at + WRITE_BATCH]
-            if len(self._buffer) >= WRITE_BATCH:
+    async def write(self, data: Buffer) -> None:
+        """Cut ``data`` into blocks; whole blocks go to the drive a batch at a time. The
+        blocks are views of ``data``, not copies (so anything mutable is copied once first)."""
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))
+        size = self.library.spec.block_size
+        if self._partial:  # finish the block the last write began
+            need = size - len(self._partial)
+            self._partial += view[:need]
+            view = view[need:]
+            if len(self._partial) < size:
+                return
+            self._full.append(bytes(self._partial))
+            self._partial.clear()
+        whole = len(view) - len(view) % size
+        for at in range(0, whole, size):
+            self._full.append(view[at : at + size])
+            if len(self._full) * size >= WRITE_BATCH:
                 await self._write_full_blocks()
+        self._partial += view[whole:]
 
     async def commit(self) -> None:
         await self._write_full_blocks()
-        if self._buffer:  # a checkpoint ends on a block boundary, so the tail goes as a short block
-            await self._write_blocks([bytes(self._buffer)])
-            self._buffer.clear()
+        if self._partial:  # a checkpoint ends on a block boundary, so the tail goes as a short block
+            await self._write_blocks([bytes(self._partial)])
+            self._partial.clear()
         if self._image is not None:
             await self._checkpoint()
 
@@ -91,13 +106,11 @@ class JobWriter:
             await blocking.run_sync(self._image.truncate, self._committed_eod)
 
     async def _write_full_blocks(self) -> None:
-        size = self.library.spec.block_size
-        count = len(self._buffer) // size
-        if count:
-            await self._write_blocks([bytes(self._buffer[i * size : (i + 1) * size]) for i in range(count)])
-            del self._buffer[: count * size]
+        blocks, self._full = self._full, []
+        if blocks:
+            await self._write_blocks(blocks)
 
-    async def _write_blocks(self, blocks: list[bytes]) -> None:
+    async def _write_blocks(self, blocks: list[Buffer]) -> None:
         """Blocks go to the drive in batches: one thread hand-off each, not one per block."""
         while blocks:
             if self._image is None:
@@ -121,7 +134,7 @@ class JobWriter:
             if blocks:
                 await self._span()
 
-    async def _write_to_drive(self, blocks: list[bytes]) -> int:
+    async def _write_to_drive(self, blocks: list[Buffer]) -> int:
         if self.library.block_faults.take_write(self._barcode):
             log.warning(
                 "fault.fired", target=f"cartridge:{self._barcode}", action="write-error", job_id=self.job_id, copy=self.copy_id
@@ -129,7 +142,7 @@ class JobWriter:
             raise MediaWriteError(f"cartridge {self._barcode} in {self.library.spec.id}: write failed")
         return await self.drive.io(self._image.write_blocks, blocks)
 
-    async def _retire(self, error: MediaWriteError) -> list[bytes]:
+    async def _retire(self, error: MediaWriteError) -> list[Buffer]:
         """A write failed: mark the cartridge bad (never claimed again) and return the
         blocks to write again, from the last checkpoint, on the next cartridge."""
         redo, self._unsaved = self._unsaved, []
@@ -220,17 +233,6 @@ def _file_offset(image: TapeImage, file_no: int) -> int:
     return next((f.offset for f in image.data_files() if f.file_no == file_no), 0)
 
 
-def _take(records: Iterator[Record], want: int) -> list[Record]:
-    """Pull blocks until about ``want`` bytes (runs in a worker thread)."""
-    out, got = [], 0
-    for record in records:
-        out.append(record)
-        got += record.length
-        if got >= want:
-            break
-    return out
-
-
 def _check_readable(library: Library, seg: SegmentRecord, block: int, record: Record) -> None:
     fault = library.block_faults.unreadable(seg.barcode, seg.file_no, block, record.offset, record.end)
     if fault is None:
@@ -253,7 +255,8 @@ def _check_readable(library: Library, seg: SegmentRecord, block: int, record: Re
 async def read_segments(
     library: Library, drive: Drive, segments: list[SegmentRecord], start: int = 0, batch: int = 2**20
 ) -> AsyncIterator[bytes]:
-    """Yield a job's stream from ``start`` on, reading its segments in order."""
+    """Yield a job's stream from ``start`` on, reading its segments in order: whole blocks
+    at a time, at most ``batch`` bytes (but at least a block) each."""
     position = start
     for seg in sorted(segments, key=lambda s: s.offset):
         if seg.length == 0 or seg.offset + seg.length <= position:
@@ -270,14 +273,14 @@ async def read_segments(
                 raise
         await drive.locate(_file_offset(drive.image, seg.file_no))
         try:
-            records = await drive.io(drive.image.read_records, seg.file_no)
+            spans = await drive.io(drive.image.read_spans, seg.file_no)
         except KeyError:
             raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} holds no tape file {seg.file_no}") from None
         pos, block = seg.offset, 0
         end = seg.offset + seg.length
         faulty = seg.barcode in library.block_faults.reads
         while pos < end:
-            got = await drive.io(_take, records, batch)
+            got, data = await drive.io(spans.next_span, batch)
             if not got:
                 raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
             at = pos
@@ -286,11 +289,12 @@ async def read_segments(
                 at += record.length
                 if faulty and at > position:  # only blocks whose data is wanted are read; the rest are spaced over
                     _check_readable(library, seg, block, record)
-            data = b"".join(r.data for r in got)[: end - pos]
+            if len(data) > end - pos:
+                data = data[: end - pos]
             await drive.moved(len(data))
             lo = max(0, position - pos)
             if lo < len(data):
-                yield data[lo:]
+                yield data[lo:] if lo else data
             pos += len(data)
             position = max(position, pos)
 
@@ -298,8 +302,14 @@ async def read_segments(
 async def read_digest(library: Library, drive: Drive, segments: list[SegmentRecord]) -> str:
     """The SHA-256 of a job's stream as the media hold it now."""
     sha = hashlib.sha256()
-    async for data in read_segments(library, drive, segments):
-        await blocking.run_sync(sha.update, data)  # bulk hashing stays off the loop
+
+    async def read(emit: Emit[bytes]) -> None:
+        async for data in read_segments(library, drive, segments, batch=READ_BATCH):
+            await emit(data)
+
+    async with read_ahead(read, depth=2) as chunks:  # the next batch is read while this one is hashed
+        async for data in chunks:
+            await blocking.run_sync(sha.update, data)  # bulk hashing stays off the loop
     return sha.hexdigest()
 
 
