@@ -21,7 +21,7 @@ from vtlfabric.tape.library import Drive, Library, MediaReadError, MediaWriteErr
 from vtlfabric.tape.records import Buffer, Record
 
 log = structlog.get_logger()
-WRITE_BATCH = 1 << 20  # bytes buffered before a trip to the drive
+WRITE_BATCH = 16 << 20  # bytes buffered before a trip to the drive (a chunk is at most this)
 READ_BATCH = 4 << 20  # bytes a read-back takes from the drive in one trip
 
 
@@ -85,12 +85,13 @@ class JobWriter:
         self._partial += view[whole:]
 
     async def commit(self) -> None:
-        await self._write_full_blocks()
+        blocks, self._full = self._full, []
         if self._partial:  # a checkpoint ends on a block boundary, so the tail goes as a short block
-            await self._write_blocks([bytes(self._partial)])
+            blocks.append(bytes(self._partial))
             self._partial.clear()
+        eod = await self._write_blocks(blocks, sync=True) if blocks else None
         if self._image is not None:
-            await self._checkpoint()
+            await self._checkpoint(eod)
 
     async def close(self) -> None:
         """Commit the rest and close the tape file; the cartridge stays appendable."""
@@ -110,13 +111,16 @@ class JobWriter:
         if blocks:
             await self._write_blocks(blocks)
 
-    async def _write_blocks(self, blocks: list[Buffer]) -> None:
-        """Blocks go to the drive in batches: one thread hand-off each, not one per block."""
+    async def _write_blocks(self, blocks: list[Buffer], *, sync: bool = False) -> int | None:
+        """Blocks go to the drive in batches: one thread hand-off each, not one per block.
+        With ``sync``, the trip that writes the last of them also makes the image durable
+        and returns its end of data (a checkpoint then needs no trip of its own)."""
+        eod = None
         while blocks:
             if self._image is None:
                 await self._mount_next()
             try:
-                written = await self._write_to_drive(blocks)
+                written, eod = await self._write_to_drive(blocks, sync)
             except MediaWriteError as e:
                 blocks = await self._retire(e) + blocks
                 continue
@@ -133,14 +137,15 @@ class JobWriter:
                 )
             if blocks:
                 await self._span()
+        return eod
 
-    async def _write_to_drive(self, blocks: list[Buffer]) -> int:
+    async def _write_to_drive(self, blocks: list[Buffer], sync: bool) -> tuple[int, int | None]:
         if self.library.block_faults.take_write(self._barcode):
             log.warning(
                 "fault.fired", target=f"cartridge:{self._barcode}", action="write-error", job_id=self.job_id, copy=self.copy_id
             )
             raise MediaWriteError(f"cartridge {self._barcode} in {self.library.spec.id}: write failed")
-        return await self.drive.io(self._image.write_blocks, blocks)
+        return await self.drive.io(_write_then_sync, self._image, blocks, sync)
 
     async def _retire(self, error: MediaWriteError) -> list[Buffer]:
         """A write failed: mark the cartridge bad (never claimed again) and return the
@@ -173,8 +178,10 @@ class JobWriter:
         await self._mount_next()
         log.info("job.spanned", job_id=self.job_id, copy=self.copy_id, barcode=self._barcode, previous=old)
 
-    async def _checkpoint(self) -> None:
-        eod = await self.drive.io(self._image.flush)
+    async def _checkpoint(self, eod: int | None = None) -> None:
+        """Record in the catalog what the image holds durably (``eod``: synced already)."""
+        if eod is None:
+            eod = await self.drive.io(self._image.flush)
         await self.catalog.call(
             partial(
                 queries.checkpoint,
@@ -226,6 +233,12 @@ class JobWriter:
         self._image, self._barcode = image, barcode
         self._seg_bytes = self._seg_blocks = 0
         self._committed_eod = eod
+
+
+def _write_then_sync(image: TapeImage, blocks: list[Buffer], sync: bool) -> tuple[int, int | None]:
+    """Append what fits; if all of it did and ``sync``, make it durable: (blocks written, end of data or None)."""
+    written = image.write_blocks(blocks)
+    return written, image.flush() if sync and written == len(blocks) else None
 
 
 def _file_offset(image: TapeImage, file_no: int) -> int:
