@@ -7,9 +7,19 @@ MiB/s with the min and max, and the event loop's worst lag meanwhile (a probe sl
 10 ms at a time and measures how late it wakes): the loop must never stall, however
 busy the threads are. The reference, measured in the same run on the same filesystem:
 ``dd bs=4M`` copying a cartridge image to a new file (and syncing it), against which
-the aux copy rows give their ratio. ``--json FILE`` writes the figures.
+the aux copy rows give their ratio.
 
-    .venv/bin/python -m tests.bench [--size 64MiB] [--runs 5] [--json bench.json]
+Then the peer, Bacula 9.6 (tests/benchbacula.py; `.ci/bacula-deps` installs it): a
+private director, storage and file daemon under the same temporary directory back up
+one file of the size of our two fulls, copy it with a Copy job (PoolUncopiedJobs, to file
+volumes in another directory) and restore the copy, ``--runs`` times each. Its rows come
+twice: by wall clock from queueing the job to its end, and ``, running`` (without the
+director's queue pause of up to 2 s per job). Our backup, aux copy and restore rows give
+their ratio to each: ``vs Bacula`` and ``vs running``. Without Bacula (or with
+``--no-bacula``) a line under the table says it skipped them. ``--json FILE`` writes the
+figures.
+
+    .venv/bin/python -m tests.bench [--size 64MiB] [--runs 5] [--json bench.json] [--no-bacula]
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ import attrs
 import structlog
 import trio
 
+from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaFailed, BaculaMissing, bacula_figures
+from tests.benchfigures import Figure, Row
 from tests.helpers import collect, fabric_toml, open_fabric, site_toml
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
@@ -40,6 +52,9 @@ from vtlfabric.units import format_bytes, parse_size
 
 PROBE_INTERVAL = 0.01
 OBJECTS = 16  # per client; two clients
+OUR_BACKUP = "backup (2 fulls)"
+# Our rows that have a peer among Bacula's, and which.
+VS_BACULA = {OUR_BACKUP: BACKUP, "auxcopy, 1 stream": COPY, "auxcopy, 2 streams": COPY, "restore at DR": RESTORE}
 
 LINK = """
 [[link]]
@@ -49,49 +64,6 @@ bandwidth = "20GB"
 latency = "0.2ms"
 window = "32MiB"
 """
-
-
-@attrs.frozen
-class Figure:
-    """One run of one operation."""
-
-    name: str
-    nbytes: int
-    seconds: float
-    lag_max: float
-    lag_p99: float
-
-    @property
-    def rate(self) -> float:
-        return self.nbytes / self.seconds / 2**20 if self.seconds else 0.0
-
-
-@attrs.frozen
-class Row:
-    """Every run of one operation: the median rate, its spread, the worst loop lag."""
-
-    name: str
-    runs: tuple[Figure, ...]
-
-    @property
-    def nbytes(self) -> int:
-        return self.runs[-1].nbytes
-
-    @property
-    def rates(self) -> list[float]:
-        return [f.rate for f in self.runs]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rates)
-
-    @property
-    def lag_max(self) -> float:
-        return max(f.lag_max for f in self.runs)
-
-    @property
-    def lag_p99(self) -> float:
-        return max(f.lag_p99 for f in self.runs)
 
 
 def clients_toml(size: int) -> str:
@@ -194,7 +166,7 @@ async def bench(root: Path, size: int, runs: int = 5) -> list[Row]:
 
     async with open_fabric(path) as fabric:
         for n in range(runs):
-            keep(await measure("backup (2 fulls)", lambda: _backups(fabric)))
+            keep(await measure(OUR_BACKUP, lambda: _backups(fabric)))
             keep(await measure("auxcopy, 1 stream", lambda: _auxcopy(fabric, 1)))
             await _recopy_newest(fabric, 2)
             keep(await measure("auxcopy, 2 streams", lambda: _auxcopy(fabric, 2)))
@@ -221,16 +193,57 @@ def dd_copy(image: Path, dest: Path) -> Figure:
 REFERENCE = "dd bs=4M (reference)"
 
 
-def table(rows: list[Row]) -> str:
-    dd = next((r.median for r in rows if r.name == REFERENCE), None)
-    lines = [f"{'operation':<22} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'loop lag max':>13} {'p99':>8}"]
+def bacula_rows(root: Path, nbytes: int, runs: int, path: str | None = None) -> tuple[list[Row], str | None]:
+    """Bacula's rows for the same bytes on the same filesystem, or none and why (not installed)."""
+    try:
+        figures = bacula_figures(root / "bacula", nbytes, runs, path=path)
+    except BaculaMissing as e:
+        return [], f"Bacula: skipped ({e})"
+    return [Row(name, tuple(found)) for name, found in figures.items()], None
+
+
+def ratios(row: Row, medians: dict[str, float]) -> dict[str, float]:
+    """Our median over dd's (aux copy rows) and over Bacula's peer row, by wall clock and running."""
+    out = {}
+    if row.name.startswith("auxcopy") and medians.get(REFERENCE):
+        out["vs_dd"] = row.median / medians[REFERENCE]
+    peer = VS_BACULA.get(row.name)
+    if peer and medians.get(peer):
+        out["vs_bacula"] = row.median / medians[peer]
+    if peer and medians.get(RUNNING[peer]):
+        out["vs_bacula_running"] = row.median / medians[RUNNING[peer]]
+    return out
+
+
+def on_our_loop(row: Row) -> bool:
+    """dd and Bacula run outside our event loop: no lag of theirs to show."""
+    return row.name != REFERENCE and not row.name.startswith("bacula")
+
+
+def table(rows: list[Row], note: str | None = None) -> str:
+    medians = {r.name: r.median for r in rows}
+    lines = [
+        f"{'operation':<26} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs Bacula':>9} "
+        f"{'vs running':>10} {'loop lag max':>13} {'p99':>8}"
+    ]
     for r in rows:
-        ratio = f"{r.median / dd:>5.2f}x" if dd and r.name.startswith("auxcopy") else ""
+        found = ratios(r, medians)
+        cells = [f"{found[k]:.2f}x" if k in found else "" for k in ("vs_dd", "vs_bacula", "vs_bacula_running")]
+        lag = f"{r.lag_max * 1000:>10.1f} ms {r.lag_p99 * 1000:>5.1f} ms" if on_our_loop(r) else ""
         lines.append(
-            f"{r.name:<22} {format_bytes(r.nbytes):>10} {r.median:>8.1f} {min(r.rates):>7.1f} {max(r.rates):>7.1f} "
-            f"{ratio:>6} {r.lag_max * 1000:>10.1f} ms {r.lag_p99 * 1000:>5.1f} ms"
+            f"{r.name:<26} {format_bytes(r.nbytes):>10} {r.median:>8.1f} {min(r.rates):>7.1f} {max(r.rates):>7.1f} "
+            f"{cells[0]:>6} {cells[1]:>9} {cells[2]:>10} {lag}".rstrip()
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *([note] if note else [])])
+
+
+def as_json(rows: list[Row], note: str | None) -> list[dict]:
+    medians = {r.name: r.median for r in rows}
+    out = [
+        {"name": r.name, "median_mib_per_s": r.median, **ratios(r, medians), "runs": [attrs.asdict(f) for f in r.runs]}
+        for r in rows
+    ]
+    return out + ([{"name": "bacula", "note": note}] if note else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,19 +251,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="64MiB", help="bytes of the two full backups together (default 64MiB)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each operation (default 5)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-bacula", action="store_true", help="skip the Bacula rows")
+    parser.add_argument("--bacula-path", help="where to look for Bacula's programs (default: $PATH, /usr/sbin, /sbin)")
     args = parser.parse_args(argv)
     try:
         size = parse_size(args.size)
     except ValueError as e:
         parser.error(f"--size: {e}")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only: the bench prints a table
+    failed = False
     with tempfile.TemporaryDirectory(prefix="vtlfabric-bench-") as tmp:
         rows = trio.run(bench, Path(tmp), size, args.runs)
-    print(table(rows))
+        note: str | None = "Bacula: skipped (--no-bacula)"
+        if not args.no_bacula:
+            nbytes = next(r.nbytes for r in rows if r.name == OUR_BACKUP)
+            try:
+                peer, note = bacula_rows(Path(tmp), nbytes, args.runs, args.bacula_path)
+                rows += peer
+            except BaculaFailed as e:
+                note, failed = f"Bacula: failed ({e})", True
+    print(table(rows, note))
     if args.json:
-        out = [{"name": r.name, "median_mib_per_s": r.median, "runs": [attrs.asdict(f) for f in r.runs]} for r in rows]
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+        args.json.write_text(json.dumps(as_json(rows, note), indent=2) + "\n")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

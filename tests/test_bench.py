@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import structlog
 
 from tests.bench import bench, main, table
+from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaMissing, bacula_figures, find_bacula
+from tests.benchfigures import Figure, Row
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was():
+    """main() quiets structlog for its table: later tests capture logs, so put it back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+def bacula_installed() -> bool:
+    try:
+        find_bacula()
+    except BaculaMissing:
+        return False
+    return True
 
 
 async def test_the_bench_moves_every_byte_it_reports(tmp_path):
@@ -27,3 +48,44 @@ def test_a_bad_size_is_one_clear_error(capsys):
         main(["--size", "lots"])
     assert exit_.value.code == 2
     assert "--size" in capsys.readouterr().err
+
+
+def test_without_bacula_the_bench_says_it_skipped_its_rows(tmp_path, capsys):
+    with pytest.raises(BaculaMissing, match="bacula-dir, bacula-sd, bacula-fd, bconsole not found"):
+        find_bacula(path=str(tmp_path))
+    out = tmp_path / "bench.json"
+    assert main(["--size", "1MiB", "--runs", "1", "--bacula-path", str(tmp_path), "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("Bacula: skipped (bacula-dir, "), lines
+    assert not any(line.startswith("bacula") for line in lines), "no Bacula rows"
+    assert json.loads(out.read_text())[-1] == {"name": "bacula", "note": lines[-1]}
+
+
+def _row(name: str, nbytes: int, seconds: float) -> Row:
+    return Row(name, tuple(Figure(name, nbytes, seconds, 0.0, 0.0) for _ in range(5)))
+
+
+def test_our_backup_copy_and_restore_rows_give_their_ratio_to_bacula_s():
+    ours = [_row("backup (2 fulls)", 2**20, 1.0), _row("auxcopy, 1 stream", 2**20, 0.5), _row("restore at DR", 2**20, 0.25)]
+    peers = [_row(BACKUP, 2**20, 2.0), _row(COPY, 2**20, 2.0), _row(RESTORE, 2**20, 2.0)]
+    peers += [_row(RUNNING[BACKUP], 2**20, 1.0), _row(RUNNING[COPY], 2**20, 1.0), _row(RUNNING[RESTORE], 2**20, 1.0)]
+    lines = table(ours + peers).splitlines()
+    assert "vs Bacula" in lines[0] and "vs running" in lines[0]
+    ratios = [[cell for cell in line.split() if cell.endswith("x")] for line in lines[1:]]
+    assert ratios[0] == ["2.00x", "1.00x"], "backup: our 1 MiB/s against Bacula's 0.5, and 1 running"
+    assert ratios[1] == ["4.00x", "2.00x"], "aux copy against the copy job (no dd row: no ratio to it)"
+    assert ratios[2] == ["8.00x", "4.00x"], "restore"
+    assert ratios[3:] == [[]] * 6, "Bacula's own rows give no ratio"
+
+
+@pytest.mark.skipif(not bacula_installed(), reason="Bacula is not installed (.ci/bacula-deps)")
+def test_a_private_bacula_backs_up_copies_and_restores_the_bytes_it_reports(tmp_path):
+    size = 2**20 + 12345
+    figures = bacula_figures(tmp_path, size, runs=1)
+    assert list(figures) == [BACKUP, COPY, RESTORE, *RUNNING.values()]
+    assert all(len(found) == 1 and found[0].seconds > 0 for found in figures.values())
+    assert figures[BACKUP][0].nbytes == figures[RESTORE][0].nbytes == size
+    assert size <= figures[COPY][0].nbytes < size + 4096, "the copy job counts the file's attributes record too"
+    for name in (BACKUP, COPY, RESTORE):
+        assert figures[RUNNING[name]][0].nbytes == figures[name][0].nbytes
+        assert figures[RUNNING[name]][0].seconds <= figures[name][0].seconds
