@@ -10,7 +10,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "vtlfabric"
-LEAVES = {"errors", "vocab", "units", "groups", "tojson", "media", "blocking", "ahead"}  # import nothing of ours but each other
+# Import nothing of ours but each other.
+LEAVES = {"errors", "vocab", "units", "groups", "tojson", "media", "blocking", "ahead", "bytequeue"}
 RANK = {
     "catalog": 1,
     "config": 1,

@@ -17,7 +17,6 @@ failed: it never returns data it could not authenticate.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from typing import Any, Final
 
 import attrs
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from vtlfabric import blocking
+from vtlfabric.bytequeue import ByteQueue, joined
 
 MAX_PAYLOAD: Final = 16 * 2**20
 MAX_CONTEXT: Final = 4096
@@ -47,53 +47,24 @@ class SecureChannelError(Exception):
 @attrs.define(eq=False)
 class StreamReader:
     """Exact reads over ``receive_some``. Bytes stay buffered until consumed, so a
-    cancelled read loses nothing and the next one starts where it left off. What
-    arrives is kept as it came and joined only when a read spans pieces: a record
-    costs one copy here, not one per piece and another to take it out."""
+    cancelled read loses nothing and the next one starts where it left off. They are
+    kept in the pieces they came in (``ByteQueue``): a record is joined once, by its
+    opener, off the loop."""
 
     stream: trio.abc.ReceiveStream
-    _pieces: deque[memoryview] = attrs.Factory(deque)
-    _size: int = 0
+    queue: ByteQueue = attrs.Factory(ByteQueue)
 
     async def fill(self, n: int, during: str) -> None:
-        while self._size < n:
-            data = await self.stream.receive_some(min(max(n - self._size, 65536), _READ_SIZE))
+        while self.queue.size < n:
+            data = await self.stream.receive_some(min(max(n - self.queue.size, 65536), _READ_SIZE))
             if not data:
-                where = "at a message boundary" if not self._size else "in the middle of a message"
+                where = "at a message boundary" if not self.queue.size else "in the middle of a message"
                 raise SecureChannelError(f"peer closed the stream {during} ({where})")
-            self._pieces.append(memoryview(data))
-            self._size += len(data)
-
-    def peek(self, n: int) -> bytes:
-        """The first ``n`` buffered bytes (``fill(n)`` first), left buffered."""
-        return b"".join(self.parts(0, n))
-
-    def parts(self, start: int, n: int) -> list[memoryview]:
-        """Bytes ``start`` to ``start + n`` of the buffer (``fill`` first), left buffered,
-        as views of the pieces they came in: the caller joins them where it likes."""
-        out, at = [], 0
-        for piece in self._pieces:
-            lo, hi = max(start - at, 0), min(start + n - at, len(piece))
-            if lo < hi:
-                out.append(piece[lo:hi])
-            at += len(piece)
-            if at >= start + n:
-                break
-        return out
-
-    def consume(self, n: int) -> None:
-        self._size -= n
-        while n:
-            first = self._pieces[0]
-            if len(first) > n:
-                self._pieces[0] = first[n:]
-                return
-            self._pieces.popleft()
-            n -= len(first)
+            self.queue.append(data)
 
     def take(self, n: int) -> bytes:
-        data = self.peek(n)
-        self.consume(n)
+        data = self.queue.peek(n)
+        self.queue.consume(n)
         return data
 
 
@@ -181,16 +152,16 @@ class SecureChannel:
     async def _receive_record(self) -> Message:
         reader = self._reader
         await reader.fill(_LENGTH.size, "between records")
-        (n,) = _LENGTH.unpack(reader.peek(_LENGTH.size))
+        (n,) = _LENGTH.unpack(reader.queue.peek(_LENGTH.size))
         if not _MIN_RECORD <= n <= _MAX_RECORD:
             raise SecureChannelError(f"record length {n} is out of bounds (corrupt or hostile stream)")
         await reader.fill(_LENGTH.size + n, "inside a record")
-        ciphertext = reader.parts(_LENGTH.size, n)  # joined by the opener: off the loop
+        ciphertext = reader.queue.parts(_LENGTH.size, n)  # joined by the opener: off the loop
         counter = self._received
         unseal = _Opener(self._opener, counter, self._ad(self._their_side, counter), ciphertext)
         message = await blocking.run_sync(unseal) if n >= _THREAD_THRESHOLD else unseal()
         # Consumed only now: a cancelled receive leaves the record for the next call.
-        reader.consume(_LENGTH.size + n)
+        reader.queue.consume(_LENGTH.size + n)
         self._received += 1
         return message
 
@@ -231,7 +202,7 @@ class _Opener:
     ciphertext: list[memoryview]  # in the pieces it arrived in
 
     def __call__(self) -> Message:
-        ciphertext = self.ciphertext[0] if len(self.ciphertext) == 1 else b"".join(self.ciphertext)
+        ciphertext = joined(self.ciphertext)
         try:
             plaintext = self.aead.decrypt(self.counter.to_bytes(12, "big"), ciphertext, self.ad)
         except InvalidTag:

@@ -102,7 +102,7 @@ async def _send_handshake(stream: trio.abc.SendStream, *fields: bytes) -> None:
 async def _read_handshake(reader: StreamReader, expect: bytes, count: int) -> list[bytes]:
     """Read one handshake message of kind ``expect`` with ``count`` fields (REFUSE is raised)."""
     await reader.fill(_HS_LENGTH.size, "during the handshake")
-    (n,) = _HS_LENGTH.unpack(reader.peek(_HS_LENGTH.size))
+    (n,) = _HS_LENGTH.unpack(reader.queue.peek(_HS_LENGTH.size))
     if n > _MAX_HANDSHAKE:
         raise SecureChannelError(f"handshake message of {n} bytes is too big")
     await reader.fill(_HS_LENGTH.size + n, "during the handshake")
