@@ -197,16 +197,17 @@ async def _write_from(
         for n, obj in enumerate(objects):
             if n == fail_at:
                 raise BackupFailed(f"client read error on {obj.path}")
-            data, sha = await blocking.run_sync(_read_object, workload, obj, digest)
-            entries.append(IndexEntry(obj.path, obj.version, position, len(data), sha))
-            new = data[max(0, committed - position) :]
-            position += len(data)
-            if new:
-                await writer.write(new)
-                since_commit += len(new)
-            if since_commit >= chunk:
-                await writer.commit()
-                since_commit = 0
+            pieces, sha = await blocking.run_sync(_read_object, workload, obj, digest)
+            entries.append(IndexEntry(obj.path, obj.version, position, sum(len(p) for p in pieces), sha))
+            for piece in pieces:
+                new = piece if committed <= position else piece[committed - position :]  # checkpointed: not again
+                position += len(piece)
+                if new:
+                    await writer.write(new)
+                    since_commit += len(new)
+                if since_commit >= chunk:
+                    await writer.commit()
+                    since_commit = 0
         if fail_at is not None and fail_at >= len(objects):
             raise BackupFailed("client connection lost at end of job")
     finally:
@@ -216,11 +217,14 @@ async def _write_from(
     return Written(tuple(entries), digest.hexdigest())
 
 
-def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> tuple[bytes, str]:
+def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> tuple[list[bytes], str]:
     """In a worker thread: reading and hashing take time in proportion to the object."""
-    data = workload.content(obj)
-    stream_digest.update(data)
-    return data, hashlib.sha256(data).hexdigest()
+    pieces = workload.pieces(obj)
+    sha = hashlib.sha256()
+    for piece in pieces:
+        stream_digest.update(piece)
+        sha.update(piece)
+    return pieces, sha.hexdigest()
 
 
 async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: Written | None, primary: CopySpec) -> None:

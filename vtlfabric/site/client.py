@@ -9,15 +9,16 @@ backup saw in order to check a restore byte for byte.
 from __future__ import annotations
 
 import hashlib
-import random
 
 import attrs
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from vtlfabric.config import ClientSpec, SubclientSpec
 
 _LIB_TYPES = ("FILE", "PGM", "SRVPGM", "DTAARA", "MSGF", "CMD")
 _IFS_SUFFIXES = ("dat", "csv", "xml", "log", "json")
-_PIECE = 64 * 1024  # bytes synthesised per randbytes call (see Workload.content)
+PIECE = 1 << 20  # bytes of an object synthesised at a time
+_ZEROS = bytes(PIECE)
 
 
 def _draw(*parts: object) -> int:
@@ -90,11 +91,17 @@ class Workload:
         return out
 
     def content(self, obj: SourceObject) -> bytes:
-        # A private Random seeded by the object's identity: this is data synthesis,
-        # not the fabric's chance, so it must not draw from the world's RNG.
-        rng = random.Random(_draw(self.client.seed, obj.path, obj.version, "data"))
+        """The object's bytes (``pieces`` joined)."""
+        return b"".join(self.pieces(obj))
+
+    def pieces(self, obj: SourceObject) -> list[bytes]:
+        """The object's bytes, in pieces of at most PIECE: a big object is never one
+        allocation or copy, which holds the GIL (14 ms for 24 MiB) and stalls the loop.
+
+        Data synthesis, not the fabric's chance, so it draws from no RNG: an AES-256-CTR
+        keystream keyed by the object's identity. Incompressible like real data, ten
+        times as fast as randbytes, and it leaves the GIL free while it runs."""
+        key = hashlib.blake2b(repr((self.client.seed, obj.path, obj.version, "data")).encode(), digest_size=32).digest()
+        keystream = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
         size = -(-obj.size // self.scale)
-        # In pieces: randbytes holds the GIL throughout (20 ms for 3 MiB), which stalls
-        # the event loop while a worker thread synthesises a big object. Pieces of a
-        # multiple of 4 bytes give exactly the bytes of one call.
-        return b"".join(rng.randbytes(min(_PIECE, size - at)) for at in range(0, size, _PIECE))
+        return [keystream.update(_ZEROS[: min(PIECE, size - at)]) for at in range(0, size, PIECE)]
