@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import attrs
 import structlog
 
 from vtlfabric import blocking, errors
+from vtlfabric.ahead import Emit, read_ahead
+from vtlfabric.bytequeue import ByteQueue
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -29,7 +32,7 @@ from vtlfabric.media import Incompatible
 from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
 from vtlfabric.tape.image import TapeFormatError
 from vtlfabric.tape.library import CartridgeOutside, DriveFailed, LibraryOffline, MediaFailure, WrongCartridge
-from vtlfabric.tape.stream import read_segments
+from vtlfabric.tape.stream import READ_BATCH, read_segments
 from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
@@ -256,44 +259,79 @@ async def _index(fabric: Fabric, copy: CopySpec, job_id: int) -> JobIndex:
 
 async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: JobIndex, dest: Path, totals: _Totals) -> None:
     library = fabric.library_of(copy)
-    entries = sorted(index.entries, key=lambda e: e.offset)
-    root = dest / job.subclient
-    stream_sha = hashlib.sha256()
-    buffer, start, i = bytearray(), 0, 0  # buffer holds stream bytes from `start`
+    unpacker = _Unpacker(dest / job.subclient, sorted(index.entries, key=lambda e: e.offset))
     async with library.drive(f"restore {job.client} job {job.id} from {copy.id}") as drive:
-        async for data in read_segments(library, drive, list(index.segments)):
-            stream_sha.update(data)
-            buffer += data
-            while i < len(entries) and entries[i].offset + entries[i].length <= start + len(buffer):
-                entry = entries[i]
-                # The worker slices the buffer too: this task waits meanwhile, so nothing
-                # changes it, and a big object costs the event loop nothing.
-                failure = await blocking.run_sync(_write_object, root, entry, buffer, entry.offset - start)
-                if failure:
-                    totals.failures.append(f"job {job.id} {job.subclient}:{entry.path}: {failure}")
-                else:
-                    totals.objects += 1
-                    totals.bytes += entry.length
-                progress.current().at(job.id, entry.offset + entry.length)
-                i += 1
-            consumed = entries[i].offset - start if i < len(entries) else len(buffer)
-            del buffer[:consumed]
-            start += consumed
+
+        async def read(emit: Emit[bytes]) -> None:
+            async for data in read_segments(library, drive, list(index.segments), batch=READ_BATCH):
+                await emit(data)
+
+        async with read_ahead(read, depth=2) as batches:  # the next batch is read while this one is unpacked
+            async for data in batches:
+                for entry, failure in await blocking.run_sync(unpacker.feed, data):
+                    if failure:
+                        totals.failures.append(f"job {job.id} {job.subclient}:{entry.path}: {failure}")
+                    else:
+                        totals.objects += 1
+                        totals.bytes += entry.length
+                    progress.current().at(job.id, entry.offset + entry.length)
     progress.current().job_done(job.id)
-    if i < len(entries):
-        totals.failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in entries[i:]]
-    elif stream_sha.hexdigest() != index.digest:
+    if unpacker.left:
+        totals.failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in unpacker.left]
+    elif unpacker.digest() != index.digest:
         totals.failures.append(f"job {job.id}: stream digest does not match the index")
 
 
-def _write_object(root: Path, entry: IndexEntry, buffer: bytearray, at: int) -> str:
-    """Verify, then write; a bad object is reported and never written."""
-    blob = bytes(buffer[at : at + entry.length])
-    if hashlib.sha256(blob).hexdigest() != entry.sha256:
+@attrs.define(eq=False)
+class _Unpacker:
+    """A job's stream cut back into its objects, a batch at a time, in a worker thread:
+    the stream and each object are hashed, and an object is written once it is whole
+    and matches its digest. Batches are queued as they came, never copied on the loop."""
+
+    root: Path
+    entries: list[IndexEntry]  # by offset
+    _sha: Any = attrs.Factory(hashlib.sha256)
+    _queue: ByteQueue = attrs.Factory(ByteQueue)
+    _start: int = 0  # the stream offset of the queue's first byte
+    _next: int = 0  # the next entry to write
+
+    @property
+    def left(self) -> list[IndexEntry]:
+        return self.entries[self._next :]
+
+    def digest(self) -> str:
+        return self._sha.hexdigest()
+
+    def feed(self, data: bytes) -> list[tuple[IndexEntry, str]]:
+        """Take the next batch; the objects it completed, each with its failure ('' if written)."""
+        self._sha.update(data)
+        self._queue.append(data)
+        done = []
+        while self._next < len(self.entries) and self._whole(entry := self.entries[self._next]):
+            done.append((entry, _write_object(self.root, entry, self._queue.parts(entry.offset - self._start, entry.length))))
+            self._next += 1
+        consumed = self.entries[self._next].offset - self._start if self.left else self._queue.size
+        consumed = max(0, min(consumed, self._queue.size))
+        self._queue.consume(consumed)
+        self._start += consumed
+        return done
+
+    def _whole(self, entry: IndexEntry) -> bool:
+        return entry.offset + entry.length <= self._start + self._queue.size
+
+
+def _write_object(root: Path, entry: IndexEntry, parts: list[memoryview]) -> str:
+    """Verify, then write; a bad object is reported and never written. The parts are
+    hashed and written as they are: joining a big object holds the GIL for milliseconds."""
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(part)
+    if sha.hexdigest() != entry.sha256:
         return "digest mismatch"
     target = root / entry.path.lstrip("/")
     if root.resolve() not in target.resolve().parents:
         return "path escapes the restore directory"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(blob)
+    with target.open("wb") as f:
+        f.writelines(parts)
     return ""
