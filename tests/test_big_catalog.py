@@ -107,6 +107,69 @@ async def test_status_and_selection_from_the_indexes_say_what_the_whole_table_sa
     assert sum((await fabric.catalog.call(queries.job_counts)).values()) == n
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_the_running_totals_stay_equal_to_a_recount_whatever_changes(fabric, seed, autojump_clock):
+    await fabric.catalog.call(fill, 3_000, seed, EPOCH)
+    await fabric.catalog.call(_churn, random.Random(seed))
+    assert await fabric.catalog.call(queries.job_counts) == await fabric.catalog.call(_recount_jobs)
+    assert await fabric.catalog.call(queries.state_counts) == await fabric.catalog.call(_recount_states)
+    assert await fabric.catalog.call(queries.valid_bytes) == await fabric.catalog.call(_recount_valid_bytes)
+    assert await fabric.catalog.call(queries.run_summary) == await fabric.catalog.call(_recount_runs)
+
+
+def _churn(conn: sqlite3.Connection, rng: random.Random) -> None:
+    """Every kind of change the totals follow: states, statuses, bytes, rows gone, runs."""
+    states = [s.value for s in CopyState]
+    for job_id in rng.sample(range(1, 3_001), 600):
+        conn.execute("UPDATE job_copies SET state = ? WHERE job_id = ? AND copy_id = ?", (rng.choice(states), job_id, DR))
+        conn.execute(
+            "UPDATE jobs SET status = ?, bytes = ? WHERE id = ?",
+            (rng.choice(["completed", "failed"]), rng.randrange(10**6), job_id),
+        )
+    for job_id in rng.sample(range(1, 3_001), 50):
+        conn.execute("DELETE FROM job_copies WHERE job_id = ?", (job_id,))
+        conn.execute("DELETE FROM segments WHERE job_id = ?", (job_id,))
+        conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    for n in range(40):
+        copy_id = rng.choice([DR, VAULT])
+        run = conn.execute(
+            "INSERT INTO auxcopy_runs (copy_id, streams, status, started, bytes) VALUES (?, 2, 'running', ?, 0)", (copy_id, n)
+        ).lastrowid
+        if rng.random() < 0.8:
+            status = rng.choice(["completed", "failed", "interrupted"])
+            conn.execute(
+                "UPDATE auxcopy_runs SET status = ?, ended = ?, bytes = ? WHERE id = ?",
+                (status, n + 1, rng.randrange(10**6), run),
+            )
+
+
+def _recount_jobs(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    return {(r[0], r[1]): r[2] for r in conn.execute("SELECT type, status, COUNT(*) FROM jobs GROUP BY type, status")}
+
+
+def _recount_states(conn: sqlite3.Connection) -> dict[str, dict[str, tuple[int, int]]]:
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    rows = conn.execute(
+        "SELECT copy_id, state, COUNT(*), SUM(j.bytes) FROM job_copies JOIN jobs j ON j.id = job_id GROUP BY copy_id, state"
+    )
+    for copy_id, state, jobs, nbytes in rows:
+        out.setdefault(copy_id, {})[state] = (jobs, nbytes)
+    return out
+
+
+def _recount_valid_bytes(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT policy, SUM(bytes) FROM jobs WHERE status = 'completed' GROUP BY policy").fetchall())
+
+
+def _recount_runs(conn: sqlite3.Connection) -> dict[str, tuple[int, int, float | None]]:
+    rows = conn.execute(
+        "SELECT copy_id, COALESCE(SUM(CASE WHEN status != 'running' THEN bytes END), 0), "
+        "COALESCE(SUM(CASE WHEN status = 'running' THEN streams END), 0), "
+        "MAX(CASE WHEN status = 'completed' THEN ended END) FROM auxcopy_runs GROUP BY copy_id"
+    )
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
 async def test_ctl_jobs_pages_through_every_job_once_and_filters_by_client_status_and_copy_state(fabric, autojump_clock):
     await fabric.catalog.call(fill, 5_000, 4, EPOCH)
     jobs = await fabric.catalog.call(queries.list_jobs)

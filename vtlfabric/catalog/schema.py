@@ -130,6 +130,68 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX job_copies_state ON job_copies (copy_id, state, job_bytes);
     """,
+    # 8: running totals kept by triggers, so status, copies and a metrics scrape read a
+    # few rows whatever the number of jobs or runs: jobs and bytes by policy, type and
+    # status; each copy's jobs and bytes by state; the bytes each copy's finished runs
+    # copied. A total that falls to 0 keeps its row (readers skip it).
+    """
+    CREATE TABLE job_totals (
+        policy TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+        jobs INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        PRIMARY KEY (policy, type, status)
+    ) WITHOUT ROWID;
+    INSERT INTO job_totals SELECT policy, type, status, COUNT(*), SUM(bytes) FROM jobs GROUP BY policy, type, status;
+    CREATE TRIGGER job_totals_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO job_totals VALUES (NEW.policy, NEW.type, NEW.status, 1, NEW.bytes)
+            ON CONFLICT (policy, type, status) DO UPDATE SET jobs = jobs + 1, bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER job_totals_update AFTER UPDATE OF policy, type, status, bytes ON jobs BEGIN
+        UPDATE job_totals SET jobs = jobs - 1, bytes = bytes - OLD.bytes
+            WHERE policy = OLD.policy AND type = OLD.type AND status = OLD.status;
+        INSERT INTO job_totals VALUES (NEW.policy, NEW.type, NEW.status, 1, NEW.bytes)
+            ON CONFLICT (policy, type, status) DO UPDATE SET jobs = jobs + 1, bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER job_totals_delete AFTER DELETE ON jobs BEGIN
+        UPDATE job_totals SET jobs = jobs - 1, bytes = bytes - OLD.bytes
+            WHERE policy = OLD.policy AND type = OLD.type AND status = OLD.status;
+    END;
+    CREATE TABLE copy_totals (
+        copy_id TEXT NOT NULL, state TEXT NOT NULL,
+        jobs INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        PRIMARY KEY (copy_id, state)
+    ) WITHOUT ROWID;
+    INSERT INTO copy_totals SELECT copy_id, state, COUNT(*), SUM(job_bytes) FROM job_copies GROUP BY copy_id, state;
+    CREATE TRIGGER copy_totals_insert AFTER INSERT ON job_copies BEGIN
+        INSERT INTO copy_totals VALUES (NEW.copy_id, NEW.state, 1, NEW.job_bytes)
+            ON CONFLICT (copy_id, state) DO UPDATE SET jobs = jobs + 1, bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER copy_totals_update AFTER UPDATE OF copy_id, state, job_bytes ON job_copies BEGIN
+        UPDATE copy_totals SET jobs = jobs - 1, bytes = bytes - OLD.job_bytes
+            WHERE copy_id = OLD.copy_id AND state = OLD.state;
+        INSERT INTO copy_totals VALUES (NEW.copy_id, NEW.state, 1, NEW.job_bytes)
+            ON CONFLICT (copy_id, state) DO UPDATE SET jobs = jobs + 1, bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER copy_totals_delete AFTER DELETE ON job_copies BEGIN
+        UPDATE copy_totals SET jobs = jobs - 1, bytes = bytes - OLD.job_bytes
+            WHERE copy_id = OLD.copy_id AND state = OLD.state;
+    END;
+    CREATE TABLE run_totals (copy_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO run_totals SELECT copy_id, SUM(bytes) FROM auxcopy_runs WHERE status != 'running' GROUP BY copy_id;
+    CREATE TRIGGER run_totals_insert AFTER INSERT ON auxcopy_runs WHEN NEW.status != 'running' BEGIN
+        INSERT INTO run_totals VALUES (NEW.copy_id, NEW.bytes)
+            ON CONFLICT (copy_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER run_totals_update AFTER UPDATE OF copy_id, status, bytes ON auxcopy_runs BEGIN
+        UPDATE run_totals SET bytes = bytes - OLD.bytes WHERE copy_id = OLD.copy_id AND OLD.status != 'running';
+        INSERT INTO run_totals SELECT NEW.copy_id, NEW.bytes WHERE NEW.status != 'running'
+            ON CONFLICT (copy_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER run_totals_delete AFTER DELETE ON auxcopy_runs BEGIN
+        UPDATE run_totals SET bytes = bytes - OLD.bytes WHERE copy_id = OLD.copy_id AND OLD.status != 'running';
+    END;
+    DROP INDEX auxcopy_runs_copy;
+    CREATE INDEX auxcopy_runs_ended ON auxcopy_runs (copy_id, status, ended);
+    """,
 )
 
 

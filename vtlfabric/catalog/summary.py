@@ -1,5 +1,6 @@
-"""What status, copies and metrics ask of the catalog, as SQL aggregates over indexes:
-their cost follows the number of copies and runs, not the number of jobs."""
+"""What status, copies and metrics ask of the catalog: running totals the catalog's
+triggers keep (schema migration 8), and lookups by index. Their cost follows the number
+of copies, not the number of jobs or runs."""
 
 from __future__ import annotations
 
@@ -17,24 +18,28 @@ def _marks(values: Sequence[object]) -> str:
 
 def job_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
     """(type, status) -> jobs."""
-    return {(r[0], r[1]): r[2] for r in conn.execute("SELECT type, status, COUNT(*) FROM jobs GROUP BY type, status")}
+    rows = conn.execute("SELECT type, status, SUM(jobs) FROM job_totals GROUP BY type, status HAVING SUM(jobs) > 0")
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Job status -> jobs."""
-    return {r[0]: r[1] for r in conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")}
+    rows = conn.execute("SELECT status, SUM(jobs) FROM job_totals GROUP BY status HAVING SUM(jobs) > 0 ORDER BY status")
+    return {r[0]: r[1] for r in rows}
 
 
 def valid_bytes(conn: sqlite3.Connection) -> dict[str, int]:
     """Storage policy -> bytes of its valid jobs."""
-    rows = conn.execute(f"SELECT policy, SUM(bytes) FROM jobs WHERE status IN ({VALID_SQL}) GROUP BY policy")
+    rows = conn.execute(
+        f"SELECT policy, SUM(bytes) FROM job_totals WHERE status IN ({VALID_SQL}) GROUP BY policy HAVING SUM(jobs) > 0"
+    )
     return {r[0]: r[1] for r in rows}
 
 
 def state_counts(conn: sqlite3.Connection) -> dict[str, dict[str, tuple[int, int]]]:
     """Copy -> the jobs' states there -> (jobs, bytes)."""
     out: dict[str, dict[str, tuple[int, int]]] = {}
-    rows = conn.execute("SELECT copy_id, state, COUNT(*), SUM(job_bytes) FROM job_copies GROUP BY copy_id, state")
+    rows = conn.execute("SELECT copy_id, state, jobs, bytes FROM copy_totals WHERE jobs > 0")
     for copy_id, state, jobs, nbytes in rows:
         out.setdefault(copy_id, {})[state] = (jobs, nbytes or 0)
     return out
@@ -59,8 +64,9 @@ def jobs_in_state(conn: sqlite3.Connection, copy_id: str, state: str) -> list[tu
 def run_summary(conn: sqlite3.Connection) -> dict[str, tuple[int, int, float | None]]:
     """Copy -> (bytes its finished runs copied, streams running now, when its last good run ended)."""
     rows = conn.execute(
-        "SELECT copy_id, COALESCE(SUM(CASE WHEN status != 'running' THEN bytes END), 0), "
-        "COALESCE(SUM(CASE WHEN status = 'running' THEN streams END), 0), "
-        "MAX(CASE WHEN status = 'completed' THEN ended END) FROM auxcopy_runs GROUP BY copy_id"
-    )
+        "SELECT c.id, COALESCE((SELECT bytes FROM run_totals t WHERE t.copy_id = c.id), 0), "
+        "COALESCE((SELECT SUM(streams) FROM auxcopy_runs r WHERE r.copy_id = c.id AND r.status = 'running'), 0), "
+        "(SELECT MAX(ended) FROM auxcopy_runs r WHERE r.copy_id = c.id AND r.status = 'completed') "
+        "FROM copies c WHERE EXISTS (SELECT 1 FROM auxcopy_runs r WHERE r.copy_id = c.id)"
+    )  # each a seek on auxcopy_runs_ended, not a pass over every run
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
