@@ -264,6 +264,34 @@ def list_jobs(conn: sqlite3.Connection, client: str | None = None) -> list[JobRe
     return _jobs(conn, "ORDER BY id")
 
 
+def subclients(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Every (client, subclient) that has jobs, read from the jobs_client index."""
+    return [(r[0], r[1]) for r in conn.execute("SELECT DISTINCT client, subclient FROM jobs ORDER BY client, subclient")]
+
+
+def live_jobs(conn: sqlite3.Connection, client: str, subclient: str) -> list[JobRecord]:
+    """A subclient's valid jobs that some copy still holds or has to deal with (a row in a
+    state other than aged): all that data aging weighs. Jobs aged everywhere are not read."""
+    return _jobs(
+        conn,
+        f"WHERE client = ? AND subclient = ? AND status IN ({VALID_SQL}) AND EXISTS "
+        f"(SELECT 1 FROM job_copies jc WHERE jc.job_id = jobs.id AND jc.state != '{CopyState.AGED}') ORDER BY id",
+        (client, subclient),
+    )
+
+
+def newest_missing(conn: sqlite3.Connection, client: str, copy_id: str, at: float) -> float | None:
+    """When the client's newest valid job started at or before ``at`` that is not
+    available on the copy started (None: every one is): a drill's recovery point."""
+    row = conn.execute(  # newest first on jobs_client_started: it stops at the first one missing
+        f"SELECT started FROM jobs WHERE client = ? AND started <= ? AND status IN ({VALID_SQL}) AND NOT EXISTS "
+        f"(SELECT 1 FROM job_copies jc WHERE jc.job_id = jobs.id AND jc.copy_id = ? AND jc.state = '{CopyState.AVAILABLE}') "
+        "ORDER BY started DESC LIMIT 1",
+        (client, at, copy_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def page_jobs(
     conn: sqlite3.Connection,
     *,

@@ -192,6 +192,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX auxcopy_runs_copy;
     CREATE INDEX auxcopy_runs_ended ON auxcopy_runs (copy_id, status, ended);
     """,
+    # 9: what data aging reads at any size: the segments on a cartridge (is anything on
+    # it still live?), and each client's jobs by start (its newest job not on a copy)
+    """
+    CREATE INDEX segments_barcode ON segments (barcode);
+    CREATE INDEX jobs_client_started ON jobs (client, started);
+    """,
 )
 
 

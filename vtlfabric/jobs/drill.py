@@ -27,7 +27,6 @@ import structlog
 
 from vtlfabric import blocking, errors
 from vtlfabric.catalog import queries
-from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import promotion
@@ -35,7 +34,6 @@ from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.drillreport import ClientResult, DrillReport, Step, write_report
 from vtlfabric.jobs.restore import RESTORE_FAILURES, RestoreRequest, run_restore
 from vtlfabric.sim.clock import iso
-from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
 STEP_FAILURES = (promotion.PromotionRefused, promotion.NotPromotable)
@@ -78,19 +76,16 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
         drill_id = await fabric.catalog.call(queries.start_drill, mode, trigger, started)
         root = fabric.config.daemon.state_dir / "drills"
         log.info("drill.started", drill=drill_id, mode=mode, trigger=trigger)
-        jobs = await fabric.catalog.call(queries.list_jobs)
         results: list[ClientResult] = []
         steps: list[Step] = []
         scratch = root / f"{drill_id}.restore"
         for spec in fabric.config.drill_copies():
             copy = fabric.copy(spec.id)
             if mode == "failover":
-                results += await _failover(
-                    fabric, copy, jobs, started, scratch, Steps(fabric, steps, copy.id, f"drill {drill_id}")
-                )
+                results += await _failover(fabric, copy, started, scratch, Steps(fabric, steps, copy.id, f"drill {drill_id}"))
             else:
                 results += [
-                    await _check_client(fabric, copy, client, rpo(jobs, client, copy.id, started), scratch)
+                    await _check_client(fabric, copy, client, await rpo(fabric, client, copy.id, started), scratch)
                     for client in fabric.config.policy(copy.policy).clients
                 ]
         report = DrillReport.of(drill_id, mode, trigger, iso(started), iso(fabric.now()), results, steps)
@@ -110,11 +105,11 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
         return report
 
 
-def rpo(jobs: list[JobRecord], client: str, copy_id: str, at: float) -> float:
-    missing = [
-        j for j in jobs if j.client == client and j.valid and j.started <= at and j.copies.get(copy_id) != CopyState.AVAILABLE
-    ]
-    return round(at - max(j.started for j in missing), 3) if missing else 0.0
+async def rpo(fabric: Fabric, client: str, copy_id: str, at: float) -> float:
+    """How far back the copy's point in time for the client lies: since the newest of its
+    valid jobs the copy does not hold (0: it holds every one)."""
+    missing = await fabric.catalog.call(queries.newest_missing, client, copy_id, at)
+    return round(at - missing, 3) if missing is not None else 0.0
 
 
 async def _check_client(
@@ -138,11 +133,9 @@ async def _check_client(
     return result
 
 
-async def _failover(
-    fabric: Fabric, copy: CopySpec, jobs: list[JobRecord], started: float, scratch: Path, steps: Steps
-) -> list[ClientResult]:
+async def _failover(fabric: Fabric, copy: CopySpec, started: float, scratch: Path, steps: Steps) -> list[ClientResult]:
     clients = fabric.config.policy(copy.policy).clients
-    points = {c: rpo(jobs, c, copy.id, started) for c in clients}
+    points = {c: await rpo(fabric, c, copy.id, started) for c in clients}
     old = fabric.primary_of(copy.policy)
     refusal = _refusal(fabric, copy, old)
     if refusal:

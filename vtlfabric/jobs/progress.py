@@ -25,8 +25,12 @@ class Progress:
 
     def plan(self, jobs: dict[Hashable, int]) -> None:
         """Add jobs to do: key -> bytes."""
-        self.jobs_total += len(jobs)
-        self.bytes_total += sum(jobs.values())
+        self.expect(len(jobs), sum(jobs.values()))
+
+    def expect(self, jobs: int, nbytes: int) -> None:
+        """Add jobs to do, by number and bytes (when there are too many to list)."""
+        self.jobs_total += jobs
+        self.bytes_total += nbytes
 
     def at(self, key: Hashable, done: int) -> None:
         """The job ``key`` has ``done`` of its bytes."""

@@ -10,6 +10,8 @@ reach (its library offline, a failed cartridge) fails verification but is not ma
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import attrs
@@ -17,6 +19,7 @@ import structlog
 
 from vtlfabric import errors
 from vtlfabric.catalog import queries
+from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import progress
@@ -26,6 +29,7 @@ from vtlfabric.tape.stream import coverage_problem, read_digest
 from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
+PAGE = 1000  # jobs read from the catalog at a time
 
 
 class VerifyFailed(errors.Failed):
@@ -64,12 +68,13 @@ async def run_verify(fabric: Fabric, copy_id: str | None = None) -> VerifyResult
 
 
 async def verify_copy(fabric: Fabric, copy: CopySpec) -> CopyVerification:
-    jobs = [j for j in await fabric.catalog.call(queries.list_jobs) if j.copies.get(copy.id) == CopyState.AVAILABLE]
     library = fabric.library_of(copy)
-    progress.current().plan({(copy.id, j.id): j.bytes for j in jobs})
-    failures, damaged, nbytes = [], [], 0
+    counts = await fabric.catalog.call(queries.state_counts)
+    progress.current().expect(*counts.get(copy.id, {}).get(CopyState.AVAILABLE, (0, 0)))
+    failures, damaged, nbytes, verified = [], [], 0, 0
     async with library.drive(f"verify {copy.id}") as drive:
-        for job in jobs:
+        async for job in _available(fabric, copy):
+            verified += 1
             problem, is_damage = await _check_job(fabric, copy, drive, job)
             if problem:
                 failures.append(f"job {job.id} on {copy.id}: {problem}")
@@ -79,8 +84,19 @@ async def verify_copy(fabric: Fabric, copy: CopySpec) -> CopyVerification:
             nbytes += job.bytes
             progress.current().at((copy.id, job.id), job.bytes)
             progress.current().job_done((copy.id, job.id))
-    log.info("verify.completed", copy=copy.id, jobs=len(jobs), failures=len(failures))
-    return CopyVerification(copy.id, "failed" if failures else "completed", len(jobs), nbytes, tuple(failures), tuple(damaged))
+    log.info("verify.completed", copy=copy.id, jobs=verified, failures=len(failures))
+    return CopyVerification(copy.id, "failed" if failures else "completed", verified, nbytes, tuple(failures), tuple(damaged))
+
+
+async def _available(fabric: Fabric, copy: CopySpec) -> AsyncIterator[JobRecord]:
+    """The jobs available on the copy, a page at a time: years of jobs are never one read."""
+    after = 0
+    while page := await fabric.catalog.call(
+        partial(queries.page_jobs, copy_id=copy.id, state=CopyState.AVAILABLE, after=after, limit=PAGE)
+    ):
+        for job in page:
+            yield job
+        after = page[-1].id
 
 
 async def _check_job(fabric: Fabric, copy: CopySpec, drive: Any, job: Any) -> tuple[str, bool]:
