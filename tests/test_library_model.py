@@ -251,7 +251,7 @@ async def test_a_drive_that_fails_mid_copy_hands_the_job_to_another_drive_and_st
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lambda: collect(results, run_auxcopy(fabric)))
             while True:
-                await trio.sleep(1)
+                await trio.sleep(0.05)
                 row = await fabric.catalog.call(queries.job_copy, done.job_id, "P/dr")
                 if row is not None and row.bytes_done > 0:
                     break

@@ -367,3 +367,34 @@ async def test_block_fault_places_are_checked_and_clear_says_what_it_cleared(fab
     assert await faults.inject(fabric, target, "clear") == f"cleared nothing on {target}"
     args = cli._parser().parse_args(["ctl", "fault", target, "read-error", "2.3"])
     assert args.build(args) == {"cmd": "fault", "target": target, "action": "read-error", "where": "2.3"}
+
+
+async def test_a_copy_whose_media_do_not_read_back_as_written_never_counts(tmp_path, monkeypatch, autojump_clock):
+    """The destination reads each committed range back behind its writer: a byte that
+    changed on its way to the media fails the job's digest, and it is copied again."""
+    path = write_fabric(tmp_path / "f")
+    async with open_fabric(path) as fabric:
+        done = await run_backup(fabric, "IBMB", None, "full")
+        write_then_sync, garbled = stream._write_then_sync, []
+
+        def garbling(image: TapeImage, blocks: list, sync: bool) -> tuple[int, int | None]:
+            start = image.end_offset()
+            written, eod = write_then_sync(image, blocks, sync)
+            if not garbled and image.barcode.startswith("DR"):  # the DR copy's first write, one byte flipped
+                with image.path.open("r+b") as f:
+                    f.seek(start + 100)
+                    byte = f.read(1)[0]
+                    f.seek(start + 100)
+                    f.write(bytes([byte ^ 0xFF]))
+                garbled.append(image.barcode)
+            return written, eod
+
+        monkeypatch.setattr(stream, "_write_then_sync", garbling)
+        with capture_logs() as logs:
+            result = await run_auxcopy(fabric)
+        assert garbled and result.status == "completed" and result.jobs_copied == 1
+        [retry] = [e for e in logs if e["event"] == "auxcopy.job_retry"]
+        assert retry["job_id"] == done.job_id and "does not match the source" in retry["error"]
+        assert (await fabric.catalog.call(queries.job_copy, done.job_id, DR)).state == CopyState.AVAILABLE
+        await restore_latest_is_exact(fabric, "IBMB", tmp_path / "b")
+        assert (await run_verify(fabric, DR)).jobs_verified == 1

@@ -1,4 +1,5 @@
-"""Work one stage ahead: a producer task fills a short queue while its consumer drains it.
+"""Work one stage ahead: a producer task fills a short queue while its consumer drains it
+(``read_ahead``); or any task that runs beside a body until it is done (``beside``).
 
 A copy is a chain of stages (read the source, digest it, seal it, send it; receive,
 open, write, commit). Run one after the other, each waits on the last: the disk idles
@@ -60,12 +61,21 @@ async def read_ahead(produce: Callable[[Emit[T]], Awaitable[None]], depth: int) 
             except Exception as e:  # delivered in order, not thrown at the consumer mid-item
                 await send.send(_Failed(e))
 
+    async with beside(producer):
+        yield Ahead(receive)
+
+
+@asynccontextmanager
+async def beside(task: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Run ``task()`` beside the body; when the body is done, cancel it. The task reports
+    its own failures (it must not raise); the body's exception comes out as the body
+    raised it, not wrapped in a group, so callers catch what they always caught."""
     failure: BaseException | None = None
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(producer)
+        nursery.start_soon(task)
         try:
-            yield Ahead(receive)
-        except BaseException as e:  # raised below, outside the nursery: unwrapped, as the caller wrote it
+            yield
+        except BaseException as e:  # raised below, outside the nursery
             failure = e
         nursery.cancel_scope.cancel()
     if failure is not None:

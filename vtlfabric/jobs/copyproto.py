@@ -31,9 +31,10 @@ from typing import Any
 
 import attrs
 import structlog
+import trio
 
 from vtlfabric import blocking
-from vtlfabric.ahead import Ahead, Emit, read_ahead
+from vtlfabric.ahead import Ahead, Emit, beside, read_ahead
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
@@ -44,7 +45,7 @@ from vtlfabric.jobs.damage import DAMAGE, heals
 from vtlfabric.net.secure import SecureChannel
 from vtlfabric.site.index import IndexFormatError, JobIndex
 from vtlfabric.tape.library import Drive, MediaReadError
-from vtlfabric.tape.stream import JobWriter, read_digest, read_segments
+from vtlfabric.tape.stream import JobWriter, ReadBack, coverage_problem, read_digest, read_segments
 from vtlfabric.vocab import PENDING_STATES, CopyState
 
 log = structlog.get_logger()
@@ -207,17 +208,21 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
         return
     await _send_control(channel, op="resume", offset=row.bytes_done)
     library = fabric.library_of(copy)
-    writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy.id, offset=row.bytes_done)
-    try:
-        complete = await _receive_chunks(fabric, channel, writer, job_id, total)
-        await writer.close()
-    except BaseException:
-        await writer.abort()
-        raise
-    if not complete:  # the source could not be read further: what came is committed
-        await _send_control(channel, op="kept", offset=writer.offset)
-        return
-    reason = await _verify(fabric, copy, drive, job_id, digest)
+    # Written from the start, the job is read back behind the writer; resumed, it is
+    # read back whole once written (what came before was written by another session).
+    readback = ReadBack(drive) if row.bytes_done == 0 else None
+    writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy.id, offset=row.bytes_done, readback=readback)
+    async with beside(readback.run if readback else trio.sleep_forever):
+        try:
+            complete = await _receive_chunks(fabric, channel, writer, job_id, total)
+            await writer.close()
+        except BaseException:
+            await writer.abort()
+            raise
+        if not complete:  # the source could not be read further: what came is committed
+            await _send_control(channel, op="kept", offset=writer.offset)
+            return
+        reason = await _verify(fabric, copy, drive, job_id, total, digest, readback)
     if reason:
         await fabric.catalog.call(queries.reset_job_copy, job_id, copy.id, reason, fabric.now())
         await _send_control(channel, op="failed", reason=reason)
@@ -265,12 +270,20 @@ async def _take_chunks(channel: SecureChannel, job_id: int, start: int, total: i
         n += 1
 
 
-async def _verify(fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, digest: str) -> str:
-    """Read the job back from the destination media; the copy counts only if it matches."""
+async def _verify(
+    fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, total: int, digest: str, readback: ReadBack | None
+) -> str:
+    """The job as the destination media hold it, read back (behind the writer, or now):
+    the copy counts only if its segments hold the job exactly and it hashes to the
+    backup's digest. '' if it does; else why not."""
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
+    problem = coverage_problem(segments, total)
+    if problem:
+        return f"job {job_id} on {copy.id}: {problem}"
     try:
-        if await read_digest(fabric.library_of(copy), drive, segments) != digest:
-            return f"job {job_id}: digest on {copy.id} does not match the source"
+        media = await readback.digest() if readback else await read_digest(fabric.library_of(copy), drive, segments)
     except DAMAGE as e:
         return f"job {job_id}: cannot read it back from {copy.id}: {e}"
+    if media != digest:
+        return f"job {job_id}: digest on {copy.id} does not match the source"
     return ""

@@ -18,7 +18,7 @@ import attrs
 
 from vtlfabric.tape.labels import MAX_FILE_SEQUENCE, DatasetLabel1, DatasetLabel2, Vol1
 from vtlfabric.tape.layout import FileInfo, Layout, Phase, closing_size
-from vtlfabric.tape.reader import SpanReader, TapeFormatError, data_blocks, data_records, scan
+from vtlfabric.tape.reader import SpanReader, TapeFormatError, data_blocks, data_records, scan, span_data
 from vtlfabric.tape.records import (
     MAX_CHUNK,
     Buffer,
@@ -290,6 +290,10 @@ class TapeImage:
     def read_spans(self, file_no: int) -> SpanReader:
         """As ``read_records``, a span of blocks at a time: the fast way through a file."""
         return SpanReader(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
+
+    def span_data(self, start: int, end: int) -> list[memoryview]:
+        """The data of the whole data records from ``start`` to ``end``, as views (one read)."""
+        return span_data(self._f, self.path, start, end)
 
     def _data_offset(self, file_no: int) -> int | None:
         files = self._layout.all_files()

@@ -116,15 +116,21 @@ class SpanReader:
         return record
 
     def _data(self, records: list[Record]) -> bytes:
-        start = records[0].offset
-        span = memoryview(os.pread(self.f.fileno(), records[-1].end - start, start))
-        if len(span) != records[-1].end - start:
-            raise TapeFormatError(self.path, start + len(span), "the image ends inside a block read a moment ago")
-        parts = []
-        for record in records:
-            pos = record.offset - start
-            for _ in range(record.chunks):
-                (length,) = _CHUNK_LENGTH.unpack_from(span, pos)
-                parts.append(span[pos + HEADER_SIZE : pos + HEADER_SIZE + length])
-                pos += HEADER_SIZE + length
-        return b"".join(parts)
+        return b"".join(span_data(self.f, self.path, records[0].offset, records[-1].end))
+
+
+def span_data(f: BinaryIO, path: Path, start: int, end: int) -> list[memoryview]:
+    """The data of the whole data records from ``start`` to ``end``, read in one call, as
+    views of each chunk's data (no copy): the records' headers were checked when they
+    were mapped or written, so here they are only followed."""
+    span = memoryview(os.pread(f.fileno(), end - start, start))
+    if len(span) != end - start:
+        raise TapeFormatError(path, start + len(span), "the image ends inside a block read a moment ago")
+    parts, pos = [], 0
+    while pos < len(span):
+        (length,) = _CHUNK_LENGTH.unpack_from(span, pos)
+        if not length or pos + HEADER_SIZE + length > len(span):
+            raise TapeFormatError(path, start + pos, "not a data chunk where one was written")
+        parts.append(span[pos + HEADER_SIZE : pos + HEADER_SIZE + length])
+        pos += HEADER_SIZE + length
+    return parts

@@ -4,8 +4,10 @@ committed chunk by chunk; read back by stream offset."""
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import Any
 
 import attrs
 import structlog
@@ -59,6 +61,7 @@ class JobWriter:
     _seg_blocks: int = 0
     _committed_eod: int = 0
     _unsaved: list[Buffer] = attrs.field(factory=list)  # blocks written since the last checkpoint
+    readback: ReadBack | None = None  # reads each committed range back behind the writer
 
     @property
     def barcodes(self) -> list[str]:
@@ -166,6 +169,7 @@ class JobWriter:
             error=str(error),
         )
         self._image, self._barcode = None, ""
+        await self._drain()  # the cartridge leaves the drive: what was committed on it is read back first
         await self.drive.unload()  # its uncommitted tail is trimmed at the next start
         log.info("job.rewriting", job_id=self.job_id, copy=self.copy_id, previous=barcode, offset=self.offset, bytes=size)
         return redo
@@ -175,6 +179,7 @@ class JobWriter:
         await self._checkpoint()
         old = self._barcode
         await self._end_file("full")
+        await self._drain()
         await self._mount_next()
         log.info("job.spanned", job_id=self.job_id, copy=self.copy_id, barcode=self._barcode, previous=old)
 
@@ -196,8 +201,14 @@ class JobWriter:
                 now=self.now(),
             )
         )
+        if self.readback is not None:
+            self.readback.feed(self._image, self._committed_eod, eod)
         self._committed_eod = eod
         self._unsaved.clear()
+
+    async def _drain(self) -> None:
+        if self.readback is not None:
+            await self.readback.drain()
 
     async def _end_file(self, state: str) -> None:
         await self.drive.io(self._image.end_file)
@@ -233,6 +244,65 @@ class JobWriter:
         self._image, self._barcode = image, barcode
         self._seg_bytes = self._seg_blocks = 0
         self._committed_eod = eod
+
+
+@attrs.define(eq=False)
+class ReadBack:
+    """Reads a job back right behind its writer, as a tape drive's read heads check each
+    block its write heads just wrote: each range the writer commits is read from the
+    media and hashed while the next one is written, so once the writer is done the
+    SHA-256 of what the media hold is ready, without a second pass over the job.
+
+    ``run`` is its task (in the receiver's nursery). The writer feeds it committed ranges
+    and drains it before a cartridge leaves the drive. A read that fails stops the read
+    back, and ``digest()`` raises that error."""
+
+    drive: Drive
+    _sha: Any = attrs.field(factory=hashlib.sha256)
+    _ranges: deque[tuple[TapeImage, int, int]] = attrs.field(factory=deque)
+    _error: Exception | None = None
+    _fed: int = 0
+    _read: int = 0
+    _wake: trio.Event = attrs.field(factory=trio.Event)  # a range was fed
+    _caught_up: trio.Event = attrs.field(factory=trio.Event)
+
+    def feed(self, image: TapeImage, start: int, end: int) -> None:
+        if end > start:
+            self._ranges.append((image, start, end))
+            self._fed += 1
+            self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait until every range fed so far is read back (or the read back failed)."""
+        while self._read < self._fed:
+            self._caught_up = trio.Event()
+            await self._caught_up.wait()
+
+    async def digest(self) -> str:
+        """The SHA-256 of everything fed, as read back; the read's error if one failed."""
+        await self.drain()
+        if self._error is not None:
+            raise self._error
+        return self._sha.hexdigest()
+
+    async def run(self) -> None:
+        while True:
+            while not self._ranges:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            image, start, end = self._ranges.popleft()
+            if self._error is None:
+                try:
+                    await self.drive.io(_hash_span, image, start, end, self._sha)
+                except Exception as e:  # raised to whoever asks for the digest
+                    self._error = e
+            self._read += 1
+            self._caught_up.set()
+
+
+def _hash_span(image: TapeImage, start: int, end: int, sha: Any) -> None:
+    for part in image.span_data(start, end):
+        sha.update(part)
 
 
 def _write_then_sync(image: TapeImage, blocks: list[Buffer], sync: bool) -> tuple[int, int | None]:
