@@ -25,6 +25,7 @@ figures.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import subprocess
@@ -96,7 +97,7 @@ def write_bench_fabric(root: Path, size: int) -> Path:
     (root / "prod.toml").write_text(site_toml("prod", "prodma", "PVTL", "PR", clients=clients_toml(size), **site))
     (root / "dr.toml").write_text(site_toml("dr", "drma", "DVTL", "DR", **site))
     path = root / "fabric.toml"
-    path.write_text(fabric_toml(streams=1, link=LINK, chunk="1MiB"))
+    path.write_text(fabric_toml(streams=1, link=LINK, chunk="4MiB"))
     return path
 
 
@@ -165,6 +166,7 @@ async def bench(root: Path, size: int, runs: int = 5) -> list[Row]:
         figures.setdefault(figure.name, []).append(figure)
 
     async with open_fabric(path) as fabric:
+        gc.freeze()  # as the daemon does once it is ready
         for n in range(runs):
             keep(await measure(OUR_BACKUP, lambda: _backups(fabric)))
             keep(await measure("auxcopy, 1 stream", lambda: _auxcopy(fabric, 1)))

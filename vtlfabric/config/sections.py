@@ -101,7 +101,7 @@ def encryption(t: Table) -> EncryptionSpec:
     spec = EncryptionSpec(
         kem=t.choice("kem", KEMS, DEFAULT_KEM),
         aead=t.choice("aead", AEADS, DEFAULT_AEAD),
-        chunk_size=t.size("chunk_size", "1MiB", low=64 * 2**10, high=16 * 2**20),
+        chunk_size=t.size("chunk_size", "4MiB", low=64 * 2**10, high=16 * 2**20),
     )
     t.done()
     return spec

@@ -11,6 +11,7 @@ protocol are in lifecycle.py.
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import random
 import time
@@ -183,6 +184,10 @@ async def _serve(
                 commands.endpoints["metrics"] = await services.start(serve_metrics, commands, config.metrics)
             if virtual_clock:
                 services.start_soon(_keep_fabric_time, fabric)
+            # What is built by now lives as long as the daemon: out of the cyclic collector's
+            # reach, a full collection scans only what came since (one over it all took 15 ms
+            # of the loop's time, with the GIL held).
+            gc.freeze()
             log.info(
                 "daemon.ready",
                 pid=os.getpid(),
