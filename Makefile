@@ -42,7 +42,7 @@ soak: $(STAMP)
 # beside Bacula 9.6's backup, Copy job and restore of the same bytes (skipped without Bacula);
 # then the simulator: simulated seconds per wall second of the month scenario and the demo;
 # then a catalog of BENCH_JOBS jobs: status, selection and a page of ctl jobs, timed.
-BENCH_SIZE ?= 64MiB
+BENCH_SIZE ?= 1GiB
 BENCH_JOBS ?= 1000000
 bench: $(STAMP)
 	@.ci/bacula-deps || echo "warning: could not install Bacula; its rows will be skipped"

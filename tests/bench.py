@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="64MiB", help="bytes of the two full backups together (default 64MiB)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each operation (default 5)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--dir", type=Path, help="the filesystem to run on (default: the system's temp dir; /dev/shm: tmpfs)")
     parser.add_argument("--no-bacula", action="store_true", help="skip the Bacula rows")
     parser.add_argument("--bacula-path", help="where to look for Bacula's programs (default: $PATH, /usr/sbin, /sbin)")
     args = parser.parse_args(argv)
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size: {e}")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only: the bench prints a table
     failed = False
-    with tempfile.TemporaryDirectory(prefix="vtlfabric-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vtlfabric-bench-", dir=args.dir) as tmp:
         rows = trio.run(bench, Path(tmp), size, args.runs)
         note: str | None = "Bacula: skipped (--no-bacula)"
         if not args.no_bacula:

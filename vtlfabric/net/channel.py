@@ -55,12 +55,17 @@ class StreamReader:
     queue: ByteQueue = attrs.Factory(ByteQueue)
 
     async def fill(self, n: int, during: str) -> None:
+        # A WAN stream hands over its segments as they came (receive_parts): none is
+        # copied on the loop; any other stream, what receive_some returns.
+        receive = getattr(self.stream, "receive_parts", None)
         while self.queue.size < n:
-            data = await self.stream.receive_some(min(max(n - self.queue.size, 65536), _READ_SIZE))
-            if not data:
+            want = min(max(n - self.queue.size, 65536), _READ_SIZE)
+            parts = await receive(want) if receive else [await self.stream.receive_some(want)]
+            if not any(parts):
                 where = "at a message boundary" if not self.queue.size else "in the middle of a message"
                 raise SecureChannelError(f"peer closed the stream {during} ({where})")
-            self.queue.append(data)
+            for part in parts:
+                self.queue.append(part)
 
     def take(self, n: int) -> bytes:
         data = self.queue.peek(n)

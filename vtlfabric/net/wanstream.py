@@ -95,6 +95,13 @@ class WanStream(trio.abc.HalfCloseableStream):
     # -- receiving
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        parts = await self.receive_parts(max_bytes)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    async def receive_parts(self, max_bytes: int | None = None) -> list[bytes | memoryview]:
+        """As ``receive_some``, the data left in the segments it came in (views, never
+        copied here): for a reader that joins them itself, off the loop. [] at EOF."""
         if max_bytes is not None:
             max_bytes = operator.index(max_bytes)  # TypeError for 1.5, as trio's streams do
             if max_bytes < 1:
@@ -119,17 +126,17 @@ class WanStream(trio.abc.HalfCloseableStream):
                     inbox.popleft()
                     self._eof_received = True
                     break
-                data = self._take(max_bytes)
+                parts = self._take(max_bytes)
                 await trio.lowlevel.cancel_shielded_checkpoint()
-                return data
+                return parts
             await trio.lowlevel.cancel_shielded_checkpoint()
-            return b""
+            return []
 
-    def _take(self, max_bytes: int | None) -> bytes:
+    def _take(self, max_bytes: int | None) -> list[bytes | memoryview]:
         """Everything that has arrived, up to ``max_bytes``, stopping before an end-of-stream."""
         flow, now = self._in, trio.current_time()
         limit = INF if max_bytes is None else max_bytes
-        parts: list[bytes] = []
+        parts: list[bytes | memoryview] = []
         got = 0
         while flow.inbox and got < limit:
             head = flow.inbox[0]
@@ -139,15 +146,14 @@ class WanStream(trio.abc.HalfCloseableStream):
             left = len(head.data) - head.taken
             want = int(min(limit - got, left))
             whole = head.taken == 0 and want == left
-            parts.append(head.data if whole else head.data[head.taken : head.taken + want])  # no copy when whole
+            parts.append(head.data if whole else memoryview(head.data)[head.taken : head.taken + want])
             head.taken += want
             if want == left:
                 flow.inbox.popleft()
             got += want
         flow.read += got
         self._pair.notify()  # the window may have room for the sender now
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        return data if isinstance(data, bytes) else bytes(data)
+        return parts
 
     # -- closing
 
