@@ -3,6 +3,7 @@ virtual one, and a checkpoint either way."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -42,3 +43,25 @@ async def test_it_is_a_checkpoint_a_cancelled_caller_never_starts_the_work(autoj
 async def test_errors_come_back_to_the_caller(autojump_clock):
     with pytest.raises(ZeroDivisionError):
         await blocking.run_sync(lambda: 1 / 0)
+
+
+def test_no_more_worker_threads_run_at_once_than_the_machine_has_cores():
+    """More would take turns with the event loop's thread for the GIL (it woke 20-30 ms late)."""
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def work() -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        threading.Event().wait(0.02)  # blocking work, as a worker thread's is
+        with lock:
+            running[0] -= 1
+
+    async def main() -> int:
+        async with trio.open_nursery() as nursery:
+            for _ in range(12):
+                nursery.start_soon(blocking.run_sync, work)
+        return blocking.workers().total_tokens
+
+    cap = trio.run(main)
+    assert cap == len(os.sched_getaffinity(0)) and peak[0] == min(cap, 12)
