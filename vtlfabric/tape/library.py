@@ -140,14 +140,19 @@ class Drive:
             return
         image, barcode = self.image, self.barcode
         self.image = self.barcode = None
-        self.library.release_cartridge(barcode)
         with trio.CancelScope(shield=True):  # a half-unloaded drive would leak the cartridge
-            mapped = await blocking.run_sync(image.close_mapped)
-            if mapped is not None:
-                self.library.maps[barcode] = mapped
-            await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
-            await self.library.robot_move()
-            await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
+            try:
+                mapped = await blocking.run_sync(image.close_mapped)
+                if mapped is not None:
+                    self.library.maps[barcode] = mapped
+                await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
+                await self.library.robot_move()
+                await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
+            finally:
+                # Only back in its slot can another drive have it: released before the rewind,
+                # it was loaded in a second drive while the first still held it (the
+                # drives-held-once invariant found this in the wan-partition scenario).
+                self.library.release_cartridge(barcode)
         self.position = 0.0
         self._show(DriveState.EMPTY)
         log.debug("drive.unloaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
