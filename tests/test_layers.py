@@ -18,6 +18,7 @@ RANK = {
     "tape": 2,
     "net": 2,
     "sim": 2,
+    "check": 3,
     "site": 3,
     "fabric": 4,
     "jobs": 5,
@@ -26,6 +27,7 @@ RANK = {
     "cliformat": 8,
     "clitape": 8,
     "cliscenario": 8,
+    "clicheck": 8,
     "cli": 9,
 }
 

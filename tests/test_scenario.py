@@ -158,6 +158,9 @@ def test_a_run_reports_what_happened_and_replays_exactly_in_another_process(tmp_
     }
     assert all(c["rto"] > 0 and c["rpo"] >= 0 for c in drill["clients"])
     assert len(first["history_sha256"]) == 64 and first["events"] > 100
+    judged = first["invariants"]
+    assert judged["violations"] == [] and judged["steps"] == first["events"], "every event judged, none broke one"
+    assert all(judged["exercised"][name] > 0 for name in ("failed-jobs-never-copied", "copied-once", "drills-pass"))
 
     replay = shlex.split(first["replay"])
     assert replay[:3] == ["vtlfabric", "scenario", "run"] and replay[-2:] == ["--seed", "11"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vtlfabric import config as config_mod
+from vtlfabric.clicheck import add_parser as add_check_parser
 from vtlfabric.cliformat import progress_bar, render
 from vtlfabric.cliscenario import add_parser as add_scenario_parser
 from vtlfabric.clitape import cmd_tape
@@ -395,6 +396,7 @@ def _parser() -> argparse.ArgumentParser:
         "print the first problem with its byte offset and exit 1, or one OK line",
     )
     add_scenario_parser(sub)
+    add_check_parser(sub)
     return parser
 
 

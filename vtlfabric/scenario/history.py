@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import attrs
 
+from vtlfabric.check.checker import Checker
+
 WALL_CLOCK_FIELDS = frozenset({"timestamp", "pid", "wall_seconds"})
 
 
@@ -22,16 +24,19 @@ WALL_CLOCK_FIELDS = frozenset({"timestamp", "pid", "wall_seconds"})
 class History:
     root: str  # the run's directory, as it appears in paths
     sink: IO[str] | None = None  # a JSON-lines copy of the history, if asked for
+    checker: Checker | None = None
     events: int = 0
     counts: dict[str, int] = attrs.field(factory=dict)  # event name -> how many
     _sha: Any = attrs.field(factory=hashlib.sha256)
 
     @classmethod
     def of_run(cls, root: Path, sink: IO[str] | None = None) -> History:
-        return cls(str(root), sink)
+        return cls(str(root), sink, Checker())
 
     def __call__(self, _logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
         line = self.line(event)
+        if self.checker is not None:  # the invariants, judged at every step
+            self.checker({k: v for k, v in event.items() if k not in WALL_CLOCK_FIELDS and k != "exc_info"})
         self._sha.update(line.encode() + b"\n")
         self.events += 1
         name = str(event.get("event", ""))

@@ -43,8 +43,11 @@ def build(scenario: Scenario, seed: int, outcome: dict[str, Any], history: Histo
         "events": history.events,
         "history_sha256": history.sha256(),
         "replay": replay_line(scenario, seed),
+        "invariants": history.checker.to_json() if history.checker else None,
     }
-    failures = judge(scenario.expect, report)
+    broken = history.checker.violations if history.checker else []
+    failures = [f"invariant {v.invariant} broken at step {v.step}: {v.why}" for v in broken]
+    failures += judge(scenario.expect, report)
     report["expect"] = {"passed": not failures, "failures": failures}
     return report
 

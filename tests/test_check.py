@@ -1,0 +1,134 @@
+"""The invariants over a history: each catches the breach it names, at the step where it
+happens and quoting the events that make it one; what looks like one but is not passes;
+and `vtlfabric check-history` judges a file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vtlfabric import cli
+from vtlfabric.check.checker import Checker
+
+
+def ev(name: str, **fields: object) -> dict[str, object]:
+    return {"event": name, **fields}
+
+
+def backup(job: int, status: str = "completed", copy: str = "P/primary") -> list[dict[str, object]]:
+    return [ev("backup.started", job_id=job, copy=copy), ev(f"backup.{status}", job_id=job)]
+
+
+def available(job: int, copy: str = "P/dr") -> dict[str, object]:
+    return ev("auxcopy.job_available", job_id=job, copy=copy)
+
+
+def loaded(drive: str, barcode: str) -> dict[str, object]:
+    return ev("drive.loaded", drive=drive, barcode=barcode)
+
+
+def unloaded(drive: str, barcode: str) -> dict[str, object]:
+    return ev("drive.unloaded", drive=drive, barcode=barcode)
+
+
+def drill(status: str) -> dict[str, object]:
+    return ev(f"drill.{status}", drill=1, summary="")
+
+
+BROKEN = {
+    "failed-jobs-never-copied": ([*backup(1, "failed"), available(1)], 2, (1,)),
+    "copied-once": ([*backup(1), available(1), available(1)], 3, (2,)),
+    "drives-held-once": ([loaded("d#1", "A"), loaded("d#2", "A")], 1, (0,)),
+    "restores-exact": ([ev("restore.failed", client="C", copy="P/dr", failures=["job 1 x: digest mismatch"])], 0, ()),
+    "promotions-report-losses": (
+        [*backup(1), *backup(2), available(1), ev("copy.promoted", copy="P/dr", old_primary="P/primary", lost_jobs=[])],
+        5,
+        (3,),
+    ),
+    "drills-pass": (
+        [
+            ev("fault.injected", target="link:wan", action="partition"),
+            ev("fault.injected", target="link:wan", action="heal"),
+            drill("failed"),
+        ],
+        2,
+        (),
+    ),
+}
+
+FINE = {
+    "failed-jobs-never-copied": [*backup(1, "killed"), *backup(2), available(2)],
+    "copied-once": [*backup(1), available(1), ev("copy.damaged", job_id=1, copy="P/dr"), available(1), available(1, "P/vault")],
+    "drives-held-once": [loaded("d#1", "A"), unloaded("d#1", "A"), loaded("d#2", "A"), loaded("d#1", "B")],
+    "restores-exact": [ev("restore.failed", client="C", copy="P/dr", failures=[]), ev("restore.completed", client="C")],
+    "promotions-report-losses": [
+        *backup(1),
+        *backup(2),
+        available(1),
+        ev("copy.promoted", copy="P/dr", old_primary="P/primary", lost_jobs=[2]),
+    ],
+    "drills-pass": [
+        ev("fault.injected", target="link:wan", action="partition"),
+        drill("failed"),  # during a fault: a drill may fail
+        ev("fault.injected", target="link:wan", action="heal"),
+        drill("passed"),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_each_invariant_catches_its_breach_at_its_step_quoting_the_events_behind_it(name):
+    events, step, because = BROKEN[name]
+    checker = Checker().feed(events)
+    [violation] = checker.violations
+    assert (violation.invariant, violation.step) == (name, step)
+    assert [n for n, _ in violation.events] == [*because, step]
+    assert violation.events[-1][1] == events[step]
+    assert checker.exercised[name] > 0
+
+
+@pytest.mark.parametrize("name", sorted(FINE))
+def test_what_only_looks_like_a_breach_passes(name):
+    checker = Checker().feed(FINE[name])
+    assert checker.violations == [] and checker.exercised[name] > 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), max_size=60))
+def test_drives_and_cartridges_moved_as_a_library_moves_them_never_break_it(moves):
+    """A model library (each move loads a free cartridge into an empty drive, or unloads
+    a full one) never breaks drives-held-once; the same history with one unload lost does."""
+    in_drive: dict[int, int] = {}
+    events = []
+    for drive, cart in moves:
+        if drive in in_drive:
+            events.append(unloaded(f"d#{drive}", f"C{in_drive.pop(drive)}"))
+        elif cart not in in_drive.values():
+            in_drive[drive] = cart
+            events.append(loaded(f"d#{drive}", f"C{cart}"))
+    assert Checker().feed(events).violations == []
+    unloads = [i for i, e in enumerate(events) if e["event"] == "drive.unloaded"]
+    if unloads and any(e["event"] == "drive.loaded" for e in events[unloads[0] :]):
+        reloads = [e for e in events[unloads[0] + 1 :] if e["event"] == "drive.loaded"]
+        lost = events[unloads[0]]
+        if any(e["drive"] == lost["drive"] or e["barcode"] == lost["barcode"] for e in reloads):
+            assert Checker().feed(events[: unloads[0]] + events[unloads[0] + 1 :]).violations
+
+
+def test_check_history_judges_a_file_and_exits_by_its_verdict(tmp_path, capsys):
+    good, bad, junk = tmp_path / "good.jsonl", tmp_path / "bad.jsonl", tmp_path / "junk.jsonl"
+    good.write_text("".join(json.dumps(e) + "\n" for e in FINE["copied-once"]))
+    bad.write_text("".join(json.dumps(e) + "\n" for e in BROKEN["drives-held-once"][0]))
+    junk.write_text('{"event": "a"}\nnot json\n')
+    assert cli.main(["check-history", str(good)]) == 0
+    assert "no invariant broken in 6 events" in capsys.readouterr().out
+    assert cli.main(["check-history", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN drives-held-once at step 1: cartridge A loaded in d#2 while in d#1" in out and "step 0:" in out
+    assert cli.main(["check-history", str(bad), "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert [v["invariant"] for v in verdict["violations"]] == ["drives-held-once"] and verdict["steps"] == 2
+    assert cli.main(["check-history", str(junk)]) == 2
+    assert f"{junk}:2: not a JSON object" in capsys.readouterr().out

@@ -1,0 +1,1 @@
+"""Invariants judged over a fabric's history (see invariants.py and checker.py)."""

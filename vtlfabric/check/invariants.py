@@ -1,0 +1,193 @@
+"""What must hold at every step of a fabric's history, judged from its events alone.
+
+Each invariant is a fold over the event stream, in the style of Jepsen's checkers: it
+keeps what it needs of the past, and at each event says whether that event breaks it
+(a ``Breach``: why, and the earlier events that make it one). The same folds judge a
+scenario as it runs and a real daemon's JSON log afterwards (``vtlfabric
+check-history``). An invariant counts the events it weighed, so a sweep can say how
+often each was exercised.
+
+Events are dicts as structlog emits them: ``event`` is the name, the rest are fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from vtlfabric.sim.faultnames import HEALED_BY
+
+Event = dict[str, Any]
+HEALING = frozenset(HEALED_BY.values())
+VALID = "completed"
+
+
+@attrs.frozen
+class Breach:
+    why: str
+    because: tuple[int, ...] = ()  # steps of earlier events that make this one a breach
+
+
+@attrs.define
+class Invariant:
+    """One property; ``name`` and ``says`` are what a report shows."""
+
+    name: str = ""
+    says: str = ""
+    exercised: int = 0
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        raise NotImplementedError
+
+
+@attrs.define
+class FailedJobsNeverCopied(Invariant):
+    """A job whose backup failed or was killed holds no valid data: no copy may take it."""
+
+    name: str = "failed-jobs-never-copied"
+    says: str = "no failed or killed job is ever on a secondary copy"
+    _ended: dict[Any, tuple[str, int]] = attrs.field(factory=dict)  # job -> (status, step)
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, job = event.get("event", ""), event.get("job_id")
+        if name in ("backup.completed", "backup.failed", "backup.killed"):
+            self._ended[job] = (name.partition(".")[2], n)
+        elif name == "auxcopy.job_available":
+            self.exercised += 1
+            status, at = self._ended.get(job, (VALID, -1))
+            if status != VALID:
+                return Breach(f"job {job} ({status}) became available on {event.get('copy')}", (at,))
+        return None
+
+
+@attrs.define
+class CopiedOnce(Invariant):
+    """A copy takes a job once: again only after it lost it (damaged, aged) or a promotion."""
+
+    name: str = "copied-once"
+    says: str = "no job is on a copy twice"
+    _held: dict[tuple[Any, Any], int] = attrs.field(factory=dict)  # (job, copy) -> step it became available
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, key = event.get("event", ""), (event.get("job_id"), event.get("copy"))
+        if name == "auxcopy.job_available":
+            self.exercised += 1
+            before = self._held.get(key)
+            self._held[key] = n
+            if before is not None:
+                return Breach(f"job {key[0]} became available on {key[1]} again", (before,))
+        elif name in ("copy.damaged", "aging.job_aged"):
+            self._held.pop(key, None)
+        elif name == "copy.promoted":  # roles changed: what each copy holds is the catalog's to say again
+            self._held.clear()
+        return None
+
+
+@attrs.define
+class DrivesHeldOnce(Invariant):
+    """A drive holds one cartridge at a time, and a cartridge is in one drive at a time."""
+
+    name: str = "drives-held-once"
+    says: str = "no drive is ever held by two jobs, nor a cartridge in two drives"
+    _in_drive: dict[Any, tuple[Any, int]] = attrs.field(factory=dict)  # drive -> (barcode, step)
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, drive, barcode = event.get("event", ""), event.get("drive"), event.get("barcode")
+        if name == "drive.unloaded":
+            self._in_drive.pop(drive, None)
+        elif name == "drive.loaded":
+            self.exercised += 1
+            held = self._in_drive.get(drive)
+            elsewhere = next(((d, at) for d, (b, at) in self._in_drive.items() if b == barcode and d != drive), None)
+            self._in_drive[drive] = (barcode, n)
+            if held is not None:
+                return Breach(f"drive {drive} loaded {barcode} while it held {held[0]}", (held[1],))
+            if elsewhere is not None:
+                return Breach(f"cartridge {barcode} loaded in {drive} while in {elsewhere[0]}", (elsewhere[1],))
+        return None
+
+
+@attrs.define
+class RestoresExact(Invariant):
+    """Every job available on a copy restores byte-exact from it: a restore (or a drill's)
+    whose objects fail their digests means a copy held what it should not."""
+
+    name: str = "restores-exact"
+    says: str = "every job available on a copy restores byte-exact from that copy"
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name = event.get("event", "")
+        if name in ("restore.completed", "restore.failed"):
+            self.exercised += 1
+            failures = event.get("failures") or []
+            bad = [f for f in failures if "digest" in str(f) or "verification" in str(f)]
+            if name == "restore.failed" and bad:
+                return Breach(f"restore of {event.get('client')} from {event.get('copy')}: {bad[0]}")
+        return None
+
+
+@attrs.define
+class PromotionsReportLosses(Invariant):
+    """A promotion may lose jobs the old primary held and the new one did not, but only
+    ones it names: each valid job on the old primary is on the new one or reported lost."""
+
+    name: str = "promotions-report-losses"
+    says: str = "a promotion never loses a job it did not report"
+    _on: dict[Any, dict[Any, int]] = attrs.field(factory=dict)  # copy -> job -> step it got there
+    _valid: set[Any] = attrs.field(factory=set)
+    _copy_of: dict[Any, Any] = attrs.field(factory=dict)  # job -> the copy its backup wrote
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, job, copy = event.get("event", ""), event.get("job_id"), event.get("copy")
+        if name == "backup.started":
+            self._copy_of[job] = copy
+        elif name == "backup.completed":
+            self._valid.add(job)
+            self._on.setdefault(self._copy_of.get(job, copy), {})[job] = n
+        elif name == "auxcopy.job_available":
+            self._on.setdefault(copy, {})[job] = n
+        elif name in ("copy.damaged", "aging.job_aged"):
+            self._on.get(copy, {}).pop(job, None)
+        elif name == "copy.promoted":
+            self.exercised += 1
+            return self._judge(event)
+        return None
+
+    def _judge(self, event: Event) -> Breach | None:
+        old, new = self._on.get(event.get("old_primary"), {}), self._on.get(event.get("copy"), {})
+        reported = set(event.get("lost_jobs") or [])
+        silent = sorted(j for j in old if j in self._valid and j not in new and j not in reported)
+        if silent:
+            return Breach(
+                f"promotion of {event.get('copy')} lost job(s) {silent} it did not report", tuple(old[j] for j in silent)
+            )
+        return None
+
+
+@attrs.define
+class DrillsPass(Invariant):
+    """Once every fault has healed, a drill passes: the DR site can restore."""
+
+    name: str = "drills-pass"
+    says: str = "every drill run with no fault active passes"
+    _active: dict[str, int] = attrs.field(factory=dict)  # target -> step its fault began
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name = event.get("event", "")
+        target, action = str(event.get("target", "")), event.get("action")
+        if name in ("fault.injected", "fault.cleared"):
+            if action in HEALING:
+                self._active.pop(target, None)
+            elif (target.partition(":")[0], action) in HEALED_BY:  # a lasting fault (one-shot ones pass)
+                self._active[target] = n
+        elif name in ("drill.passed", "drill.failed") and not self._active:
+            self.exercised += 1
+            if name == "drill.failed":
+                return Breach(f"drill {event.get('drill')} failed with no fault active: {event.get('summary')}")
+        return None
+
+
+def every() -> list[Invariant]:
+    """A fresh set of every invariant, ready to fold a history from its start."""
+    return [FailedJobsNeverCopied(), CopiedOnce(), DrivesHeldOnce(), RestoresExact(), PromotionsReportLosses(), DrillsPass()]
