@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/vtlfabric.toml
 
-.PHONY: run test lint bench soak venv clean floors scenarios
+.PHONY: run test lint bench soak venv clean floors scenarios sweep
 
 venv: $(STAMP)
 
@@ -27,6 +27,13 @@ test: $(STAMP)
 SCENARIOS ?= $(sort $(wildcard config/scenarios/*.toml))
 scenarios: $(STAMP)
 	@for s in $(SCENARIOS); do echo "== $$s"; $(BIN)/vtlfabric scenario run $$s --check-determinism || exit 1; done
+
+# Many seeds of a scenario in parallel processes (vtlfabric scenario sweep): every seed
+# must meet its expectations and break no invariant. CI sweeps the first 50.
+SWEEP_FILE ?= config/scenarios/wan-partition.toml
+SWEEP_SEEDS ?= 1-1000
+sweep: $(STAMP)
+	$(BIN)/vtlfabric scenario sweep $(SWEEP_FILE) --seeds $(SWEEP_SEEDS)
 
 # One style: the formatter's, and the lint rules (line length included) in pyproject.toml.
 lint: $(STAMP)

@@ -36,6 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--check-determinism", action="store_true", help="run the seed again in a new process; exit 1 if the histories differ"
     )
     run.set_defaults(handler=cmd_scenario_run)
+    sweep = cmds.add_parser("sweep", help="run many seeds in parallel processes; print failures, fault coverage, invariants")
+    sweep.add_argument("file", metavar="FILE", help="a scenario file")
+    sweep.add_argument("--seeds", required=True, help="which seeds: N-M, N, or a list of those (1-1000, or 3,7,20-30)")
+    sweep.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object (failures, fault_coverage, ...)")
+    sweep.set_defaults(handler=cmd_scenario_sweep)
 
 
 def cmd_scenario_run(args: argparse.Namespace) -> int:
@@ -77,3 +83,30 @@ def _run_in_new_process(file: str, seed: int) -> str:
         command = [sys.executable, "-m", "vtlfabric.cli", "scenario", "run", file, "--seed", str(seed), "--report", str(out)]
         subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, check=False)
         return json.loads(out.read_text())["history_sha256"] if out.exists() else "(the second run wrote no report)"
+
+
+def cmd_scenario_sweep(args: argparse.Namespace) -> int:
+    from vtlfabric.config.reader import ConfigError
+    from vtlfabric.errors import BadRequest
+    from vtlfabric.scenario import spec
+    from vtlfabric.scenario.sweep import parse_seeds, sweep
+
+    try:
+        seeds = parse_seeds(args.seeds)
+        if args.jobs < 1:
+            raise ValueError(f"jobs: {args.jobs} is not a number of worker processes")
+        spec.load(Path(args.file))  # a bad file is one error now, not one per seed
+    except ValueError as e:
+        print(f"vtlfabric: {e}", file=sys.stderr)
+        return EXIT_BAD
+    except (ConfigError, BadRequest) as e:
+        print(f"vtlfabric: bad scenario: {e}", file=sys.stderr)
+        return EXIT_BAD
+    progress = (
+        (lambda o: None) if args.json else (lambda o: print(f"seed {o.seed}: {'ok' if o.passed else 'FAILED'}", flush=True))
+    )
+    import trio
+
+    result = trio.run(sweep, args.file, seeds, args.jobs, progress)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    return EXIT_FAILED if result.failures else EXIT_OK

@@ -122,8 +122,11 @@ class Director:
             await self._fire(spec)
             return
         assert spec.every is not None
+        quiet_from = self.start + self.scenario.duration - self.scenario.settle
         while True:
             await trio.sleep(self.rng.expovariate(1.0 / spec.every))
+            if trio.current_time() >= quiet_from:  # the settling time: the fabric recovers before it is judged
+                return
             await self._fire(spec)
 
     async def _fire(self, spec: FaultSpec) -> None:

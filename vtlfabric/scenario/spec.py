@@ -69,6 +69,7 @@ class Scenario:
     scale: int
     duration: float
     sample_every: float
+    settle: float  # no fault by chance begins this long before the end: time to recover before it is judged
     config_overrides: dict[str, Any]
     site_overrides: dict[str, dict[str, Any]]
     schedules: tuple[dict[str, Any], ...] | None  # None: the config's own
@@ -96,6 +97,7 @@ def load(path: Path | str) -> Scenario:
         scale=t.integer("scale", 1, MAX_DATA_SCALE, 1),
         duration=t.duration("duration", low=1.0, high=MAX_DURATION),
         sample_every=t.duration("sample_every", "1h", low=60.0, high=MAX_DURATION),
+        settle=t.duration("settle", "0s", low=0.0, high=MAX_DURATION),
         config_overrides=fabric.get("set", dict, {}),
         site_overrides={name: sites.get(name, dict) for name in list(sites.data)},
         schedules=tuple(s.data for s in t.tables("schedule")) if t.has("schedule") else None,

@@ -1,0 +1,137 @@
+"""Many seeds of one scenario, in parallel processes: what failed, and what was covered.
+
+Each seed runs as its replay line says, ``vtlfabric scenario run FILE --seed N``, in a
+process of its own, at most ``jobs`` at once (a Trio nursery starts and waits for
+them), so its history is the one that line replays. A seed's outcome is small (``SeedOutcome``): whether it
+met its expectations and broke no invariant, why not, its replay line, the faults that
+fired and how often each invariant was exercised. The sweep adds them up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+
+@attrs.frozen
+class SeedOutcome:
+    seed: int
+    passed: bool
+    failures: tuple[str, ...]
+    replay: str
+    faults_fired: tuple[str, ...]  # "KIND ACTION" of each fault that fired, in order
+    exercised: tuple[tuple[str, int], ...]  # invariant -> events it weighed
+    history_sha256: str = ""
+
+    @classmethod
+    def of(cls, report: dict[str, Any]) -> SeedOutcome:
+        fired = tuple(f"{f['target'].partition(':')[0]} {f['action']}" for f in report["faults"] if "done" in f)
+        judged = report.get("invariants") or {}
+        return cls(
+            report["seed"],
+            report["expect"]["passed"],
+            tuple(report["expect"]["failures"]),
+            report["replay"],
+            fired,
+            tuple(sorted((judged.get("exercised") or {}).items())),
+            report["history_sha256"],
+        )
+
+
+@attrs.frozen
+class SweepResult:
+    file: str
+    seeds: int
+    failures: tuple[SeedOutcome, ...]
+    fault_coverage: dict[str, int]  # fault kind -> times fired, over every seed
+    exercised: dict[str, int]  # invariant -> events weighed, over every seed
+
+    @classmethod
+    def of(cls, file: str, outcomes: list[SeedOutcome]) -> SweepResult:
+        coverage: Counter[str] = Counter()
+        exercised: Counter[str] = Counter()
+        for o in outcomes:
+            coverage.update(o.faults_fired)
+            exercised.update(dict(o.exercised))
+        failed = tuple(sorted((o for o in outcomes if not o.passed), key=lambda o: o.seed))
+        return cls(file, len(outcomes), failed, dict(sorted(coverage.items())), dict(sorted(exercised.items())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "seeds": self.seeds,
+            "failures": [
+                {"seed": o.seed, "failures": list(o.failures), "replay": o.replay, "history_sha256": o.history_sha256}
+                for o in self.failures
+            ],
+            "fault_coverage": self.fault_coverage,
+            "invariants_exercised": self.exercised,
+        }
+
+    def summary(self) -> str:
+        lines = [f"sweep of {self.file}: {self.seeds} seeds, {len(self.failures)} failed"]
+        for o in self.failures:
+            lines += [f"seed {o.seed}: {'; '.join(o.failures)}", f"  replay: {o.replay}"]
+        lines.append("fault coverage: " + (", ".join(f"{k} {n}" for k, n in self.fault_coverage.items()) or "no fault fired"))
+        lines.append("invariants exercised: " + ", ".join(f"{k} {n}" for k, n in self.exercised.items()))
+        return "\n".join(lines)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-1000``, ``7``, or ``1,5,9-12``: the seeds, in order, each once."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            lo, hi = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise ValueError(f"seeds: {part.strip()!r} is not N or N-M") from None
+        if lo < 0 or hi < lo:
+            raise ValueError(f"seeds: {part.strip()!r} is not a range of seeds from 0 up")
+        seeds += [s for s in range(lo, hi + 1) if s not in seeds]
+    return seeds
+
+
+async def sweep(file: str, seeds: Iterable[int], jobs: int, done: Callable[[SeedOutcome], None] = lambda o: None) -> SweepResult:
+    """Run every seed, ``jobs`` at a time, each in a process of its own; ``done`` hears of
+    each as it ends. The result lists them in the order of ``seeds``."""
+    seeds = list(seeds)
+    limiter = trio.CapacityLimiter(jobs)
+    outcomes: dict[int, SeedOutcome] = {}
+
+    async def one(seed: int) -> None:
+        async with limiter:
+            outcomes[seed] = await run_seed(file, seed)
+        done(outcomes[seed])
+
+    async with trio.open_nursery() as nursery:
+        for seed in seeds:
+            nursery.start_soon(one, seed)
+    return SweepResult.of(file, [outcomes[s] for s in seeds])
+
+
+async def run_seed(file: str, seed: int) -> SeedOutcome:
+    """One seed, run by ``vtlfabric scenario run`` in a new process: the very command its
+    replay line gives (PYTHONHASHSEED=0, as that command sets for itself)."""
+    with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
+        report = Path(tmp) / "report.json"
+        command = [sys.executable, "-m", "vtlfabric.cli", "scenario", "run", file, "--seed", str(seed), "--report", str(report)]
+        ran = await trio.run_process(
+            command, env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, capture_stderr=True, check=False
+        )
+        if not report.exists():
+            why = ran.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {ran.returncode}"]
+            return SeedOutcome(
+                seed, False, (f"the run wrote no report: {why[0]}",), f"vtlfabric scenario run {file} --seed {seed}", (), ()
+            )
+        return SeedOutcome.of(json.loads(report.read_text()))
