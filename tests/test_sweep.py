@@ -12,8 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.daemon import CLI
+from vtlfabric.scenario.shrink import ddmin, schedule_of
 from vtlfabric.scenario.sweep import parse_seeds
 
 SCENARIO = "config/scenarios/wan-partition.toml"
@@ -72,11 +76,17 @@ def test_a_deliberate_bug_in_the_workers_is_caught_and_its_replay_line_reproduce
     patch.mkdir()
     (patch / "sitecustomize.py").write_text(textwrap.dedent(OLD_UNLOAD))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(patch), os.environ.get("PYTHONPATH", "")])}
-    done = sweep(SCENARIO, "--seeds", "1-4", "--jobs", "2", "--json", env=env)
+    done = sweep(SCENARIO, "--seeds", "1-4", "--jobs", "2", "--json", "--shrink", str(tmp_path / "shrunk"), env=env)
     assert done.returncode == 1, done.stderr
     failures = json.loads(done.stdout)["failures"]
     assert failures and all(any("invariant drives-held-once broken" in f for f in x["failures"]) for x in failures)
     first = failures[0]
+    shrunk = first["shrunk"]
+    assert len(shrunk["faults"]) < shrunk["from"], "the bug needs fewer faults than the run had (it needs none)"
+    rerun = subprocess.run(
+        [*CLI, *shlex.split(shrunk["replay"])[1:]], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    assert rerun.returncode == 1 and "invariant drives-held-once broken" in rerun.stdout, "the shrunk file replays it"
     replay = shlex.split(first["replay"])
     report = tmp_path / "replayed.json"
     again = subprocess.run(
@@ -91,3 +101,33 @@ def test_a_bad_seed_range_or_file_is_one_error():
     assert "seeds" in sweep(SCENARIO, "--seeds", "9-1").stderr
     bad = sweep("config/scenarios/nonesuch.toml", "--seeds", "1")
     assert bad.returncode == 2 and "nonesuch" in bad.stderr
+
+
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
+def test_ddmin_finds_exactly_the_faults_a_failure_needs(case):
+    """A failure that needs a set of faults (any superset fails) shrinks to that set."""
+    n, culprits = case
+    faults = [{"at": f"{i}s", "target": f"link:l{i}", "action": "partition"} for i in range(n)]
+    needed = {f"link:l{i}" for i in culprits}
+    runs = []
+
+    async def fails(subset: list[dict[str, str]]) -> bool:
+        runs.append(len(subset))
+        return needed <= {f["target"] for f in subset}
+
+    smallest = trio.run(ddmin, faults, fails)
+    assert {f["target"] for f in smallest} == needed and len(runs) <= 4 * n * n + 2
+
+
+def test_the_schedule_of_a_run_is_its_fired_faults_at_fixed_times():
+    report = {
+        "faults": [
+            {"at": 60.0, "target": "link:w", "action": "partition", "done": "x", "healed": 160.5},
+            {"at": 70.0, "target": "library:a/B", "action": "offline", "refused": "no"},
+            {"at": 80.0, "target": "drive:a/B#1", "action": "fail", "done": "x"},
+        ]
+    }
+    assert schedule_of(report) == [
+        {"at": "60.0s", "target": "link:w", "action": "partition", "heal": "100.5s"},
+        {"at": "80.0s", "target": "drive:a/B#1", "action": "fail"},
+    ]

@@ -41,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sweep.add_argument("--seeds", required=True, help="which seeds: N-M, N, or a list of those (1-1000, or 3,7,20-30)")
     sweep.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     sweep.add_argument("--json", action="store_true", help="print one JSON object (failures, fault_coverage, ...)")
+    sweep.add_argument(
+        "--shrink",
+        type=Path,
+        metavar="DIR",
+        help="shrink each failing seed's faults to the fewest that still fail it; write each as a scenario file in DIR",
+    )
     sweep.set_defaults(handler=cmd_scenario_sweep)
 
 
@@ -108,5 +114,28 @@ def cmd_scenario_sweep(args: argparse.Namespace) -> int:
     import trio
 
     result = trio.run(sweep, args.file, seeds, args.jobs, progress)
-    print(json.dumps(result.to_json(), indent=2) if args.json else result.summary())
+    verdict = result.to_json()
+    if args.shrink and result.failures:
+        for failure in verdict["failures"]:
+            failure["shrunk"] = trio.run(_shrunk, Path(args.file), failure["seed"], args.shrink)
+    if args.json:
+        print(json.dumps(verdict, indent=2))
+    else:
+        print(result.summary())
+        for failure in verdict["failures"]:
+            if "shrunk" in failure:
+                shrunk = failure["shrunk"]
+                print(f"seed {failure['seed']} shrunk to {len(shrunk['faults'])} of {shrunk['from']} fault(s): {shrunk['file']}")
+                print(f"  replay: {shrunk['replay']}")
     return EXIT_FAILED if result.failures else EXIT_OK
+
+
+async def _shrunk(file: Path, seed: int, into: Path) -> dict[str, object]:
+    from vtlfabric.scenario.shrink import report_of, schedule_of, shrink
+
+    report = await report_of(file, seed)
+    into.mkdir(parents=True, exist_ok=True)
+    dest = into / f"{file.stem}-seed{seed}-shrunk.toml"
+    written, faults = await shrink(file, seed, report, dest)
+    replay = f"vtlfabric scenario run {written} --seed {seed}"
+    return {"file": str(written), "faults": faults, "from": len(schedule_of(report)), "replay": replay}
