@@ -42,6 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sweep.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     sweep.add_argument("--json", action="store_true", help="print one JSON object (failures, fault_coverage, ...)")
     sweep.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run the seeds on this Dask cluster's workers (pip install 'vtlfabric[cluster]')",
+    )
+    sweep.add_argument(
         "--shrink",
         type=Path,
         metavar="DIR",
@@ -113,7 +118,19 @@ def cmd_scenario_sweep(args: argparse.Namespace) -> int:
     )
     import trio
 
-    result = trio.run(sweep, args.file, seeds, args.jobs, progress)
+    if args.cluster:
+        from vtlfabric.scenario.sweep import sweep_on_cluster
+
+        try:
+            result = sweep_on_cluster(args.cluster, args.file, seeds, progress)
+        except ImportError:
+            print("vtlfabric: --cluster needs Dask's distributed: pip install 'vtlfabric[cluster]'", file=sys.stderr)
+            return EXIT_BAD
+        except OSError as e:  # distributed's own for a cluster it cannot reach
+            print(f"vtlfabric: cluster {args.cluster}: {e}", file=sys.stderr)
+            return EXIT_BAD
+    else:
+        result = trio.run(sweep, args.file, seeds, args.jobs, progress)
     verdict = result.to_json()
     if args.shrink and result.failures:
         for failure in verdict["failures"]:

@@ -125,13 +125,62 @@ async def run_seed(file: str, seed: int) -> SeedOutcome:
     replay line gives (PYTHONHASHSEED=0, as that command sets for itself)."""
     with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
         report = Path(tmp) / "report.json"
-        command = [sys.executable, "-m", "vtlfabric.cli", "scenario", "run", file, "--seed", str(seed), "--report", str(report)]
         ran = await trio.run_process(
-            command, env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, capture_stderr=True, check=False
+            _command(file, seed, report), env=_env(), stdout=subprocess.DEVNULL, capture_stderr=True, check=False
         )
-        if not report.exists():
-            why = ran.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {ran.returncode}"]
-            return SeedOutcome(
-                seed, False, (f"the run wrote no report: {why[0]}",), f"vtlfabric scenario run {file} --seed {seed}", (), ()
-            )
-        return SeedOutcome.of(json.loads(report.read_text()))
+        return SeedOutcome.of(_report(report, file, seed, ran.stderr, ran.returncode))
+
+
+def run_seed_here(file: str, seed: int) -> dict[str, Any]:
+    """One seed's report, run by ``scenario run`` in a new process on this machine: the
+    task a Dask worker runs (the scenario file at the same path there)."""
+    with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
+        report = Path(tmp) / "report.json"
+        ran = subprocess.run(_command(file, seed, report), env=_env(), capture_output=True, check=False)
+        return _report(report, file, seed, ran.stderr, ran.returncode)
+
+
+def _command(file: str, seed: int, report: Path) -> list[str]:
+    return [sys.executable, "-m", "vtlfabric.cli", "scenario", "run", file, "--seed", str(seed), "--report", str(report)]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0"}
+
+
+def _report(path: Path, file: str, seed: int, stderr: bytes, returncode: int) -> dict[str, Any]:
+    """The run's report; for a run that wrote none, one that fails with why and its replay line."""
+    if path.exists():
+        return json.loads(path.read_text())
+    why = (stderr.decode(errors="replace").strip().splitlines() or [f"exit {returncode}"])[-1]
+    return {
+        "seed": seed,
+        "faults": [],
+        "expect": {"passed": False, "failures": [f"the run wrote no report: {why}"]},
+        "replay": _replay(file, seed),
+        "history_sha256": "",
+    }
+
+
+def sweep_on_cluster(
+    address: str, file: str, seeds: Iterable[int], done: Callable[[SeedOutcome], None] = lambda o: None
+) -> SweepResult:
+    """As ``sweep``, each seed a task on the Dask cluster at ``address`` (its workers run
+    ``scenario run`` as here). The scenario file's path must be the same on the workers."""
+    from distributed import Client, as_completed
+
+    seeds = list(seeds)
+    path = str(Path(file).resolve())
+    outcomes: dict[int, SeedOutcome] = {}
+    with Client(address) as client:
+        futures = [client.submit(run_seed_here, path, seed, key=f"vtlfabric-seed-{seed}", pure=False) for seed in seeds]
+        for future in as_completed(futures):
+            report = future.result()
+            outcome = SeedOutcome.of({**report, "replay": _replay(file, report["seed"])})
+            outcomes[outcome.seed] = outcome
+            done(outcome)
+    return SweepResult.of(file, [outcomes[s] for s in seeds])
+
+
+def _replay(file: str, seed: int) -> str:
+    return f"vtlfabric scenario run {file} --seed {seed}"
