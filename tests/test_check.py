@@ -51,7 +51,7 @@ BROKEN = {
     "drills-pass": (
         [
             ev("fault.injected", target="link:wan", action="partition"),
-            ev("fault.injected", target="link:wan", action="heal"),
+            ev("fault.healed", target="link:wan", action="heal"),
             drill("failed"),
         ],
         2,
@@ -73,7 +73,7 @@ FINE = {
     "drills-pass": [
         ev("fault.injected", target="link:wan", action="partition"),
         drill("failed"),  # during a fault: a drill may fail
-        ev("fault.injected", target="link:wan", action="heal"),
+        ev("fault.healed", target="link:wan", action="heal"),
         drill("passed"),
     ],
 }

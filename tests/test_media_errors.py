@@ -114,7 +114,7 @@ async def test_a_read_error_at_a_source_block_skips_that_job_until_the_fault_cle
             with capture_logs() as logs:
                 cleared = await ctl.cmd_fault({"target": target, "action": "clear"})
             assert cleared["fault"] == f"cleared {set_fault['fault'].removesuffix(f' on {target}')} on {target}"
-            [event] = [e for e in logs if e["event"] == "fault.cleared"]
+            [event] = [e for e in logs if e["event"] == "fault.healed"]
             assert event["target"] == target and event["cleared"] == [set_fault["fault"].removesuffix(f" on {target}")]
             again = await run_auxcopy(fabric)
             assert again.status == "completed" and again.jobs_copied == 1

@@ -16,10 +16,9 @@ from typing import Any
 
 import attrs
 
-from vtlfabric.sim.faultnames import HEALED_BY
+from vtlfabric.sim.faultnames import HEALED_BY, HEALING
 
 Event = dict[str, Any]
-HEALING = frozenset(HEALED_BY.values())
 VALID = "completed"
 
 
@@ -176,7 +175,7 @@ class DrillsPass(Invariant):
     def step(self, n: int, event: Event) -> Breach | None:
         name = event.get("event", "")
         target, action = str(event.get("target", "")), event.get("action")
-        if name in ("fault.injected", "fault.cleared"):
+        if name in ("fault.injected", "fault.healed"):
             if action in HEALING:
                 self._active.pop(target, None)
             elif (target.partition(":")[0], action) in HEALED_BY:  # a lasting fault (one-shot ones pass)

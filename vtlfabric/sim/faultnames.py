@@ -31,6 +31,7 @@ HEALED_BY = {
     ("drive", "fail"): "repair",
     ("drive", "offline"): "online",
 }
+HEALING = frozenset(HEALED_BY.values())  # an action that undoes a fault: it logs fault.healed
 # Actions that take a place: read-error FILE.BLOCK (a tape file's data block, from 1) or
 # OFFSET (the block holding that byte of the image); without one, every data block.
 PLACED = {("cartridge", "read-error"): "[FILE.BLOCK|OFFSET]"}

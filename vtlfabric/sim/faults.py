@@ -23,7 +23,7 @@ import structlog
 
 from vtlfabric import errors
 from vtlfabric.catalog import queries
-from vtlfabric.sim.faultnames import ACTIONS, PLACED, USAGE
+from vtlfabric.sim.faultnames import ACTIONS, HEALING, PLACED, USAGE
 from vtlfabric.vocab import DriveState
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
             library.unreachable = action == "unreachable"
     else:
         fabric.libraries[name].offline = action == "offline"
-    log.warning("fault.injected", target=target, action=action)
+    _logged(target, action)
     return f"{action} on {target}"
 
 
@@ -109,7 +109,7 @@ def _drive(fabric: Fabric, name: str, action: str) -> str:
     drive = _find_drive(fabric, name)
     state = {"fail": DriveState.FAILED, "offline": DriveState.OFFLINE}.get(action, DriveState.EMPTY)
     drive.set_state(state, f"{action} by fault injection" if action in ("fail", "offline") else "")
-    log.warning("fault.injected" if action in ("fail", "offline") else "fault.cleared", target=f"drive:{name}", action=action)
+    _logged(f"drive:{name}", action)
     return f"{action} on drive:{name}"
 
 
@@ -146,7 +146,12 @@ async def _cartridge(fabric: Fabric, barcode: str, action: str, where: str | Non
         done = f"write-error (the next write) on {target}"
     else:
         cleared = library.block_faults.clear(barcode)
-        log.warning("fault.cleared", target=target, action=action, barcode=barcode, cleared=cleared)
+        _logged(target, action, barcode=barcode, cleared=cleared)
         return f"cleared {', '.join(cleared) or 'nothing'} on {target}"
-    log.warning("fault.injected", target=target, action=action, barcode=barcode, where=where)
+    _logged(target, action, barcode=barcode, where=where)
     return done
+
+
+def _logged(target: str, action: str, **fields: object) -> None:
+    """Every fault logs when it is set (fault.injected) and when it heals (fault.healed)."""
+    log.warning("fault.healed" if action in HEALING else "fault.injected", target=target, action=action, **fields)
