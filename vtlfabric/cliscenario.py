@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -89,11 +87,9 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
 
 
 def _run_in_new_process(file: str, seed: int) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "report.json"
-        command = [sys.executable, "-m", "vtlfabric.cli", "scenario", "run", file, "--seed", str(seed), "--report", str(out)]
-        subprocess.run(command, env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, check=False)
-        return json.loads(out.read_text())["history_sha256"] if out.exists() else "(the second run wrote no report)"
+    from vtlfabric.scenario.sweep import run_seed_here
+
+    return run_seed_here(file, seed)["history_sha256"] or "(the second run wrote no report)"
 
 
 def cmd_scenario_sweep(args: argparse.Namespace) -> int:
@@ -148,9 +144,10 @@ def cmd_scenario_sweep(args: argparse.Namespace) -> int:
 
 
 async def _shrunk(file: Path, seed: int, into: Path) -> dict[str, object]:
-    from vtlfabric.scenario.shrink import report_of, schedule_of, shrink
+    from vtlfabric.scenario.shrink import schedule_of, shrink
+    from vtlfabric.scenario.sweep import report_of
 
-    report = await report_of(file, seed)
+    report = await report_of(str(file), seed)
     into.mkdir(parents=True, exist_ok=True)
     dest = into / f"{file.stem}-seed{seed}-shrunk.toml"
     written, faults = await shrink(file, seed, report, dest)

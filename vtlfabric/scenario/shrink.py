@@ -10,10 +10,6 @@ with ``scenario run FILE --seed N``.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-import trio
+
+from vtlfabric.scenario.sweep import report_of
 
 Fault = dict[str, Any]  # a [[fault]] table
 
@@ -61,28 +58,6 @@ def write_variant(original: Path, faults: list[Fault], dest: Path) -> Path:
     return dest
 
 
-async def report_of(file: Path, seed: int) -> dict[str, Any]:
-    """Run the scenario as ``scenario run FILE --seed N`` does; its report."""
-    with tempfile.TemporaryDirectory(prefix="vtlfabric-shrink-") as tmp:
-        report = Path(tmp) / "report.json"
-        command = [
-            sys.executable,
-            "-m",
-            "vtlfabric.cli",
-            "scenario",
-            "run",
-            str(file),
-            "--seed",
-            str(seed),
-            "--report",
-            str(report),
-        ]
-        await trio.run_process(command, env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, check=False)
-        if not report.exists():
-            return {"faults": [], "expect": {"failures": ["the run wrote no report"]}}
-        return json.loads(report.read_text())
-
-
 async def ddmin(items: list[Fault], fails: Callable[[list[Fault]], Awaitable[bool]]) -> list[Fault]:
     """The smallest sublist of ``items`` (1-minimal: no single fault can go) that still fails."""
     n = 2
@@ -110,7 +85,7 @@ async def shrink(file: Path, seed: int, report: dict[str, Any], dest: Path) -> t
     async def fails(faults: list[Fault]) -> bool:
         with tempfile.TemporaryDirectory(prefix="vtlfabric-shrink-") as tmp:
             variant = write_variant(file, faults, Path(tmp) / file.name)
-            return kind_of((await report_of(variant, seed))["expect"]["failures"]) == wanted
+            return kind_of((await report_of(str(variant), seed))["expect"]["failures"]) == wanted
 
     faults = schedule_of(report)
     smallest = await ddmin(faults, fails) if await fails(faults) else faults

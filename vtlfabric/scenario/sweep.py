@@ -121,19 +121,23 @@ async def sweep(file: str, seeds: Iterable[int], jobs: int, done: Callable[[Seed
 
 
 async def run_seed(file: str, seed: int) -> SeedOutcome:
-    """One seed, run by ``vtlfabric scenario run`` in a new process: the very command its
-    replay line gives (PYTHONHASHSEED=0, as that command sets for itself)."""
+    return SeedOutcome.of(await report_of(file, seed))
+
+
+async def report_of(file: str, seed: int) -> dict[str, Any]:
+    """One seed's report, run by ``vtlfabric scenario run`` in a new process: the very
+    command its replay line gives (PYTHONHASHSEED=0, as that command sets for itself)."""
     with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
         report = Path(tmp) / "report.json"
         ran = await trio.run_process(
             _command(file, seed, report), env=_env(), stdout=subprocess.DEVNULL, capture_stderr=True, check=False
         )
-        return SeedOutcome.of(_report(report, file, seed, ran.stderr, ran.returncode))
+        return _report(report, file, seed, ran.stderr, ran.returncode)
 
 
 def run_seed_here(file: str, seed: int) -> dict[str, Any]:
-    """One seed's report, run by ``scenario run`` in a new process on this machine: the
-    task a Dask worker runs (the scenario file at the same path there)."""
+    """As ``report_of``, without Trio: the task a Dask worker runs (the scenario file at
+    the same path there), and ``scenario run --check-determinism``'s second run."""
     with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
         report = Path(tmp) / "report.json"
         ran = subprocess.run(_command(file, seed, report), env=_env(), capture_output=True, check=False)

@@ -4,7 +4,7 @@ committed chunk by chunk; read back by stream offset."""
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+import math
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
@@ -259,18 +259,16 @@ class ReadBack:
 
     drive: Drive
     _sha: Any = attrs.field(factory=hashlib.sha256)
-    _ranges: deque[tuple[TapeImage, int, int]] = attrs.field(factory=deque)
+    _ranges: tuple[Any, Any] = attrs.field(factory=lambda: trio.open_memory_channel[tuple[TapeImage, int, int]](math.inf))
     _error: Exception | None = None
     _fed: int = 0
     _read: int = 0
-    _wake: trio.Event = attrs.field(factory=trio.Event)  # a range was fed
     _caught_up: trio.Event = attrs.field(factory=trio.Event)
 
     def feed(self, image: TapeImage, start: int, end: int) -> None:
         if end > start:
-            self._ranges.append((image, start, end))
+            self._ranges[0].send_nowait((image, start, end))  # a range's ends, not its data: unbounded is fine
             self._fed += 1
-            self._wake.set()
 
     async def drain(self) -> None:
         """Wait until every range fed so far is read back (or the read back failed)."""
@@ -286,11 +284,7 @@ class ReadBack:
         return self._sha.hexdigest()
 
     async def run(self) -> None:
-        while True:
-            while not self._ranges:
-                self._wake = trio.Event()
-                await self._wake.wait()
-            image, start, end = self._ranges.popleft()
+        async for image, start, end in self._ranges[1]:
             if self._error is None:
                 try:
                     await self.drive.io(_hash_span, image, start, end, self._sha)
