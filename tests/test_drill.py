@@ -116,7 +116,7 @@ async def test_a_failover_drill_promotes_backs_up_restores_and_fails_back(fabric
 
 
 async def test_a_failover_drill_refuses_while_the_primary_is_down(fabric, autojump_clock):
-    from vtlfabric.sim import faults
+    from vtlfabric.jobs import faults
 
     await run_backup(fabric, "IBMB", None, "full")
     await faults.inject(fabric, "mediaagent:prod", "unreachable")

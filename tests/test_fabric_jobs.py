@@ -10,11 +10,10 @@ from tests.helpers import open_fabric, write_fabric
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import running
+from vtlfabric.jobs import faults, running
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
-from vtlfabric.sim import faults
 from vtlfabric.site.index import IndexFormatError
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import LibraryOffline

@@ -16,12 +16,11 @@ from tests.expect import job_files, restored_files
 from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import running
+from vtlfabric.jobs import faults, running
 from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import SUSPENDED, run_copy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
-from vtlfabric.sim import faults
 from vtlfabric.vocab import CopyState
 
 COPIES = ("P/dr", "P/vault")

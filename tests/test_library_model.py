@@ -10,13 +10,13 @@ from tests.expect import expected_files, restored_files
 from tests.helpers import TEN_GIB_CLIENT, collect, edit_config, open_fabric, write_fabric
 from vtlfabric import config, errors, media
 from vtlfabric.catalog import queries
+from vtlfabric.jobs import faults
 from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.operations import Operations
-from vtlfabric.sim import faults
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import CartridgeOutside, WrongCartridge
 from vtlfabric.vocab import CopyState, DriveState

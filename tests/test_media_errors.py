@@ -18,13 +18,13 @@ from tests.helpers import edit_config, open_fabric, write_fabric
 from vtlfabric import cli, cliformat
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import faults
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
 from vtlfabric.jobs.verify import VerifyFailed, run_verify
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.operations import Operations
-from vtlfabric.sim import faults
 from vtlfabric.tape import stream
 from vtlfabric.tape.blockfaults import BlockFaults
 from vtlfabric.tape.image import TapeImage

@@ -9,13 +9,13 @@ import trio
 
 from tests.helpers import CLIENTS, RecordingOps, check_every_copy, minutes, open_fabric, site_toml, write_fabric
 from vtlfabric.catalog import queries
+from vtlfabric.jobs import faults
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.service.commands import Commands, Failed
 from vtlfabric.service.operations import Operations
 from vtlfabric.service.scheduler import Scheduler
-from vtlfabric.sim import faults
 
 PRIMARY, DR = "P/primary", "P/dr"
 

@@ -12,10 +12,10 @@ from tests.expect import expected_files, restored_files
 from tests.helpers import VAULT_LIBRARY, open_fabric, write_fabric
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import faults
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupResult, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
-from vtlfabric.sim import faults
 
 DR, VAULT = "P/dr", "P/vault"
 

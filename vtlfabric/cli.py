@@ -372,7 +372,11 @@ def _parser() -> argparse.ArgumentParser:
     fault = add("fault", _fault, f"inject a fault: {FAULT_USAGE}")
     fault.add_argument("target")
     fault.add_argument("action")
-    fault.add_argument("where", nargs="?", help="where on the cartridge, for read-error: FILE.BLOCK or OFFSET")
+    fault.add_argument(
+        "where",
+        nargs="?",
+        help="read-error: where on the cartridge (FILE.BLOCK or OFFSET); degrade: bandwidth=SIZE,latency=DURATION,loss=FRACTION",
+    )
 
     tape = sub.add_parser("tape", help="look at a cartridge image offline (any AWSTAPE file; no daemon)")
     tapes = tape.add_subparsers(required=True, metavar="COMMAND", dest="tape_cmd")

@@ -52,10 +52,11 @@ def set_cartridge_state(conn: sqlite3.Connection, barcode: str, state: str, eod:
     conn.execute("UPDATE cartridges SET state = ?, eod = ? WHERE barcode = ?", (state, eod, barcode))
 
 
-def mark_cartridge_bad(conn: sqlite3.Connection, barcode: str, eod: int, reason: str, now: float) -> None:
-    """A write to it failed: it is never claimed for writing again, nor recycled. What was
-    committed on it (up to ``eod``) stays where the catalog says, and is read from there."""
-    conn.execute("UPDATE cartridges SET state = 'bad', eod = ? WHERE barcode = ?", (eod, barcode))
+def mark_cartridge_bad(conn: sqlite3.Connection, barcode: str, eod: int | None, reason: str, now: float) -> None:
+    """A write to it failed, or it read as another volume: it is never claimed for writing
+    again, nor recycled. What was committed on it (up to ``eod``; None: what the catalog
+    has) stays where the catalog says, and is read from there."""
+    conn.execute("UPDATE cartridges SET state = 'bad', eod = COALESCE(?, eod) WHERE barcode = ?", (eod, barcode))
     record(conn, now, "cartridge.bad", None, None, barcode=barcode, reason=reason)
 
 

@@ -44,6 +44,7 @@ from vtlfabric.tape.library import (
     LibraryOffline,
     MediaFailure,
     OutOfMedia,
+    RobotFailed,
     WrongCartridge,
     reserve_drives,
 )
@@ -61,6 +62,7 @@ RETRYABLE = (
     trio.ClosedResourceError,
     trio.EndOfChannel,
     LibraryOffline,
+    RobotFailed,
     WrongCartridge,
     CartridgeOutside,
     DriveFailed,
@@ -219,7 +221,7 @@ async def run_copy(fabric: Fabric, copy: CopySpec, streams: int | None) -> CopyR
         totals = RunTotals()
         status, reason = "interrupted", "daemon stopped"
         try:
-            with running.registry().hold("auxcopy", copy.id) as work:
+            with running.registry().hold("auxcopy", copy.id, frozenset({copy.site, source.site})) as work:
                 await _run_streams(fabric, copy, source, jobs, n_streams, totals)
                 failed = len(totals.failures)
                 status = "completed" if not failed else "failed"

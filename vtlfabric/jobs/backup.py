@@ -133,10 +133,11 @@ async def _backup(
 
     objects = workload.objects(subclient, generation, since=the_plan.base_generation)
     fail_at = _failure_point(fabric, client, len(objects))
+    kill_at = fabric.rng.randrange(max(1, len(objects))) if fabric.faults.take_backup_kill(client) else None
     status, reason, written = JobStatus.FAILED, running.SHUTDOWN, None
     try:
-        with running.registry().hold("backup", job_id) as work:
-            written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at)
+        with running.registry().hold("backup", job_id, frozenset({primary.site})) as work:
+            written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at, kill_at)
             status, reason = JobStatus.COMPLETED, the_plan.note
         if work.scope.cancelled_caught:
             status, reason = (JobStatus.KILLED if work.reason == running.KILLED else JobStatus.FAILED), work.reason
@@ -161,7 +162,13 @@ def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
 
 
 async def _write_job(
-    fabric: Fabric, job_id: int, copy_id: str, workload: Workload, objects: list[SourceObject], fail_at: int | None
+    fabric: Fabric,
+    job_id: int,
+    copy_id: str,
+    workload: Workload,
+    objects: list[SourceObject],
+    fail_at: int | None,
+    kill_at: int | None,
 ) -> Written:
     """Write the job's objects to the primary copy. A drive that fails under it stays out
     until repaired; the job goes on on another drive from its last checkpoint."""
@@ -170,7 +177,9 @@ async def _write_job(
         committed = max((s.offset + s.length for s in await fabric.catalog.call(queries.segments, job_id, copy_id)), default=0)
         try:
             async with library.drive(f"backup job {job_id}") as drive:
-                return await _write_from(fabric, library, drive, job_id, copy_id, workload, objects, fail_at, committed)
+                return await _write_from(
+                    fabric, library, drive, job_id, copy_id, workload, objects, (fail_at, kill_at), committed
+                )
         except DriveFailed as e:
             log.warning("backup.drive_replaced", job_id=job_id, copy=copy_id, error=str(e), resume_at=committed)
 
@@ -183,11 +192,13 @@ async def _write_from(
     copy_id: str,
     workload: Workload,
     objects: list[SourceObject],
-    fail_at: int | None,
+    faults: tuple[int | None, int | None],
     committed: int,
 ) -> Written:
     """Every object is read and hashed (the index and the job's digest cover them all);
-    only the stream past ``committed``, what no checkpoint holds yet, is written."""
+    only the stream past ``committed``, what no checkpoint holds yet, is written. ``faults``:
+    the objects where the client fails, and where the job is killed, if a fault says so."""
+    fail_at, kill_at = faults
     chunk = fabric.config.encryption.chunk_size
     digest = hashlib.sha256()
     entries: list[IndexEntry] = []
@@ -197,6 +208,8 @@ async def _write_from(
         for n, obj in enumerate(objects):
             if n == fail_at:
                 raise BackupFailed(f"client read error on {obj.path}")
+            if n == kill_at or fabric.faults.take_backup_kill(workload.client.name):
+                await _killed_by_fault(job_id)
             pieces, sha = await blocking.run_sync(_read_object, workload, obj, digest)
             entries.append(IndexEntry(obj.path, obj.version, position, sum(len(p) for p in pieces), sha))
             for piece in pieces:
@@ -215,6 +228,15 @@ async def _write_from(
         with trio.CancelScope(shield=True):
             await writer.close()
     return Written(tuple(entries), digest.hexdigest())
+
+
+async def _killed_by_fault(job_id: int) -> None:
+    """As ``ctl kill`` kills a job: through its handle, so it ends killed, at a checkpoint."""
+    work = running.current()
+    assert work is not None and work.kind == "backup"
+    log.warning("fault.fired", fault="kill-backup", job_id=job_id)
+    work.stop(running.KILLED)
+    await trio.lowlevel.checkpoint()
 
 
 def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> tuple[list[bytes], str]:

@@ -34,6 +34,7 @@ class Work:
     target: str  # what it works on: a job id, a copy id; "" until known
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     parent: Work | None = None
+    sites: frozenset[str] = frozenset()  # the sites whose MediaAgents it runs on, if known
     reason: str = ""  # why it was stopped; "" while nobody stopped it
     # How it is going and how it ended, for whoever waits on it (ctl --wait, a drill).
     progress: Progress = attrs.field(factory=Progress)
@@ -62,9 +63,9 @@ class Running:
     work: list[Work] = attrs.field(factory=list)  # in the order they started
 
     @contextmanager
-    def hold(self, kind: str, target: object = "") -> Iterator[Work]:
+    def hold(self, kind: str, target: object = "", sites: frozenset[str] = frozenset()) -> Iterator[Work]:
         """Register work for the duration of the block, inside its cancel scope."""
-        work = Work(kind, str(target), parent=_CURRENT.get())
+        work = Work(kind, str(target), parent=_CURRENT.get(), sites=sites)
         self.work.append(work)
         token = _CURRENT.set(work)
         try:

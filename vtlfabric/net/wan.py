@@ -78,6 +78,9 @@ class Link:
     _wires: dict[Direction, Wire] = attrs.Factory(lambda: {d: Wire(d) for d in DIRECTIONS})
     _taps: list[Callable[[str, bytes], None]] = attrs.Factory(list)
     _corrupt_pending: int = 0
+    # What a degrade fault changed (bandwidth, latency, loss), until restore(): laid over
+    # the spec, so a reload's new spec keeps it.
+    degraded: dict[str, float] = attrs.Factory(dict)
     _pairs: dict[int, Pair] = attrs.Factory(dict)  # insertion ordered, so heal() is deterministic
     _next_pair: int = 0
 
@@ -134,6 +137,21 @@ class Link:
                     self._resend(flow, now)
                 pair.notify()
 
+    @property
+    def live(self) -> LinkSpec:
+        """The link as it carries now: its spec, with any degradation laid over it."""
+        return attrs.evolve(self.spec, **self.degraded) if self.degraded else self.spec
+
+    def degrade(self, **changes: float) -> LinkSpec:
+        """Carry new segments at another bandwidth, latency or loss until restore();
+        returns the link as it now is. Segments already on their way keep their fate."""
+        attrs.evolve(self.spec, **changes)  # the spec's own validators judge the values
+        self.degraded = {**self.degraded, **changes}
+        return self.live
+
+    def restore(self) -> None:
+        self.degraded = {}
+
     def corrupt_next(self, n: int = 1) -> None:
         """Flip one byte in each of the next ``n`` data segments carried, either way."""
         if n < 0:
@@ -181,7 +199,7 @@ class Link:
 
     def _occupy(self, wire: Wire, size: int, now: float) -> float:
         """Reserve the shared wire for one segment, after whatever is already on it; returns its end."""
-        wire.free_at = max(now, wire.free_at) + size * self.scale / self.spec.bandwidth
+        wire.free_at = max(now, wire.free_at) + size * self.scale / self.live.bandwidth
         return wire.free_at
 
     def _launch(self, flow: Flow, segment: Segment, departure: float, now: float) -> None:
@@ -202,12 +220,12 @@ class Link:
         if flow.back.partitioned:
             flow.mark_stalled(now)
             return
-        segment.ack_at = max(earliest + self.spec.latency, flow.last_ack)
+        segment.ack_at = max(earliest + self.live.latency, flow.last_ack)
         flow.last_ack = segment.ack_at
 
     def _delay(self, size: int, fin: bool) -> float:
         """Propagation, jitter and the cost of random loss for one segment (draws from rng)."""
-        spec = self.spec
+        spec = self.live
         delay = spec.latency
         if fin:
             return delay
@@ -239,7 +257,7 @@ class Link:
         for segment in flow.unacked:
             if segment.ack_at is None and segment.arrival is not None:
                 self.stats.retransmits += not segment.fin  # the sender resends, the peer acks the duplicate
-                self._schedule_ack(flow, segment, max(segment.arrival, now + self.spec.latency), now)
+                self._schedule_ack(flow, segment, max(segment.arrival, now + self.live.latency), now)
         while flow.lost:
             segment = flow.lost.popleft()
             end = self._occupy(flow.wire, len(segment.data), now)

@@ -28,6 +28,7 @@ import trio.testing
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import faults as faults_mod
 from vtlfabric.jobs.copystatus import CopyStatus, copy_statuses
 from vtlfabric.scenario import report as report_mod
 from vtlfabric.scenario.history import History
@@ -35,7 +36,6 @@ from vtlfabric.scenario.spec import ControlStep, FaultSpec, Scenario
 from vtlfabric.scenario.world import build
 from vtlfabric.service import daemon, logs
 from vtlfabric.service.events import EventBus
-from vtlfabric.sim import faults as faults_mod
 
 log = structlog.get_logger()
 

@@ -16,7 +16,7 @@ from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.config import DRILL_MODES
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import promotion, running
+from vtlfabric.jobs import faults, promotion, running
 from vtlfabric.jobs.aging import run_data_aging
 from vtlfabric.jobs.auxcopy import SUSPENDED, check_streams, copy_order, run_auxcopy
 from vtlfabric.jobs.backup import BadRequest as BackupBadRequest
@@ -29,7 +29,6 @@ from vtlfabric.jobs.running import Work
 from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service.events import EventBus, EventFeed
 from vtlfabric.service.operations import Operations, work_json
-from vtlfabric.sim import faults
 from vtlfabric.sim.clock import iso
 from vtlfabric.tojson import jsonable
 from vtlfabric.vocab import CopyState, JobStatus

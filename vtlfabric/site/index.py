@@ -7,6 +7,7 @@ site can browse and restore with the production site gone.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,17 @@ FORMAT = "vtlfabric-index/1"
 
 class IndexFormatError(Exception):
     pass
+
+
+class DiskFull(OSError):
+    """The store's disk has no room: nothing is written (``mediaagent:SITE disk-full``)."""
+
+
+@attrs.define
+class Space:
+    """Whether the store's disk is full: a fault's state, shared with the thread that writes."""
+
+    full: bool = False
 
 
 @attrs.frozen
@@ -70,6 +82,7 @@ class IndexStore:
     """One JSON file per job, written atomically (temp file, fsync, rename)."""
 
     root: Path
+    space: Space = attrs.field(factory=Space, eq=False)
 
     def _path(self, job_id: int, copy_id: str = "") -> Path:
         folder = copy_id.replace("/", "__") if copy_id else "jobs"
@@ -80,6 +93,8 @@ class IndexStore:
 
     def _save(self, index: JobIndex) -> Path:
         path = self._path(index.job_id, index.copy_id)
+        if self.space.full:
+            raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.root}: index of job {index.job_id} not saved")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with tmp.open("w") as f:

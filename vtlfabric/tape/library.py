@@ -50,6 +50,10 @@ class DriveFailed(errors.Failed):
     """The drive failed under the job; the job goes on on another drive from its checkpoint."""
 
 
+class RobotFailed(errors.Failed):
+    """The library's robot failed a move: the cartridge stayed where it was."""
+
+
 class MediaReadError(MediaFailure):
     """Part of a cartridge cannot be read: the drive reports a medium error on a block."""
 
@@ -105,7 +109,11 @@ class Drive:
         self.library.check_inside(barcode)
         await self.unload()
         self._show(DriveState.LOADING)
-        await self.library.robot_move()
+        try:
+            await self.library.robot_move(picking=barcode)
+        except RobotFailed:
+            self._show(DriveState.EMPTY)
+            raise
         await self._take(self.kind.load)
         if barcode in self.library.failed_media:
             self._show(DriveState.EMPTY)
@@ -114,9 +122,11 @@ class Drive:
         image = await self.io(partial(TapeImage.open, path, self.library.spec.capacity, mapped=mapped))
         self.image, self.barcode, self.position = image, barcode, 0.0
         self._show(DriveState.READY)
-        if image.barcode != barcode:  # never write over another volume
+        label = self.library.mislabelled.get(barcode, image.barcode)
+        if label != barcode:  # never write over another volume
             await self.unload()
-            raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {image.barcode}: not mounted")
+            log.warning("drive.wrong_label", site=self.library.spec.site, barcode=barcode, label=label, drive=self.name)
+            raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {label}: not mounted")
         await self.library.catalog.call(queries.set_location, [barcode], "drive", self.number, self.library.now())
         log.debug("drive.loaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
         return image
@@ -192,6 +202,9 @@ class Library:
     catalog: Catalog
     offline: bool = False
     unreachable: bool = False  # its MediaAgent cannot be reached
+    crashed: str = ""  # its MediaAgent is down: why, until it restarts
+    robot_failing: bool = False  # every pick of a cartridge fails until the robot is repaired
+    mislabelled: dict[str, str] = attrs.field(factory=dict)  # barcode -> the label a mount of it reads
     failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for
     broker: DriveBroker = attrs.field(factory=DriveBroker)  # hands out its drives; one per fabric
     _drives: tuple[Drive, ...] = attrs.field(init=False)  # by number, from 1
@@ -210,10 +223,15 @@ class Library:
         self._drives = tuple(Drive(self, n) for n in range(1, self.spec.drives + 1))
         self.broker.add_library(self.spec.id, self.spec.drives)
 
-    async def robot_move(self) -> None:
-        """One move of the robot (slot, drive, mail station); moves queue in order."""
+    async def robot_move(self, picking: str | None = None) -> None:
+        """One move of the robot (slot, drive, mail station); moves queue in order. A pick
+        (``picking``: the cartridge taken from its slot) fails while the robot is failing;
+        a cartridge on its way back to a slot always gets there (the robot retries)."""
         async with self._robot:
             await trio.sleep(self.spec.robot_time)
+            if picking is not None and self.robot_failing:
+                log.warning("fault.fired", fault="robot-fail", site=self.spec.site, library=self.spec.id, barcode=picking)
+                raise RobotFailed(f"the robot of library {self.spec.id} failed to pick cartridge {picking}")
 
     def image_path(self, barcode: str) -> Path:
         return self.root / f"{barcode}.aws"
@@ -224,7 +242,7 @@ class Library:
             return f"library {self.spec.id} is offline"
         if self.unreachable:
             return f"the MediaAgent of {self.spec.id} is unreachable"
-        return ""
+        return self.crashed
 
     def drives(self) -> tuple[Drive, ...]:
         return self._drives
@@ -245,6 +263,17 @@ class Library:
             short = await blocking.run_sync(self._recover, cart.barcode, cart.eod)
             if short and cart.state != "bad":  # never append after data that is gone: it would take its file numbers
                 await self.catalog.call(queries.set_cartridge_state, cart.barcode, "bad", cart.eod)
+
+    async def drained(self) -> None:
+        """Wait until no drive holds a cartridge (after a crash, its work unloads them)."""
+        while any(d.image is not None for d in self._drives) or self._busy_cartridges:
+            await self._cartridge_freed.wait()
+
+    async def reload(self) -> None:
+        """Forget what was kept in memory and open the library again from disk, as a start does."""
+        self.maps.clear()
+        self.outside.clear()
+        await self.start()
 
     def _recover(self, barcode: str, eod: int) -> bool:
         """Trim what was never committed; True if the image holds less than was (it was cut short)."""
@@ -332,8 +361,8 @@ class Library:
                 raise errors.Refused(f"cartridge {barcode} is in use in library {self.spec.id}: export it when it is idle")
         async with self._claiming:  # no writer claims one of them meanwhile
             for batch in _batches(barcodes, self.spec.station):
-                for _ in batch:
-                    await self.robot_move()  # slot -> station; the operator empties the station
+                for barcode in batch:
+                    await self.robot_move(picking=barcode)  # slot -> station; the operator empties the station
                 await self.catalog.call(queries.set_location, batch, "outside", None, self.now())
                 self.outside.update(batch)
                 log.info("cartridge.exported", library=self.spec.id, barcodes=batch)

@@ -233,7 +233,9 @@ class JobWriter:
                 await self.catalog.call(queries.set_cartridge_state, barcode, "full", eod)
                 await self.drive.unload()
             except WrongCartridge as e:  # never written over: set aside, and the next one is tried
-                await self.catalog.call(queries.set_cartridge_state, barcode, "bad", 0)
+                # What it already holds stays committed: an eod of 0 would have it relabelled
+                # (its jobs' data gone) at the next start.
+                await self.catalog.call(queries.mark_cartridge_bad, barcode, None, str(e), self.now())
                 self.library.release_cartridge(barcode)
                 log.error("cartridge.wrong_label", barcode=barcode, library=self.library.spec.id, error=str(e))
             except BaseException:

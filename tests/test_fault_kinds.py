@@ -1,0 +1,200 @@
+"""The fault kinds beyond drives, media, partitions and failed backups: a killed backup,
+a degraded link, a robot that fails its picks, a cartridge that reads as another volume,
+a full disk library, and a MediaAgent's crash and restart. Each through a whole
+in-process fabric on the virtual clock, judged by what the catalog and a restore say."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tests.expect import expected_files, restored_files
+from tests.helpers import TEN_GIB_CLIENT, open_fabric, write_fabric
+from vtlfabric.catalog import queries
+from vtlfabric.fabric import Fabric
+from vtlfabric.jobs import faults
+from vtlfabric.jobs.auxcopy import run_auxcopy
+from vtlfabric.jobs.backup import BackupFailed, run_backup
+from vtlfabric.jobs.restore import RestoreRequest, run_restore
+
+DR = "P/dr"
+TIMED = pytest.mark.parametrize("fabric_files", [{"timing": True}], indirect=True)
+
+
+async def statuses(fabric: Fabric) -> dict[int, str]:
+    return {j.id: j.status for j in await fabric.catalog.call(queries.list_jobs)}
+
+
+async def copy_state(fabric: Fabric, job_id: int, copy_id: str = DR) -> str | None:
+    return (await fabric.catalog.call(queries.get_job, job_id)).copies.get(copy_id)
+
+
+async def restores_exact(fabric: Fabric, tmp_path, client: str, job_id: int) -> bool:
+    dest = tmp_path / f"restore-{job_id}"
+    await run_restore(fabric, RestoreRequest(client, dest, job_id=job_id, copy_id=DR, site="dr"))
+    job = await fabric.catalog.call(queries.get_job, job_id)
+    return restored_files(dest) == expected_files(fabric, client, {job.subclient: job.generation})
+
+
+async def test_kill_backup_kills_the_next_backup_part_way_and_it_is_never_copied(fabric, autojump_clock):
+    await faults.inject(fabric, "client:IBMA", "kill-backup")
+    with pytest.raises(BackupFailed, match="killed by operator"):
+        await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    good = await run_backup(fabric, "IBMA", "ALLUSR", "full")  # the fault is used up
+    assert sorted((await statuses(fabric)).values()) == ["completed", "killed"]
+    assert (await run_auxcopy(fabric)).jobs_copied == 1
+    assert await copy_state(fabric, good.job_id) == "available"
+
+
+@TIMED
+async def test_kill_backup_kills_a_running_backup(fabric, autojump_clock):
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_expect_killed, fabric)
+        await trio.sleep(1.0)  # the robot is loading its drive
+        await faults.inject(fabric, "client:IBMB", "kill-backup")
+    assert list((await statuses(fabric)).values()) == ["killed"]
+
+
+async def _expect_killed(fabric: Fabric) -> None:
+    with pytest.raises(BackupFailed, match="killed"):
+        await run_backup(fabric, "IBMB", None, "full")
+
+
+async def _copy_seconds(fabric: Fabric) -> float:
+    began = trio.current_time()
+    assert (await run_auxcopy(fabric)).status == "completed"
+    return trio.current_time() - began
+
+
+async def test_a_degraded_link_copies_slower_and_restore_brings_it_back(tmp_path, autojump_clock):
+    async with open_fabric(write_fabric(tmp_path / "f")) as fabric:
+        await run_backup(fabric, "IBMB", None, "full")
+        normal = await _copy_seconds(fabric)
+        done = await faults.inject(fabric, "link:wan", "degrade", "bandwidth=100kB,latency=200ms")
+        assert "100000 B/s, 200 ms" in done
+        await trio.sleep(3600)
+        await run_backup(fabric, "IBMB", None, "full")
+        degraded = await _copy_seconds(fabric)
+        await faults.inject(fabric, "link:wan", "restore")
+        await trio.sleep(3600)
+        await run_backup(fabric, "IBMB", None, "full")
+        restored = await _copy_seconds(fabric)
+    assert degraded > 5 * normal  # a five-hundredth of the bandwidth, ten times the latency
+    assert restored < 2 * normal
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [("speed=3", "give \\[bandwidth"), ("loss=0.9", "loss from 0 to 0.5"), ("latency=soon", "latency")],
+)
+async def test_a_bad_degradation_is_refused_naming_it(fabric, where, says, autojump_clock):
+    with pytest.raises(faults.FaultError, match=says):
+        await faults.inject(fabric, "link:wan", "degrade", where)
+    assert fabric.links["wan"].degraded == {}
+
+
+async def test_a_failing_robot_fails_backups_until_repaired(fabric, autojump_clock):
+    await faults.inject(fabric, "library:prod/PVTL", "robot-fail")
+    with pytest.raises(BackupFailed, match="robot of library prod/PVTL failed to pick"):
+        await run_backup(fabric, "IBMB", None, "full")
+    await faults.inject(fabric, "library:prod/PVTL", "robot-repair")
+    await run_backup(fabric, "IBMB", None, "full")
+    assert sorted((await statuses(fabric)).values()) == ["completed", "failed"]
+
+
+async def test_a_failing_robot_at_dr_holds_the_copy_back_and_loses_nothing(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMB", None, "full")
+    await faults.inject(fabric, "library:dr/DVTL", "robot-fail")
+    assert (await run_auxcopy(fabric)).jobs_copied == 0
+    assert await copy_state(fabric, done.job_id) in ("to_be_copied", "partially_copied")
+    await faults.inject(fabric, "library:dr/DVTL", "robot-repair")
+    assert (await run_auxcopy(fabric)).jobs_copied == 1
+    assert await restores_exact(fabric, tmp_path, "IBMB", done.job_id)
+
+
+async def test_a_mislabelled_cartridge_is_set_aside_and_keeps_its_data(fabric, tmp_path, autojump_clock):
+    first = await run_backup(fabric, "IBMB", None, "full")
+    await run_auxcopy(fabric)
+    (seg,) = await fabric.catalog.call(queries.segments, first.job_id, DR)
+    before = {c.barcode: c for c in await fabric.catalog.call(queries.cartridges, "dr/DVTL")}[seg.barcode]
+    assert before.state == "appendable"
+
+    done = await faults.inject(fabric, f"cartridge:{seg.barcode}", "wrong-label")
+    assert "wrong-label (" in done
+    await trio.sleep(3600)
+    second = await run_backup(fabric, "IBMB", None, "full")
+    assert (await run_auxcopy(fabric)).jobs_copied == 1  # on another cartridge
+    after = {c.barcode: c for c in await fabric.catalog.call(queries.cartridges, "dr/DVTL")}[seg.barcode]
+    assert (after.state, after.eod) == ("bad", before.eod), "set aside, with what it holds still committed"
+    (seg2,) = await fabric.catalog.call(queries.segments, second.job_id, DR)
+    assert seg2.barcode != seg.barcode
+
+    await faults.inject(fabric, f"cartridge:{seg.barcode}", "clear")
+    for library in fabric.libraries.values():
+        await library.reload()  # as a restart would: the first job's data must still be there
+    assert await restores_exact(fabric, tmp_path, "IBMB", first.job_id)
+    assert await restores_exact(fabric, tmp_path, "IBMB", second.job_id)
+
+
+async def test_a_full_disk_library_holds_jobs_back_until_freed(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMB", None, "full")
+    await faults.inject(fabric, "mediaagent:dr", "disk-full")
+    result = await run_auxcopy(fabric)
+    assert result.jobs_copied == 0 and "no space left" in result.copies[0].failed[0].reason
+    assert await copy_state(fabric, done.job_id) == "partially_copied", "its data is on tape, its index is not saved"
+    await faults.inject(fabric, "mediaagent:dr", "disk-freed")
+    assert (await run_auxcopy(fabric)).jobs_copied == 1
+    segments = await fabric.catalog.call(queries.segments, done.job_id, DR)
+    assert sum(s.length for s in segments) == done.bytes, "the resumed job wrote nothing twice"
+    assert await restores_exact(fabric, tmp_path, "IBMB", done.job_id)
+
+
+@TIMED
+async def test_a_mediaagent_crash_stops_its_backup_and_restart_reloads_it(fabric, autojump_clock):
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_expect_crashed, fabric)
+        await trio.sleep(1.0)
+        done = await faults.inject(fabric, "mediaagent:prod", "crash")
+        assert done.startswith("crashed prodma: stopped backup:1")
+    assert list((await statuses(fabric)).values()) == ["failed"]
+    with pytest.raises(BackupFailed, match="crashed"):  # down until restarted
+        await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    assert await faults.inject(fabric, "mediaagent:prod", "restart") == "restarted prodma"
+    await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    assert sorted((await statuses(fabric)).values()) == ["completed", "failed", "failed"]
+
+
+async def _expect_crashed(fabric: Fabric) -> None:
+    with pytest.raises(BackupFailed, match="MediaAgent prodma of site prod crashed"):
+        await run_backup(fabric, "IBMB", None, "full")
+
+
+async def test_a_crash_mid_copy_resumes_from_its_checkpoint_after_restart(tmp_path, autojump_clock):
+    timed = {"timing": True, "capacity": "64MiB"}
+    path = write_fabric(
+        tmp_path / "f", prod={**timed, "clients": TEN_GIB_CLIENT}, dr=timed, chunk="64KiB", extra_daemon="data_scale = 1024"
+    )
+    async with open_fabric(path) as fabric:
+        await _crash_mid_copy(fabric, tmp_path)
+
+
+async def _crash_mid_copy(fabric: Fabric, tmp_path) -> None:
+    done = await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_copy_expecting, fabric, "interrupted")
+        while not (await fabric.catalog.call(queries.segments, done.job_id, DR)):
+            await trio.sleep(0.5)  # until the copy has committed a chunk
+        await faults.inject(fabric, "mediaagent:dr", "crash")
+    assert await copy_state(fabric, done.job_id) == "partially_copied"
+    assert (await run_auxcopy(fabric)).copies[0].status == "inoperative"
+    await faults.inject(fabric, "mediaagent:dr", "restart")
+    assert (await run_auxcopy(fabric)).jobs_copied == 1
+    assert await copy_state(fabric, done.job_id) == "available"
+    segments = await fabric.catalog.call(queries.segments, done.job_id, DR)
+    assert sum(s.length for s in segments) == done.bytes, "resumed at its checkpoint: nothing written twice"
+    assert await restores_exact(fabric, tmp_path, "IBMA", done.job_id)
+
+
+async def _copy_expecting(fabric: Fabric, status: str) -> None:
+    result = await run_auxcopy(fabric)
+    assert result.copies[0].status == status, result
