@@ -1,5 +1,5 @@
 """The ``vtlfabric`` command: ``run`` starts the daemon, ``ctl`` talks to it,
-``tape`` looks at a cartridge image offline.
+``tape`` looks at a cartridge image offline, ``report-html`` draws a report as a page.
 
 Exit codes: 0 done, 1 the operation failed (or ``tape`` found damage), 2 a bad
 request or config, 3 the daemon could not be reached (or is already running).
@@ -232,6 +232,39 @@ def _fault(args: argparse.Namespace) -> dict[str, Any]:
     return {"cmd": "fault", "target": args.target, "action": args.action, "where": args.where}
 
 
+# ---------------------------------------------------------------- report-html
+
+
+def cmd_report_html(args: argparse.Namespace) -> int:
+    """A scenario or drill report (JSON) as a self-contained HTML page beside it, or at -o."""
+    # matplotlib loads here, not at the top: it takes longer to import than a `ctl` call takes.
+    from vtlfabric import htmlreport
+
+    out = args.output or args.report.with_suffix(".html")
+    try:
+        htmlreport.require_plotting()
+        page = htmlreport.page(json.loads(args.report.read_text()))
+    except htmlreport.MissingPlotting as e:
+        print(f"vtlfabric: {e}", file=sys.stderr)
+        return EXIT_BAD
+    except htmlreport.NotAReport as e:
+        print(f"vtlfabric: {args.report}: {e}", file=sys.stderr)
+        return EXIT_BAD
+    except OSError as e:
+        print(f"vtlfabric: cannot read {args.report}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD
+    except ValueError as e:  # json's errors, and UnicodeDecodeError, are ValueErrors
+        print(f"vtlfabric: {args.report}: not JSON: {e}", file=sys.stderr)
+        return EXIT_BAD
+    try:
+        out.write_text(page)
+    except OSError as e:
+        print(f"vtlfabric: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD
+    print(out)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -401,6 +434,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_scenario_parser(sub)
     add_check_parser(sub)
+    report = sub.add_parser(
+        "report-html",
+        help="write a scenario report or a drill report (JSON) as a self-contained HTML page with a plot",
+        description="Write a scenario report (scenario run --report) or a drill report (a drill's JSON, or "
+        "`ctl drill --wait --json`) as one self-contained HTML page: a plot and the report's tables. Needs matplotlib.",
+    )
+    report.add_argument("report", type=Path, metavar="REPORT.json", help="the JSON report")
+    report.add_argument("-o", "--output", type=Path, metavar="OUT.html", help="where to write it (default: REPORT.html)")
+    report.set_defaults(handler=cmd_report_html)
     return parser
 
 

@@ -1,9 +1,10 @@
 """``vtlfabric scenario run FILE``: a scenario, run by the real daemon on a virtual clock.
 
 It prints a short summary (or, with --json, the report), writes the JSON report with
---report, and exits 0 when the run met the scenario's expectations, 1 when it did not
-(or, with --check-determinism, when a second run in a new process hashed differently),
-2 for a bad scenario file. Python salts str hashes per process; a run re-executes
+--report (and as a self-contained HTML page with a timeline plot with --html), and
+exits 0 when the run met the scenario's expectations, 1 when it did not (or, with
+--check-determinism, when a second run in a new process hashed differently), 2 for a
+bad scenario file. Python salts str hashes per process; a run re-executes
 itself once with PYTHONHASHSEED=0, so set iteration is the same in every process.
 """
 
@@ -28,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     run.add_argument("file", metavar="FILE", help="a scenario file, e.g. config/scenarios/week.toml")
     run.add_argument("--seed", type=int, help="the world's seed (default: the scenario's)")
     run.add_argument("--report", type=Path, help="write the JSON report here")
+    run.add_argument(
+        "--html", type=Path, metavar="FILE", help="write the report as an HTML page with a timeline plot (needs matplotlib)"
+    )
     run.add_argument("--history", type=Path, help="write the event history here, as JSON lines")
     run.add_argument("--json", action="store_true", help="print the report as JSON instead of the summary")
     run.add_argument(
@@ -62,6 +66,14 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     from vtlfabric.scenario import run as run_mod
     from vtlfabric.scenario import spec
 
+    if args.html:
+        from vtlfabric import htmlreport
+
+        try:
+            htmlreport.require_plotting()  # now, not after a run whose page could not be drawn
+        except htmlreport.MissingPlotting as e:
+            print(f"vtlfabric: {e}", file=sys.stderr)
+            return EXIT_BAD
     try:
         scenario = spec.load(args.file)
         seed = scenario.seed if args.seed is None else args.seed
@@ -77,6 +89,8 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
         ok = ok and same
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
+    if args.html:
+        args.html.write_text(htmlreport.scenario_page(report))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
