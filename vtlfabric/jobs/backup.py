@@ -139,7 +139,7 @@ async def _backup(
         with running.registry().hold("backup", job_id, frozenset({primary.site})) as work:
             written = await _write_job(fabric, job_id, primary.id, workload, objects, fail_at, kill_at)
             status, reason = JobStatus.COMPLETED, the_plan.note
-        if work.scope.cancelled_caught:
+        if work.stopped:  # even if it wrote its last block first: what stopped it decides (a crash, a kill)
             status, reason = (JobStatus.KILLED if work.reason == running.KILLED else JobStatus.FAILED), work.reason
     except Exception as e:  # the job boundary: any fault ends this job, never the daemon
         reason = str(e) or type(e).__name__
