@@ -30,7 +30,7 @@ scenarios: $(STAMP)
 
 # Many seeds of a scenario in parallel processes (vtlfabric scenario sweep): every seed
 # must meet its expectations and break no invariant. CI sweeps the first 50.
-SWEEP_FILE ?= config/scenarios/wan-partition.toml
+SWEEP_FILE ?= config/scenarios/chaos.toml
 SWEEP_SEEDS ?= 1-1000
 sweep: $(STAMP)
 	$(BIN)/vtlfabric scenario sweep $(SWEEP_FILE) --seeds $(SWEEP_SEEDS)

@@ -9,9 +9,12 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from vtlfabric import cli
 from vtlfabric.check.checker import Checker
+from vtlfabric.check.invariants import every
+from vtlfabric.check.wiretap import WireTap
 
 
 def ev(name: str, **fields: object) -> dict[str, object]:
@@ -51,12 +54,34 @@ BROKEN = {
     "drills-pass": (
         [
             ev("fault.injected", target="link:wan", action="partition"),
+            ev("fault.injected", target="link:wan", action="degrade"),
             ev("fault.healed", target="link:wan", action="heal"),
+            ev("fault.healed", target="link:wan", action="restore"),
             drill("failed"),
         ],
-        2,
+        4,
         (),
     ),
+    "crashed-stays-down": (
+        [
+            ev("backup.started", job_id=1, copy="P/primary"),
+            ev("mediaagent.crashed", site="prod", stopped=["backup:1"]),
+            ev("backup.completed", job_id=1, copy="P/primary"),
+        ],
+        2,
+        (1,),
+    ),
+    "scratch-holds-no-live-data": (
+        [
+            ev("backup.started", job_id=1, copy="P/primary"),
+            ev("segment.opened", job_id=1, copy="P/primary", barcode="A"),
+            ev("backup.completed", job_id=1, copy="P/primary"),
+            ev("cartridge.relabelled", barcode="A"),
+        ],
+        3,
+        (2,),
+    ),
+    "no-plaintext-on-wan": ([ev("wan.plaintext", link="wan", direction="a->b", marker="/QSYS.LIB/")], 0, ()),
 }
 
 FINE = {
@@ -72,10 +97,31 @@ FINE = {
     ],
     "drills-pass": [
         ev("fault.injected", target="link:wan", action="partition"),
-        drill("failed"),  # during a fault: a drill may fail
+        ev("fault.injected", target="link:wan", action="degrade"),
         ev("fault.healed", target="link:wan", action="heal"),
+        drill("failed"),  # still degraded: a drill may fail
+        ev("fault.healed", target="link:wan", action="restore"),
+        ev("fault.injected", target="link:wan", action="corrupt"),  # one-shot: never lasts
         drill("passed"),
     ],
+    "crashed-stays-down": [
+        ev("backup.started", job_id=1, copy="P/primary"),
+        ev("mediaagent.crashed", site="prod", stopped=["backup:1"]),
+        ev("backup.failed", job_id=1, copy="P/primary"),
+        ev("auxcopy.job_available", job_id=2, copy="P/dr", site="dr"),  # the other site goes on
+        ev("mediaagent.restarted", site="prod"),
+        ev("drive.loaded", drive="prod/V#1", barcode="A", site="prod"),
+    ],
+    "scratch-holds-no-live-data": [
+        ev("segment.opened", job_id=1, copy="P/primary", barcode="A"),
+        ev("backup.failed", job_id=1, copy="P/primary"),
+        ev("segment.opened", job_id=2, copy="P/dr", barcode="B"),
+        ev("auxcopy.job_available", job_id=2, copy="P/dr"),
+        ev("aging.job_aged", job_id=2, copy="P/dr"),
+        ev("cartridge.scratch", barcode="A"),
+        ev("cartridge.scratch", barcode="B"),
+    ],
+    "no-plaintext-on-wan": [ev("wan.scanned", link="wan", segments=12, bytes=4096)],
 }
 
 
@@ -115,6 +161,44 @@ def test_drives_and_cartridges_moved_as_a_library_moves_them_never_break_it(move
         lost = events[unloads[0]]
         if any(e["drive"] == lost["drive"] or e["barcode"] == lost["barcode"] for e in reloads):
             assert Checker().feed(events[: unloads[0]] + events[unloads[0] + 1 :]).violations
+
+
+def lag(t: float, age: float, kind: str = "synchronous") -> dict[str, object]:
+    return ev("copy.lag", t=t, copy="P/dr", kind=kind, oldest_uncopied_seconds=age, to_copy=1)
+
+
+HOUR = 3600.0
+
+
+def test_liveness_a_copy_must_catch_up_within_the_bound_once_the_faults_heal():
+    healed = [
+        ev("fault.injected", t=0.0, target="link:wan", action="partition"),
+        lag(2 * HOUR, 9 * HOUR),  # a fault holds: not judged
+        ev("fault.healed", t=3 * HOUR, target="link:wan", action="heal"),
+        lag(4 * HOUR, 9 * HOUR),  # healed only an hour ago: not yet
+        lag(6 * HOUR, 9 * HOUR, kind="selective"),  # selective copies wait for their rule
+    ]
+    fine = Checker(every(2 * HOUR)).feed([*healed, lag(5.5 * HOUR, 1.5 * HOUR)])
+    assert fine.violations == [] and fine.exercised["caught-up-after-healing"] == 1
+    late = Checker(every(2 * HOUR)).feed([*healed, lag(5.5 * HOUR, 7 * HOUR)])
+    [violation] = late.violations
+    assert violation.invariant == "caught-up-after-healing" and "2.5 h after the last fault healed" in violation.why
+    assert "caught-up-after-healing" not in Checker().exercised, "judged only with a stated bound"
+
+
+def test_the_wire_tap_finds_a_marker_even_split_across_two_segments():
+    with capture_logs() as logs:
+        tap = WireTap("wan")
+        tap("a->b", bytes(range(256)) * 4)
+        tap("b->a", b"xx/QSYS.")  # the other way: its own stream
+        tap("a->b", b"noise /QSYS.")
+        tap("a->b", b"LIB/PAYROLL.LIB/OBJ0001.PGM")
+        tap.report()
+    found = [e for e in logs if e["event"] == "wan.plaintext"]
+    assert [(e["direction"], e["marker"]) for e in found] == [("a->b", "/QSYS.LIB/")]
+    checker = Checker().feed(logs)
+    assert [v.invariant for v in checker.violations] == ["no-plaintext-on-wan"]
+    assert checker.exercised["no-plaintext-on-wan"] == 5  # 4 segments scanned, 1 found
 
 
 def test_check_history_judges_a_file_and_exits_by_its_verdict(tmp_path, capsys):

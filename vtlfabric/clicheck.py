@@ -26,14 +26,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     check = sub.add_parser("check-history", help="judge a history (JSON lines of events) against the fabric's invariants")
     check.add_argument("file", metavar="FILE", type=Path, help="a scenario's --history, or a daemon's JSON log")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check.add_argument(
+        "--liveness",
+        type=_duration,
+        metavar="DURATION",
+        help="also judge that each synchronous copy catches up within DURATION once every fault has healed (from copy.lag)",
+    )
     check.set_defaults(handler=cmd_check_history)
+
+
+def _duration(text: str) -> float:
+    from vtlfabric.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_check_history(args: argparse.Namespace) -> int:
     from vtlfabric.check.checker import Checker, HistoryFormatError, read_history
+    from vtlfabric.check.invariants import every
 
     try:
-        checker = Checker().feed(read_history(args.file))
+        checker = Checker(every(args.liveness)).feed(read_history(args.file))
     except (OSError, HistoryFormatError) as e:
         print(f"vtlfabric: {e}")
         return EXIT_BAD

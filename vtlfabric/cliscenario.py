@@ -154,7 +154,7 @@ def cmd_scenario_sweep(args: argparse.Namespace) -> int:
                 shrunk = failure["shrunk"]
                 print(f"seed {failure['seed']} shrunk to {len(shrunk['faults'])} of {shrunk['from']} fault(s): {shrunk['file']}")
                 print(f"  replay: {shrunk['replay']}")
-    return EXIT_FAILED if result.failures else EXIT_OK
+    return EXIT_OK if result.passed else EXIT_FAILED
 
 
 async def _shrunk(file: Path, seed: int, into: Path) -> dict[str, object]:

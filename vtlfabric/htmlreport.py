@@ -36,6 +36,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 # Faults get colours of their own, apart from the copies' lines (C0, C1, ...).
 FAULT_COLOURS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 DRILL_COLOURS = {True: "black", False: "crimson"}  # passed, failed
+JOB_COLOURS = {"completed": "tab:green", "failed": "crimson", "killed": "darkorange", "running": "0.5"}
 MAX_BAND_LABELS = 24  # beyond this the F-numbers overlap into a smear; the table still numbers them
 SCENARIO_KEYS = ("scenario", "seed", "simulated_seconds", "jobs", "copies", "lag", "faults", "drills", "expect", "history_sha256")
 DRILL_KEYS = ("id", "mode", "passed", "summary", "clients", "steps")
@@ -158,12 +159,18 @@ def _matplotlib() -> Any:
 
 def fault_bands(report: dict[str, Any]) -> list[Band]:
     """The faults that took effect (refused ones changed nothing, so they shade nothing)."""
-    end = float(report["simulated_seconds"])
     return [
-        Band(n, float(f["at"]), float(f.get("healed", end)), f"{f['target']} {f['action']}", "healed" in f)
+        Band(n, float(f["at"]), _fault_end(report, f), f"{f['target']} {f['action']}", "healed" in f)
         for n, f in enumerate(report["faults"], 1)
         if "done" in f
     ]
+
+
+def _fault_end(report: dict[str, Any], fault: dict[str, Any]) -> float:
+    """When it healed; a one-shot fault (a flipped byte, a failed backup) is over as it fires."""
+    if "healed" in fault:
+        return float(fault["healed"])
+    return float(fault["at"]) if fault.get("lasting") is False else float(report["simulated_seconds"])
 
 
 def drill_marks(report: dict[str, Any]) -> list[DrillMark]:
@@ -273,8 +280,11 @@ def _faults_table(report: dict[str, Any]) -> str:
             outcome, healed, lasted = Cell(f"refused: {f.get('refused', '')}", "fail"), Cell(""), ""
         else:
             outcome = Cell(str(f["done"]))
-            healed = Cell(_at(f["healed"]), "mono") if "healed" in f else Cell("never (in force at the end)", "fail")
-            lasted = _duration(f.get("healed", end) - f["at"])
+            if f.get("lasting") is False:
+                healed, lasted = Cell("one-shot"), "once"
+            else:
+                healed = Cell(_at(f["healed"]), "mono") if "healed" in f else Cell("never (in force at the end)", "fail")
+                lasted = _duration(f.get("healed", end) - f["at"])
         rows.append([Cell(f"F{n}", "num"), Cell(_at(f["at"]), "mono"), f["target"], f["action"], outcome, healed, lasted])
     return _table(["#", "at", "target", "action", "what it did", "healed", "in force"], rows, empty="no faults")
 
@@ -374,6 +384,7 @@ def _draw_timeline(fig: Figure, mpl: Any, report: dict[str, Any], title: str) ->
     top = max([top] + [m.rpo / 3600 for m in marks if m.rpo is not None])
     _shade_faults(mpl, report, (lag_ax, jobs_ax), scale)
     _mark_drills(marks, (lag_ax, jobs_ax), scale)
+    _mark_backups(report.get("backups", []), jobs_ax, scale)
     lag_ax.set_ylim(0, max(1.0, top * 1.18))  # room above the highest point for the band and drill labels
     lag_ax.set_ylabel("copy lag: oldest uncopied\njob's age (hours)")
     jobs_ax.set_ylabel("jobs to copy")
@@ -427,6 +438,27 @@ def _shade_faults(mpl: Any, report: dict[str, Any], axes: tuple[Axes, Axes], sca
             gid=f"refused-{n}",
             label="fault refused" if i == 0 else None,
         )
+
+
+def _mark_backups(backups: list[dict[str, Any]], jobs_ax: Axes, scale: float) -> None:
+    """Each backup job as a tick where it started, along the foot of the jobs panel, in
+    its status's colour: what the copies had to take, and which of them never counted."""
+    for status, colour in JOB_COLOURS.items():
+        xs = [b["at"] / scale for b in backups if b["status"] == status]
+        if xs:
+            jobs_ax.plot(
+                xs,
+                [0.04] * len(xs),
+                "|",
+                transform=jobs_ax.get_xaxis_transform(),
+                color=colour,
+                markersize=10,
+                markeredgewidth=1.4,
+                gid=f"backups-{status}",
+                label=f"backup {status}",
+            )
+    if backups:
+        jobs_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
 
 
 def _mark_drills(marks: list[DrillMark], axes: tuple[Axes, Axes], scale: float) -> None:

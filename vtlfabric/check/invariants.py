@@ -165,28 +165,169 @@ class PromotionsReportLosses(Invariant):
 
 
 @attrs.define
+class ActiveFaults:
+    """Which lasting faults hold now, from fault.injected and fault.healed: a healing action
+    ends every fault of its target that it heals (``clear`` ends a cartridge's read and
+    write errors and its wrong label). One-shot faults (corrupt, fail-backup) never last."""
+
+    active: dict[tuple[str, str], int] = attrs.field(factory=dict)  # (target, action) -> step it began
+    quiet_since: float = 0.0  # the time the last of them healed (0: none ever held)
+
+    def see(self, n: int, event: Event) -> None:
+        name = event.get("event", "")
+        if name not in ("fault.injected", "fault.healed"):
+            return
+        target, action = str(event.get("target", "")), str(event.get("action"))
+        kind = target.partition(":")[0]
+        if action in HEALING:
+            for key in [k for k in self.active if k[0] == target and HEALED_BY.get((kind, k[1])) == action]:
+                del self.active[key]
+            if not self.active:
+                self.quiet_since = float(event.get("t", 0.0))
+        elif (kind, action) in HEALED_BY:
+            self.active[(target, action)] = n
+
+
+@attrs.define
 class DrillsPass(Invariant):
     """Once every fault has healed, a drill passes: the DR site can restore."""
 
     name: str = "drills-pass"
     says: str = "every drill run with no fault active passes"
-    _active: dict[str, int] = attrs.field(factory=dict)  # target -> step its fault began
+    _faults: ActiveFaults = attrs.field(factory=ActiveFaults)
 
     def step(self, n: int, event: Event) -> Breach | None:
         name = event.get("event", "")
-        target, action = str(event.get("target", "")), event.get("action")
-        if name in ("fault.injected", "fault.healed"):
-            if action in HEALING:
-                self._active.pop(target, None)
-            elif (target.partition(":")[0], action) in HEALED_BY:  # a lasting fault (one-shot ones pass)
-                self._active[target] = n
-        elif name in ("drill.passed", "drill.failed") and not self._active:
+        self._faults.see(n, event)
+        if name in ("drill.passed", "drill.failed") and not self._faults.active:
             self.exercised += 1
             if name == "drill.failed":
                 return Breach(f"drill {event.get('drill')} failed with no fault active: {event.get('summary')}")
         return None
 
 
-def every() -> list[Invariant]:
-    """A fresh set of every invariant, ready to fold a history from its start."""
-    return [FailedJobsNeverCopied(), CopiedOnce(), DrivesHeldOnce(), RestoresExact(), PromotionsReportLosses(), DrillsPass()]
+@attrs.define
+class CrashedStaysDown(Invariant):
+    """A crashed MediaAgent does nothing until it restarts: it loads no drive and makes no
+    job available, and a backup its crash stopped ends failed, never completed."""
+
+    name: str = "crashed-stays-down"
+    says: str = "a crashed MediaAgent loads no drive and completes no job until it restarts"
+    _down: dict[Any, int] = attrs.field(factory=dict)  # site -> step it crashed
+    _stopped: dict[str, int] = attrs.field(factory=dict)  # "backup:N" -> step of the crash that stopped it
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, site = event.get("event", ""), event.get("site")
+        if name == "mediaagent.crashed":
+            self._down[site] = n
+            self._stopped.update({w: n for w in event.get("stopped") or [] if w.startswith("backup:")})
+        elif name == "mediaagent.restarted":
+            self._down.pop(site, None)
+        elif name in ("backup.completed", "backup.failed", "backup.killed"):
+            crash = self._stopped.pop(f"backup:{event.get('job_id')}", None)
+            if crash is not None:
+                self.exercised += 1
+                if name == "backup.completed":
+                    return Breach(f"backup job {event.get('job_id')} completed after a crash stopped it", (crash,))
+        elif name in ("drive.loaded", "auxcopy.job_available") and site in self._down:
+            self.exercised += 1
+            what = (
+                f"drive {event.get('drive')} loaded {event.get('barcode')}"
+                if name == "drive.loaded"
+                else (f"job {event.get('job_id')} became available on {event.get('copy')}")
+            )
+            return Breach(f"{what} while the MediaAgent of site {site} was down", (self._down[site],))
+        return None
+
+
+@attrs.define
+class ScratchHoldsNoLiveData(Invariant):
+    """A cartridge goes back to scratch (or is relabelled) only when no valid job's data on
+    it is still held: a completed backup on the primary, or a job available on a copy,
+    until it ages, is damaged, or a promotion reshuffles roles."""
+
+    name: str = "scratch-holds-no-live-data"
+    says: str = "no cartridge marked scratch holds live data"
+    _on: dict[str, set[tuple[Any, Any]]] = attrs.field(factory=dict)  # barcode -> (job, copy) with a segment there
+    _live: dict[tuple[Any, Any], int] = attrs.field(factory=dict)  # (job, copy) -> step it became live
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, key = event.get("event", ""), (event.get("job_id"), event.get("copy"))
+        if name == "segment.opened":
+            self._on.setdefault(str(event.get("barcode")), set()).add(key)
+        elif name in ("backup.completed", "auxcopy.job_available"):
+            self._live[key] = n
+        elif name in ("copy.damaged", "aging.job_aged"):
+            self._live.pop(key, None)
+        elif name in ("cartridge.scratch", "cartridge.relabelled"):
+            self.exercised += 1
+            barcode = str(event.get("barcode"))
+            live = sorted((k for k in self._on.pop(barcode, set()) if k in self._live), key=str)
+            if live:
+                job, copy = live[0]
+                return Breach(f"cartridge {barcode} went to scratch holding job {job} of {copy}", (self._live[live[0]],))
+        return None
+
+
+@attrs.define
+class NoPlaintextOnWan(Invariant):
+    """What crosses a WAN link is sealed: the scenario's wire tap (check/wiretap.py) logs
+    ``wan.plaintext`` for any segment that carries a job's metadata in clear, and
+    ``wan.scanned`` with what it looked at."""
+
+    name: str = "no-plaintext-on-wan"
+    says: str = "no plaintext crosses the WAN"
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name = event.get("event", "")
+        if name == "wan.scanned":
+            self.exercised += int(event.get("segments") or 0)
+        elif name == "wan.plaintext":
+            self.exercised += 1
+            return Breach(f"link {event.get('link')} ({event.get('direction')}) carried {event.get('marker')!r} in clear")
+        return None
+
+
+@attrs.define
+class CaughtUpAfterHealing(Invariant):
+    """Liveness: once every fault has healed, each synchronous copy catches up within the
+    bound: at a lag sample taken a bound or more after the last fault healed, no job (a
+    partially copied one included) has waited longer than the bound to be copied."""
+
+    bound: float = 6 * 3600.0
+    name: str = "caught-up-after-healing"
+    says: str = "every synchronous copy catches up within the bound once the faults heal"
+    _faults: ActiveFaults = attrs.field(factory=ActiveFaults)
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        self._faults.see(n, event)
+        if event.get("event") != "copy.lag" or event.get("kind") != "synchronous" or self._faults.active:
+            return None
+        t = float(event.get("t", 0.0))
+        if t - self._faults.quiet_since < self.bound:
+            return None
+        self.exercised += 1
+        age = float(event.get("oldest_uncopied_seconds") or 0.0)
+        if age > self.bound:
+            return Breach(
+                f"copy {event.get('copy')}: a job has waited {age / 3600:.1f} h to be copied, "
+                f"{(t - self._faults.quiet_since) / 3600:.1f} h after the last fault healed (bound {self.bound / 3600:g} h)"
+            )
+        return None
+
+
+def every(liveness: float | None = None) -> list[Invariant]:
+    """A fresh set of every invariant, ready to fold a history from its start; with a
+    ``liveness`` bound (seconds), the copies must also catch up within it after healing."""
+    safety: list[Invariant] = [
+        FailedJobsNeverCopied(),
+        CopiedOnce(),
+        DrivesHeldOnce(),
+        RestoresExact(),
+        PromotionsReportLosses(),
+        CrashedStaysDown(),
+        ScratchHoldsNoLiveData(),
+        NoPlaintextOnWan(),
+        DrillsPass(),
+    ]
+    return safety + ([CaughtUpAfterHealing(bound=liveness)] if liveness is not None else [])

@@ -16,6 +16,7 @@ from typing import IO, Any
 import attrs
 
 from vtlfabric.check.checker import Checker
+from vtlfabric.check.invariants import every
 
 WALL_CLOCK_FIELDS = frozenset({"timestamp", "pid", "wall_seconds"})
 
@@ -30,8 +31,8 @@ class History:
     _sha: Any = attrs.field(factory=hashlib.sha256)
 
     @classmethod
-    def of_run(cls, root: Path, sink: IO[str] | None = None) -> History:
-        return cls(str(root), sink, Checker())
+    def of_run(cls, root: Path, sink: IO[str] | None = None, liveness: float | None = None) -> History:
+        return cls(str(root), sink, Checker(every(liveness)))
 
     def __call__(self, _logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
         line = self.line(event)

@@ -39,6 +39,7 @@ def build(scenario: Scenario, seed: int, outcome: dict[str, Any], history: Histo
         "lag_columns": ["at", "oldest_uncopied_seconds", "jobs_to_copy", "nominal_bytes_to_copy"],
         "faults": outcome["faults"],
         "drills": outcome["drills"],
+        "backups": outcome["backups"],
         "ctl": outcome["ctl"],
         "events": history.events,
         "history_sha256": history.sha256(),

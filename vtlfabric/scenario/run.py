@@ -27,6 +27,7 @@ import trio.testing
 
 from vtlfabric import errors
 from vtlfabric.catalog import queries
+from vtlfabric.check.wiretap import WireTap
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import faults as faults_mod
 from vtlfabric.jobs.copystatus import CopyStatus, copy_statuses
@@ -60,7 +61,7 @@ def run(scenario: Scenario, seed: int, *, history_file: Path | None = None, wall
         lock = daemon.StateLock.acquire(config.daemon.state_dir)  # as `vtlfabric run` takes it
         sink = history_file.open("w") if history_file else None
         try:
-            history = History.of_run(root, sink)
+            history = History.of_run(root, sink, scenario.liveness)
             bus = EventBus()
             logs.configure("json", "critical", bus, history=history)
             began = wall() if wall else 0.0
@@ -80,6 +81,9 @@ async def _world(scenario: Scenario, seed: int, config: Any, bus: EventBus) -> d
         fabric = await world.start(partial(daemon.run, config, virtual_clock=True, bus=bus))
         director = Director(scenario, fabric, random.Random(f"{seed}/faults"))
         director.check_targets()
+        taps = [WireTap(name) for name in fabric.links]
+        for tap in taps:
+            fabric.links[tap.link].add_tap(tap)
         async with trio.open_nursery() as tasks:
             tasks.start_soon(director.sample)
             for fault in scenario.faults:
@@ -90,6 +94,8 @@ async def _world(scenario: Scenario, seed: int, config: Any, bus: EventBus) -> d
                 tasks.start_soon(director.ctl, step, daemon.socket_path(config))
             await trio.sleep(scenario.duration)
             tasks.cancel_scope.cancel()
+        for tap in taps:
+            tap.report()
         outcome = await director.outcome(await director.sample_once())
         os.kill(os.getpid(), signal.SIGTERM)  # the daemon stops as it does under systemd
     return outcome
@@ -131,6 +137,7 @@ class Director:
 
     async def _fire(self, spec: FaultSpec) -> None:
         record: dict[str, Any] = {"at": self.elapsed(), "target": spec.target, "action": spec.action}
+        record["lasting"] = spec.heal_action is not None  # False: a one-shot, over as it fires
         self.faults.append(record)
         try:
             record["done"] = await faults_mod.inject(self.fabric, spec.target, spec.action, spec.where)
@@ -170,27 +177,33 @@ class Director:
         statuses = await copy_statuses(self.fabric)
         for status in statuses:
             if not status.primary:
-                self.lag.setdefault(status.id, []).append(
-                    [self.elapsed(), status.oldest_uncopied_age or 0.0, status.to_copy, status.bytes_to_copy]
-                )
+                age = status.oldest_uncopied_age or 0.0
+                self.lag.setdefault(status.id, []).append([self.elapsed(), age, status.to_copy, status.bytes_to_copy])
+                log.info("copy.lag", copy=status.id, kind=status.kind, oldest_uncopied_seconds=age, to_copy=status.to_copy)
         return statuses
 
     async def outcome(self, statuses: list[CopyStatus]) -> dict[str, Any]:
         """The end of the run: ``statuses`` are the copies' as last sampled."""
         drills = await self.fabric.catalog.call(queries.drills)
+        offset = self.fabric.now() - self.elapsed()  # fabric time at the run's start: its times become the run's
+        backups = await self.fabric.catalog.call(queries.list_jobs)
         return {
             "simulated_seconds": self.elapsed(),
             "jobs": await self.fabric.catalog.call(queries.status_counts),
             "copies": {s.id: {"primary": s.primary, "available": s.available, "to_copy": s.to_copy} for s in statuses},
             "lag": self.lag,
             "faults": self.faults,
-            "drills": [_drill(d) for d in drills],
+            "drills": [_drill(d, offset) for d in drills],
+            "backups": [
+                {"id": j.id, "at": round(j.started - offset, 3), "client": j.client, "type": j.type, "status": j.status}
+                for j in backups
+            ],
             "ctl": self.steps,
         }
 
 
-def _drill(row: dict[str, Any]) -> dict[str, Any]:
-    out = {"id": row["id"], "status": row["status"], "summary": row["summary"]}
+def _drill(row: dict[str, Any], offset: float) -> dict[str, Any]:
+    out = {"id": row["id"], "at": round(row["started"] - offset, 3), "status": row["status"], "summary": row["summary"]}
     if row["report"]:
         report = json.loads(Path(row["report"]).read_text())
         out["clients"] = [{k: c[k] for k in ("client", "copy", "passed", "rpo", "rto")} for c in report["clients"]]

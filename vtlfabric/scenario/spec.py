@@ -70,6 +70,7 @@ class Scenario:
     duration: float
     sample_every: float
     settle: float  # no fault by chance begins this long before the end: time to recover before it is judged
+    liveness: float | None  # once every fault has healed, each synchronous copy catches up within this (None: not judged)
     config_overrides: dict[str, Any]
     site_overrides: dict[str, dict[str, Any]]
     schedules: tuple[dict[str, Any], ...] | None  # None: the config's own
@@ -98,6 +99,7 @@ def load(path: Path | str) -> Scenario:
         duration=t.duration("duration", low=1.0, high=MAX_DURATION),
         sample_every=t.duration("sample_every", "1h", low=60.0, high=MAX_DURATION),
         settle=t.duration("settle", "0s", low=0.0, high=MAX_DURATION),
+        liveness=t.duration("liveness", low=60.0, high=MAX_DURATION) if t.has("liveness") else None,
         config_overrides=fabric.get("set", dict, {}),
         site_overrides={name: sites.get(name, dict) for name in list(sites.data)},
         schedules=tuple(s.data for s in t.tables("schedule")) if t.has("schedule") else None,

@@ -22,6 +22,8 @@ from typing import Any
 import attrs
 import trio
 
+from vtlfabric.scenario import spec
+
 
 @attrs.frozen
 class SeedOutcome:
@@ -55,6 +57,7 @@ class SweepResult:
     failures: tuple[SeedOutcome, ...]
     fault_coverage: dict[str, int]  # fault kind -> times fired, over every seed
     exercised: dict[str, int]  # invariant -> events weighed, over every seed
+    never_fired: tuple[str, ...] = ()  # fault kinds the scenario has that fired in no seed
 
     @classmethod
     def of(cls, file: str, outcomes: list[SeedOutcome]) -> SweepResult:
@@ -64,7 +67,14 @@ class SweepResult:
             coverage.update(o.faults_fired)
             exercised.update(dict(o.exercised))
         failed = tuple(sorted((o for o in outcomes if not o.passed), key=lambda o: o.seed))
-        return cls(file, len(outcomes), failed, dict(sorted(coverage.items())), dict(sorted(exercised.items())))
+        never = tuple(sorted(fault_kinds(file) - set(coverage)))
+        return cls(file, len(outcomes), failed, dict(sorted(coverage.items())), dict(sorted(exercised.items())), never)
+
+    @property
+    def passed(self) -> bool:
+        """No seed failed, and every fault kind the scenario has fired at least once: a
+        kind that never fired was never tested, however green the seeds."""
+        return not self.failures and not self.never_fired
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +85,7 @@ class SweepResult:
                 for o in self.failures
             ],
             "fault_coverage": self.fault_coverage,
+            "never_fired": list(self.never_fired),
             "invariants_exercised": self.exercised,
         }
 
@@ -83,8 +94,15 @@ class SweepResult:
         for o in self.failures:
             lines += [f"seed {o.seed}: {'; '.join(o.failures)}", f"  replay: {o.replay}"]
         lines.append("fault coverage: " + (", ".join(f"{k} {n}" for k, n in self.fault_coverage.items()) or "no fault fired"))
+        if self.never_fired:
+            lines.append("NEVER FIRED (untested): " + ", ".join(self.never_fired))
         lines.append("invariants exercised: " + ", ".join(f"{k} {n}" for k, n in self.exercised.items()))
         return "\n".join(lines)
+
+
+def fault_kinds(file: str) -> set[str]:
+    """The scenario's fault kinds ("KIND ACTION"), as coverage counts them."""
+    return {f"{f.target.partition(':')[0]} {f.action}" for f in spec.load(file).faults}
 
 
 def parse_seeds(text: str) -> list[int]:

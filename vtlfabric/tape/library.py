@@ -279,6 +279,8 @@ class Library:
         """Trim what was never committed; True if the image holds less than was (it was cut short)."""
         path = self.image_path(barcode)
         if eod == 0 or not path.exists():
+            if path.exists():  # what it holds past a label was never committed (the journal shows it went)
+                log.debug("cartridge.relabelled", site=self.spec.site, library=self.spec.id, barcode=barcode)
             self._relabel(barcode)
             if eod:
                 log.error("cartridge.short", barcode=barcode, library=self.spec.id, missing=eod, why="no image")

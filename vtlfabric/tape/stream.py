@@ -243,6 +243,7 @@ class JobWriter:
                 raise
         eod = await self.drive.io(image.flush)
         self._seq = await self.catalog.call(queries.open_segment, self.job_id, self.copy_id, barcode, file_no, self.offset, eod)
+        log.debug("segment.opened", job_id=self.job_id, copy=self.copy_id, barcode=barcode, file_no=file_no, seq=self._seq)
         self._image, self._barcode = image, barcode
         self._seg_bytes = self._seg_blocks = 0
         self._committed_eod = eod
