@@ -198,3 +198,35 @@ async def _crash_mid_copy(fabric: Fabric, tmp_path) -> None:
 async def _copy_expecting(fabric: Fabric, status: str) -> None:
     result = await run_auxcopy(fabric)
     assert result.copies[0].status == status, result
+
+
+async def test_a_skewed_site_clock_stamps_its_jobs_and_the_drill_report_shows_it(fabric, autojump_clock):
+    from vtlfabric.jobs.drill import run_drill
+
+    await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    await run_backup(fabric, "IBMA", "IFS", "full")
+    await run_backup(fabric, "IBMB", None, "full")
+    await run_auxcopy(fabric)
+    await trio.sleep(3 * 3600)  # the workload changes
+    assert await faults.inject(fabric, "site:prod", "skew", "+2h") == "clock of site prod ahead by 7200s"
+    late = await run_backup(fabric, "IBMB", None, "incremental")  # not copied yet
+    job = await fabric.catalog.call(queries.get_job, late.job_id)
+    assert job.started == pytest.approx(fabric.now() + 7200, abs=60), "stamped by production's clock"
+
+    skewed = await run_drill(fabric, "check", "test")
+    assert skewed.clock_skew == {"prod": 7200.0} and "clock skew: prod +7200s" in skewed.summary
+    assert [c.rpo for c in skewed.clients] == [0.0, 0.0], "DR's clock says the job is still to come: the RPO is misjudged"
+
+    assert await faults.inject(fabric, "site:prod", "sync") == "clock of site prod in sync"
+    await trio.sleep(3 * 3600)
+    synced = await run_drill(fabric, "check", "test")
+    assert synced.clock_skew == {} and "clock skew" not in synced.summary
+    assert [c.rpo > 3600 for c in synced.clients] == [False, True], "with the clocks in sync, the missing job shows"
+
+
+async def test_a_bad_skew_is_refused_naming_it(fabric, autojump_clock):
+    with pytest.raises(faults.FaultError, match="skew 'soon'"):
+        await faults.inject(fabric, "site:prod", "skew", "soon")
+    with pytest.raises(faults.FaultError, match="no site named 'moon'"):
+        await faults.inject(fabric, "site:moon", "skew")
+    assert fabric.skews == {}

@@ -43,6 +43,7 @@ class Fabric:
     faults: Faults = attrs.field(factory=Faults)
     drill_lock: trio.Lock = attrs.field(factory=trio.Lock)  # drills never overlap
     roles: dict[str, CopyRecord] = attrs.field(factory=dict)  # by copy id: primary, source, inoperative
+    skews: dict[str, float] = attrs.field(factory=dict)  # site -> how far its clock is off (a fault)
     _aux_locks: dict[str, trio.Lock] = attrs.field(factory=dict)
     _throttles: dict[str, Throttle] = attrs.field(factory=dict)
     _gates: dict[str, RoleGate] = attrs.field(factory=dict)
@@ -63,7 +64,12 @@ class Fabric:
         return self._throttles.setdefault(copy.id, Throttle(copy.throttle, self.scale))
 
     def now(self) -> float:
+        """The CommServe's time: the fabric's one clock."""
         return self.clock.now()
+
+    def site_now(self, site: str) -> float:
+        """The time as a site's own clock reads it: what its MediaAgent and clients stamp."""
+        return self.clock.now() + self.skews.get(site, 0.0)
 
     @property
     def scale(self) -> int:

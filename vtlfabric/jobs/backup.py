@@ -122,7 +122,7 @@ async def _backup(
             requested_type=job_type,
             generation=generation,
             base_generation=the_plan.base_generation,
-            now=fabric.now(),
+            now=fabric.site_now(primary.site),  # the MediaAgent that runs it stamps it
         )
     )
     bound = log.bind(job_id=job_id, client=client, subclient=subclient, copy=primary.id, site=primary.site)
@@ -264,7 +264,7 @@ async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written
             job_id=job_id,
             status=status,
             reason=reason,
-            now=fabric.now(),
+            now=fabric.site_now(primary.site),
             objects=len(written.entries),
             nbytes=written.bytes,
             digest=written.digest,

@@ -230,7 +230,10 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
 
     await fabric.mediaagent_of(copy).disk_library.save(attrs.evolve(index, copy_id=copy.id, segments=tuple(segments)))
-    await fabric.catalog.call(queries.set_job_copy_state, job_id, copy.id, CopyState.AVAILABLE, "copied", fabric.now())
+    # Stamped by the receiving MediaAgent, by its site's clock.
+    await fabric.catalog.call(
+        queries.set_job_copy_state, job_id, copy.id, CopyState.AVAILABLE, "copied", fabric.site_now(copy.site)
+    )
     log.info("auxcopy.job_available", job_id=job_id, copy=copy.id, site=copy.site, bytes=total)
     await _send_control(channel, op="done")
 

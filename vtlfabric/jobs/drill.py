@@ -88,7 +88,9 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
                     await _check_client(fabric, copy, client, await rpo(fabric, client, copy.id, started), scratch)
                     for client in fabric.config.policy(copy.policy).clients
                 ]
-        report = DrillReport.of(drill_id, mode, trigger, iso(started), iso(fabric.now()), results, steps)
+        report = DrillReport.of(
+            drill_id, mode, trigger, iso(started), iso(fabric.now()), results, steps, clock_skew=dict(fabric.skews)
+        )
         await blocking.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
         path = await blocking.run_sync(write_report, root, report)
         status = "passed" if report.passed else "failed"
@@ -107,7 +109,9 @@ async def run_drill(fabric: Fabric, mode: str, trigger: str) -> DrillReport:
 
 async def rpo(fabric: Fabric, client: str, copy_id: str, at: float) -> float:
     """How far back the copy's point in time for the client lies: since the newest of its
-    valid jobs the copy does not hold (0: it holds every one)."""
+    valid jobs the copy does not hold (0: it holds every one). Measured by the clock of
+    the copy's site, as a drill there measures it: a skewed clock misjudges it."""
+    at += fabric.skews.get(fabric.copy(copy_id).site, 0.0)
     missing = await fabric.catalog.call(queries.newest_missing, client, copy_id, at)
     return round(at - missing, 3) if missing is not None else 0.0
 

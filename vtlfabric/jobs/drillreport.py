@@ -52,10 +52,19 @@ class DrillReport:
     clients: tuple[ClientResult, ...]
     steps: tuple[Step, ...]
     status: str = "completed"  # the operation ran to its end, passed or not
+    clock_skew: dict[str, float] = attrs.field(factory=dict)  # site -> seconds its clock was off (RPOs are by it)
 
     @classmethod
     def of(
-        cls, drill_id: int, mode: str, trigger: str, started: str, ended: str, results: list[ClientResult], steps: list[Step]
+        cls,
+        drill_id: int,
+        mode: str,
+        trigger: str,
+        started: str,
+        ended: str,
+        results: list[ClientResult],
+        steps: list[Step],
+        clock_skew: dict[str, float] | None = None,
     ) -> DrillReport:
         bad_steps = [f"{s.copy} {s.step}" for s in steps if not s.ok]
         passed = bool(results) and all(r.passed for r in results) and not bad_steps
@@ -66,12 +75,19 @@ class DrillReport:
             started,
             ended,
             passed,
-            _summary(drill_id, mode, passed, results, bad_steps),
+            _summary(drill_id, mode, passed, results, bad_steps) + _skew_note(clock_skew or {}),
             sum(r.objects for r in results),
             sum(r.bytes for r in results),
             tuple(results),
             tuple(steps),
+            clock_skew=dict(sorted((clock_skew or {}).items())),
         )
+
+
+def _skew_note(skews: dict[str, float]) -> str:
+    """A skewed site clock measures its RPOs wrong: the summary says so."""
+    off = [f"{site} {skew:+g}s" for site, skew in sorted(skews.items()) if skew]
+    return f"; clock skew: {', '.join(off)}" if off else ""
 
 
 def _summary(drill_id: int, mode: str, passed: bool, results: list[ClientResult], bad_steps: list[str]) -> str:

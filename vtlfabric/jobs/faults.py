@@ -58,6 +58,8 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
         done = _link(fabric, name, action, where) or done
     elif kind == "mediaagent":
         done = await _mediaagent(fabric, name, action) or done
+    elif kind == "site":
+        done = _site(fabric, name, action, where)
     else:
         _library(fabric, name, action)
     logged(target, action, **({"where": where} if where else {}))
@@ -113,6 +115,21 @@ def _degradation(bandwidth: float, latency: float, where: str | None) -> dict[st
     return out
 
 
+def _site(fabric: Fabric, site: str, action: str, where: str | None) -> str:
+    """A site's clock off by ``where`` (signed; default 5 minutes ahead), until sync."""
+    if action == "sync":
+        fabric.skews.pop(site, None)
+        return f"clock of site {site} in sync"
+    text = (where or "+5m").strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    try:
+        skew = sign * parse_duration(text.lstrip("+-"))
+    except ValueError as e:
+        raise FaultError(f"skew {text!r}: {e}") from None
+    fabric.skews[site] = skew
+    return f"clock of site {site} {'ahead' if skew >= 0 else 'behind'} by {abs(skew):g}s"
+
+
 def _library(fabric: Fabric, name: str, action: str) -> None:
     library = fabric.libraries[name]
     if action in ("offline", "online"):
@@ -159,6 +176,7 @@ def _known(fabric: Fabric, kind: str, name: str) -> None:
         "link": set(fabric.links),
         "library": set(fabric.libraries),
         "mediaagent": set(fabric.mediaagents),
+        "site": set(fabric.mediaagents),
     }[kind]
     if name not in known:
         raise FaultError(f"no {kind} named {name!r} (known: {', '.join(sorted(known))})")

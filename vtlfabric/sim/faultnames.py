@@ -9,6 +9,7 @@ ACTIONS = {
     "mediaagent": ("unreachable", "reachable", "crash", "restart", "disk-full", "disk-freed"),
     "cartridge": ("fail", "repair", "read-error", "write-error", "wrong-label", "clear"),
     "drive": ("fail", "repair", "offline", "online"),
+    "site": ("skew", "sync"),
 }
 NAMED_BY = {
     "client": "NAME",
@@ -17,6 +18,7 @@ NAMED_BY = {
     "mediaagent": "SITE",
     "cartridge": "BARCODE",
     "drive": "SITE/LIBRARY#N",
+    "site": "NAME",
 }
 # The action that undoes each fault that has one (a scenario's `heal` uses it).
 HEALED_BY = {
@@ -35,15 +37,18 @@ HEALED_BY = {
     ("cartridge", "wrong-label"): "clear",
     ("drive", "fail"): "repair",
     ("drive", "offline"): "online",
+    ("site", "skew"): "sync",
 }
 HEALING = frozenset(HEALED_BY.values())  # an action that undoes a fault: it logs fault.healed
 # Actions that take an argument. read-error: FILE.BLOCK (a tape file's data block, from 1)
 # or OFFSET (the block holding that byte of the image); without one, every data block.
 # degrade: what the link becomes; without it, a tenth of its bandwidth, four times its
-# latency and 2% loss.
+# latency and 2% loss. skew: how far the site's clock is off (ahead, or behind with -);
+# without it, 5 minutes ahead.
 PLACED = {
     ("cartridge", "read-error"): "[FILE.BLOCK|OFFSET]",
     ("link", "degrade"): "[bandwidth=SIZE][,latency=DURATION][,loss=FRACTION]",
+    ("site", "skew"): "[+|-]DURATION",
 }
 USAGE = " | ".join(f"{kind}:{NAMED_BY[kind]} {'|'.join(actions)}" for kind, actions in ACTIONS.items()) + "".join(
     f" ({action} {where})" for (_, action), where in PLACED.items()
