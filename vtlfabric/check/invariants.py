@@ -20,6 +20,7 @@ from vtlfabric.sim.faultnames import HEALED_BY, HEALING
 
 Event = dict[str, Any]
 VALID = "completed"
+RESTARTED = "daemon.ready"  # a daemon process has started: whatever the last one held in memory is gone
 
 
 @attrs.frozen
@@ -93,7 +94,9 @@ class DrivesHeldOnce(Invariant):
 
     def step(self, n: int, event: Event) -> Breach | None:
         name, drive, barcode = event.get("event", ""), event.get("drive"), event.get("barcode")
-        if name == "drive.unloaded":
+        if name == RESTARTED:  # a daemon starts with every drive empty (a kill -9 left them in their slots)
+            self._in_drive.clear()
+        elif name == "drive.unloaded":
             self._in_drive.pop(drive, None)
         elif name == "drive.loaded":
             self.exercised += 1
@@ -175,6 +178,9 @@ class ActiveFaults:
 
     def see(self, n: int, event: Event) -> None:
         name = event.get("event", "")
+        if name == RESTARTED and self.active:  # the faults were set in the daemon that died
+            self.active.clear()
+            self.quiet_since = float(event.get("t", 0.0))
         if name not in ("fault.injected", "fault.healed"):
             return
         target, action = str(event.get("target", "")), str(event.get("action"))
@@ -218,7 +224,9 @@ class CrashedStaysDown(Invariant):
 
     def step(self, n: int, event: Event) -> Breach | None:
         name, site = event.get("event", ""), event.get("site")
-        if name == "mediaagent.crashed":
+        if name == RESTARTED:
+            self._down.clear()
+        elif name == "mediaagent.crashed":
             self._down[site] = n
             self._stopped.update({w: n for w in event.get("stopped") or [] if w.startswith("backup:")})
         elif name == "mediaagent.restarted":

@@ -18,7 +18,9 @@ failed cartridge holding its data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import signal
+from typing import TYPE_CHECKING, NoReturn
 
 import structlog
 
@@ -51,6 +53,8 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
     if kind == "drive":
         return _drive(fabric, name, action)
     _known(fabric, kind, name)
+    if kind == "daemon":
+        return _daemon(target, action)
     done = f"{action} on {target}"
     if kind == "client":
         (fabric.faults.failing_clients if action == "fail-backup" else fabric.faults.killing_clients).add(name)
@@ -115,6 +119,16 @@ def _degradation(bandwidth: float, latency: float, where: str | None) -> dict[st
     return out
 
 
+def _daemon(target: str, action: str) -> NoReturn:
+    """kill -9 of this very process: nothing is cleaned up, nothing is flushed; what the
+    catalog committed is what a restart (systemd's, or a scenario's next life) finds."""
+    if action == "restart":
+        raise FaultError("a killed daemon is restarted by systemd (Restart=on-failure), or by a scenario's next life")
+    logged(target, action)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: SIGKILL cannot be caught")
+
+
 def _site(fabric: Fabric, site: str, action: str, where: str | None) -> str:
     """A site's clock off by ``where`` (signed; default 5 minutes ahead), until sync."""
     if action == "sync":
@@ -177,6 +191,7 @@ def _known(fabric: Fabric, kind: str, name: str) -> None:
         "library": set(fabric.libraries),
         "mediaagent": set(fabric.mediaagents),
         "site": set(fabric.mediaagents),
+        "daemon": {"self"},
     }[kind]
     if name not in known:
         raise FaultError(f"no {kind} named {name!r} (known: {', '.join(sorted(known))})")

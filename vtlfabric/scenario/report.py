@@ -46,6 +46,8 @@ def build(scenario: Scenario, seed: int, outcome: dict[str, Any], history: Histo
         "replay": replay_line(scenario, seed),
         "invariants": history.checker.to_json() if history.checker else None,
     }
+    if "lives" in outcome:  # the daemon was killed: each life ran in a process of its own
+        report["lives"] = outcome["lives"]
     broken = history.checker.violations if history.checker else []
     failures = [f"invariant {v.invariant} broken at step {v.step}: {v.why}" for v in broken]
     failures += judge(scenario.expect, report)

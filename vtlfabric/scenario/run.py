@@ -19,7 +19,7 @@ import signal
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import structlog
 import trio
@@ -37,8 +37,13 @@ from vtlfabric.scenario.spec import ControlStep, FaultSpec, Scenario
 from vtlfabric.scenario.world import build
 from vtlfabric.service import daemon, logs
 from vtlfabric.service.events import EventBus
+from vtlfabric.sim.faultnames import HEALED_BY
+from vtlfabric.sim.faults import logged
+from vtlfabric.vocab import VIRTUAL_EPOCH
 
 log = structlog.get_logger()
+LIFE_FILE = "life.json"  # in the run's directory: what a life killed with the daemon leaves the next
+RESTART_AFTER = 5.0  # seconds a killed daemon stays down, unless its fault says (RestartSec=5 in the unit)
 
 
 def seed_trio_scheduler(seed: int) -> None:
@@ -54,45 +59,69 @@ def seed_trio_scheduler(seed: int) -> None:
 
 def run(scenario: Scenario, seed: int, *, history_file: Path | None = None, wall: Any = None) -> dict[str, Any]:
     """Run the scenario with ``seed`` in a fresh directory; return its report.
-    ``wall`` reads the wall clock for the report's wall_seconds (the CLI passes one)."""
+    ``wall`` reads the wall clock for the report's wall_seconds (the CLI passes one).
+    A scenario that kills the daemon runs it in a process of its own (scenario/lives.py)."""
+    if scenario.kills_daemon:
+        from vtlfabric.scenario import lives
+
+        return lives.run(scenario, seed, history_file=history_file, wall=wall)
     with tempfile.TemporaryDirectory(prefix=f"vtlfabric-{scenario.name}-") as tmp:
         root = Path(tmp)
         config = build(scenario, seed, root)
-        lock = daemon.StateLock.acquire(config.daemon.state_dir)  # as `vtlfabric run` takes it
         sink = history_file.open("w") if history_file else None
         try:
-            history = History.of_run(root, sink, scenario.liveness)
-            bus = EventBus()
-            logs.configure("json", "critical", bus, history=history)
             began = wall() if wall else 0.0
-            seed_trio_scheduler(seed)
-            clock = trio.testing.MockClock(autojump_threshold=0)
-            outcome = trio.run(partial(_world, scenario, seed, config, bus), clock=clock)
+            outcome, history = live(scenario, seed, root, config, sink)
             ended = wall() if wall else 0.0
         finally:
-            lock.release()
             if sink is not None:
                 sink.close()
     return report_mod.build(scenario, seed, outcome, history, wall_seconds=ended - began)
 
 
-async def _world(scenario: Scenario, seed: int, config: Any, bus: EventBus) -> dict[str, Any]:
+def live(
+    scenario: Scenario, seed: int, root: Path, config: Any, sink: IO[str] | None, carried: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], History]:
+    """One life of the world: the daemon from its state dir, on a virtual clock, driven by
+    the scenario until its end, or (``carried``: what an earlier life left, after a kill -9
+    of the daemon) from where that life stopped."""
+    lock = daemon.StateLock.acquire(config.daemon.state_dir)  # as `vtlfabric run` takes it
+    try:
+        history = History.of_run(root, sink, scenario.liveness)
+        bus = EventBus()
+        logs.configure("json", "critical", bus, history=history)
+        seed_trio_scheduler(seed if carried is None else f"{seed}/life/{carried['life']}")
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        if carried is not None:
+            clock.jump(carried["resume_at"])  # the world's time went on while the daemon was down
+        flush = sink.flush if sink is not None else (lambda: None)
+        return trio.run(partial(_world, scenario, seed, config, bus, carried, flush), clock=clock), history
+    finally:
+        lock.release()
+
+
+async def _world(
+    scenario: Scenario, seed: int, config: Any, bus: EventBus, carried: dict[str, Any] | None, flush: Any
+) -> dict[str, Any]:
+    epoch = None if carried is None else VIRTUAL_EPOCH + carried["resume_at"] - carried["origin"]
     async with trio.open_nursery() as world:
-        fabric = await world.start(partial(daemon.run, config, virtual_clock=True, bus=bus))
-        director = Director(scenario, fabric, random.Random(f"{seed}/faults"))
+        fabric = await world.start(partial(daemon.run, config, virtual_clock=True, bus=bus, epoch=epoch))
+        life = carried["life"] if carried else 0
+        director = Director(scenario, fabric, random.Random(f"{seed}/faults" + (f"/{life}" if life else "")), carried, flush)
         director.check_targets()
         taps = [WireTap(name) for name in fabric.links]
         for tap in taps:
             fabric.links[tap.link].add_tap(tap)
         async with trio.open_nursery() as tasks:
+            await director.resume(tasks)
             tasks.start_soon(director.sample)
-            for fault in scenario.faults:
-                tasks.start_soon(director.fault, fault)
+            for i, fault in enumerate(scenario.faults):
+                tasks.start_soon(director.fault, i, fault)
             for at in scenario.drills:
                 tasks.start_soon(director.drill, at)
             for step in scenario.ctl:
                 tasks.start_soon(director.ctl, step, daemon.socket_path(config))
-            await trio.sleep(scenario.duration)
+            await trio.sleep_until(director.start + scenario.duration)
             tasks.cancel_scope.cancel()
         for tap in taps:
             tap.report()
@@ -102,17 +131,31 @@ async def _world(scenario: Scenario, seed: int, config: Any, bus: EventBus) -> d
 
 
 class Director:
-    """Drives the world on its schedule: faults, their healing, drills, and lag samples."""
+    """Drives the world on its schedule: faults, their healing, drills, and lag samples.
+    In a life after a kill -9 it goes on with what the earlier lives recorded (``carried``)."""
 
-    def __init__(self, scenario: Scenario, fabric: Fabric, rng: random.Random) -> None:
-        self.scenario, self.fabric, self.rng = scenario, fabric, rng
-        self.start = trio.current_time()
-        self.faults: list[dict[str, Any]] = []
-        self.lag: dict[str, list[list[float]]] = {}
-        self.steps: list[dict[str, Any]] = []
+    def __init__(
+        self,
+        scenario: Scenario,
+        fabric: Fabric,
+        rng: random.Random,
+        carried: dict[str, Any] | None = None,
+        flush: Any = lambda: None,
+    ) -> None:
+        self.scenario, self.fabric, self.rng, self.flush = scenario, fabric, rng, flush
+        carried = carried or {}
+        self.life: int = carried.get("life", 0)
+        self.start: float = carried.get("origin", trio.current_time())
+        self.faults: list[dict[str, Any]] = carried.get("faults", [])
+        self.lag: dict[str, list[list[float]]] = carried.get("lag", {})
+        self.steps: list[dict[str, Any]] = carried.get("ctl", [])
 
     def elapsed(self) -> float:
         return round(trio.current_time() - self.start, 3)
+
+    def past(self, at: float) -> bool:
+        """Before this life began: done in an earlier one, or lost while the daemon was down."""
+        return self.start + at < trio.current_time()
 
     def check_targets(self) -> None:
         """Names are checked before the run starts, not when a fault fires days in."""
@@ -122,10 +165,26 @@ class Director:
             except errors.BadRequest as e:
                 raise errors.BadRequest(f"{self.scenario.file}: fault[{i}].target: {e}") from None
 
-    async def fault(self, spec: FaultSpec) -> None:
+    async def resume(self, tasks: trio.Nursery) -> None:
+        """After a kill -9: the daemon is back (its kill healed), and the faults in force
+        when it died hold again (they were the world's, not the daemon's), until they heal."""
+        for record in self.faults:
+            if "done" not in record or "healed" in record or not record.get("lasting"):
+                continue
+            if record["target"].startswith("daemon:"):
+                record["healed"] = self.elapsed()
+                logged(record["target"], "restart", life=self.life)
+            else:
+                await faults_mod.inject(self.fabric, record["target"], record["action"], record.get("where"))
+                if "heal_at" in record:
+                    tasks.start_soon(self._heal_at, record)
+
+    async def fault(self, index: int, spec: FaultSpec) -> None:
         if spec.at is not None:
-            await trio.sleep_until(self.start + spec.at)
-            await self._fire(spec)
+            if self.past(spec.at) and any(r.get("spec") == index for r in self.faults):
+                return  # it fired in an earlier life
+            await trio.sleep_until(self.start + spec.at)  # one due while the daemon was down fires now
+            await self._fire(index, spec)
             return
         assert spec.every is not None
         quiet_from = self.start + self.scenario.duration - self.scenario.settle
@@ -133,29 +192,63 @@ class Director:
             await trio.sleep(self.rng.expovariate(1.0 / spec.every))
             if trio.current_time() >= quiet_from:  # the settling time: the fabric recovers before it is judged
                 return
-            await self._fire(spec)
+            await self._fire(index, spec)
 
-    async def _fire(self, spec: FaultSpec) -> None:
-        record: dict[str, Any] = {"at": self.elapsed(), "target": spec.target, "action": spec.action}
+    async def _fire(self, index: int, spec: FaultSpec) -> None:
+        record: dict[str, Any] = {"at": self.elapsed(), "target": spec.target, "action": spec.action, "spec": index}
         record["lasting"] = spec.heal_action is not None  # False: a one-shot, over as it fires
+        if spec.where is not None:
+            record["where"] = spec.where
+        if spec.heal is not None and spec.heal_action is not None:
+            record["heal_at"] = round(record["at"] + spec.heal, 3)
+        elif spec.target.startswith("daemon:"):  # systemd brings it back (RestartSec in the shipped unit)
+            record["heal_at"] = round(record["at"] + RESTART_AFTER, 3)
         self.faults.append(record)
+        if spec.target.startswith("daemon:"):
+            self._die(record)
         try:
             record["done"] = await faults_mod.inject(self.fabric, spec.target, spec.action, spec.where)
         except errors.FabricError as e:
             record["refused"] = str(e)
             log.warning("fault.refused", target=spec.target, action=spec.action, why=str(e))
             return
-        if spec.heal is not None and spec.heal_action is not None:
-            await trio.sleep(spec.heal)
-            await faults_mod.inject(self.fabric, spec.target, spec.heal_action)
-            record["healed"] = self.elapsed()
+        if "heal_at" in record:
+            await self._heal_at(record)
+
+    async def _heal_at(self, record: dict[str, Any]) -> None:
+        await trio.sleep_until(self.start + record["heal_at"])
+        kind = record["target"].partition(":")[0]
+        await faults_mod.inject(self.fabric, record["target"], HEALED_BY[(kind, record["action"])])
+        record["healed"] = self.elapsed()
+
+    def _die(self, record: dict[str, Any]) -> NoReturn:
+        """kill -9 of this process, the daemon with it, once the next life knows where to
+        go on from: the time it restarts, and what this one recorded."""
+        record["done"] = "kill -9 of the daemon's process"
+        carried = {
+            "life": self.life + 1,
+            "origin": self.start,
+            "resume_at": self.start + record["heal_at"],
+            "faults": self.faults,
+            "lag": self.lag,
+            "ctl": self.steps,
+        }
+        (self.fabric.config.daemon.state_dir.parent / LIFE_FILE).write_text(json.dumps(carried))
+        logged(record["target"], record["action"], life=self.life)
+        self.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable: SIGKILL cannot be caught")
 
     async def drill(self, at: float) -> None:
+        if self.past(at):
+            return
         await trio.sleep_until(self.start + at)
         os.kill(os.getpid(), signal.SIGUSR1)  # the daemon's own signal path, as `systemctl kill -s USR1`
 
     async def ctl(self, step: ControlStep, socket: Path) -> None:
         """A request over the daemon's control socket, as ``vtlfabric ctl`` makes it."""
+        if self.past(step.at):
+            return
         await trio.sleep_until(self.start + step.at)
         record: dict[str, Any] = {"at": self.elapsed(), "request": step.request}
         self.steps.append(record)

@@ -79,6 +79,11 @@ class Scenario:
     ctl: tuple[ControlStep, ...]
     expect: Expect
 
+    @property
+    def kills_daemon(self) -> bool:
+        """A daemon:self kill-9 fault: the run needs the daemon in a process it can kill."""
+        return any(f.target.partition(":")[0] == "daemon" for f in self.faults)
+
 
 def load(path: Path | str) -> Scenario:
     """Read a scenario file; raise one ConfigError naming the file and key, or return it whole."""

@@ -84,7 +84,9 @@ class StateLock:
         self.handle.close()
 
 
-async def _fabric_epoch(catalog: Catalog, virtual: bool) -> float:
+async def _fabric_epoch(catalog: Catalog, virtual: bool, epoch: float | None) -> float:
+    if epoch is not None:  # the world's time, from outside (a scenario's next life after a kill -9)
+        return epoch
     if not virtual:
         return time.time()  # clock-ok: the one wall-clock read; fabric time then follows Trio's clock
     saved = await catalog.call(queries.get_meta, "fabric_time")
@@ -102,6 +104,16 @@ async def _check_scale(catalog: Catalog, config: FabricConfig) -> None:
         raise config_mod.ConfigError(
             config.file, "daemon.data_scale", f"is {scale}, but the state dir {config.daemon.state_dir} was written at {saved}"
         )
+
+
+async def _schedule_anchor(fabric: Fabric) -> float:
+    """Trio's time at the fabric's first start, where the schedules' grid begins: saved
+    then, so every later start (after a crash too) keeps the same times of day."""
+    saved = await fabric.catalog.call(queries.get_meta, "schedule_origin")
+    if saved is None:
+        saved = repr(fabric.now())
+        await fabric.catalog.call(queries.set_meta, "schedule_origin", saved)
+    return trio.current_time() - (fabric.now() - float(saved))
 
 
 async def _save_fabric_time(fabric: Fabric) -> None:
@@ -130,6 +142,8 @@ async def _recover(catalog: Catalog, now: float) -> None:
             mode="failover",
             hint="check `ctl copies`: if a DR copy is still primary, fail back with ctl repair and ctl promote --planned",
         )
+    for job_id in failed:  # each as a backup that failed, for whoever reads the history
+        log.warning("backup.failed", job_id=job_id, reason="daemon stopped while the job ran")
     if failed:
         log.warning("daemon.recovered", failed_jobs=failed)
 
@@ -140,17 +154,19 @@ async def run(
     virtual_clock: bool = False,
     load_config: Callable[[], FabricConfig] | None = None,
     bus: EventBus | None = None,
+    epoch: float | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the fabric until cancelled or signalled. SIGHUP reloads with ``load_config``
-    (by default, the config's file as it is then)."""
+    (by default, the config's file as it is then). ``epoch``: the fabric time to start at
+    (by default, the wall clock's; under a virtual clock, where the last run stopped)."""
     load_config = load_config or partial(config_mod.load, config.file)
     bus = bus or EventBus()
     bus.attach()
     catalog = await Catalog.open(config.daemon.state_dir / "catalog.db")
     try:
         await _check_scale(catalog, config)
-        clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock))
+        clock = FabricClock.starting_at(await _fabric_epoch(catalog, virtual_clock, epoch))
         await _recover(catalog, clock.now())
         fabric = await build(config, catalog, clock, random.Random(config.daemon.seed))
         with trio.open_signal_receiver(*SIGNALS) as signals:
@@ -176,7 +192,7 @@ async def _serve(
         ops = Operations(jobs)
         async with trio.open_nursery() as services:
             commands = Commands(fabric, ops, trio.current_time(), bus)
-            scheduler = Scheduler(fabric, ops)
+            scheduler = Scheduler(fabric, ops, anchor=await _schedule_anchor(fabric))
             lifecycle = Lifecycle(commands, scheduler, notifier, load_config)
             await services.start(serve, commands, socket_path(config))
             await services.start(scheduler.run)

@@ -1,7 +1,11 @@
 """Runs the config's schedules: backups, auto-copies and data aging, each on its own period.
 
-A config reload restarts the schedules from the new config. What each schedule last
-started is kept across the restart, so a run still going is not stacked."""
+Schedules run on one grid, anchored at the fabric's first start (kept in the catalog):
+a daemon restarted after a crash or a stop goes on at the same times of day, and
+skips what fell due while it was down. A config reload restarts the schedules from
+the new config: an unchanged one keeps its times, a new or changed one starts at the
+reload. What each schedule last started is kept across a reload, so a run still
+going is not stacked."""
 
 from __future__ import annotations
 
@@ -30,15 +34,18 @@ class Scheduler:
     _last: dict[str, Work] = attrs.field(factory=dict)  # by schedule name and target
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _origins: dict[ScheduleSpec, float] = attrs.field(factory=dict)
+    anchor: float | None = None  # Trio's time at the grid's origin; None: this start
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         while True:
             with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as nursery:
                     now = trio.current_time()
+                    start = now if self.anchor is None else self.anchor
+                    self.anchor = None  # the grid's origin counts once: a reload's new schedules start at it
                     for schedule in self.fabric.config.schedules:
                         # A schedule a reload left unchanged keeps its times; a new or changed one starts now.
-                        origin = self._origins.setdefault(schedule, now)
+                        origin = self._origins.setdefault(schedule, start)
                         nursery.start_soon(self._run_schedule, schedule, origin, now)
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED
@@ -52,7 +59,7 @@ class Scheduler:
         """Fire at origin + start, then every period. A run still going when the next is due
         is not stacked: that firing is skipped and logged."""
         due = origin + schedule.start
-        if due < restarted:  # restarted by a reload: the next time on the same grid
+        if due < restarted:  # restarted (the daemon, or by a reload): the next time on the same grid
             due += math.ceil((restarted - due) / schedule.every) * schedule.every
         while True:
             await trio.sleep_until(due)

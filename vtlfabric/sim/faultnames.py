@@ -10,6 +10,7 @@ ACTIONS = {
     "cartridge": ("fail", "repair", "read-error", "write-error", "wrong-label", "clear"),
     "drive": ("fail", "repair", "offline", "online"),
     "site": ("skew", "sync"),
+    "daemon": ("kill-9", "restart"),
 }
 NAMED_BY = {
     "client": "NAME",
@@ -19,6 +20,7 @@ NAMED_BY = {
     "cartridge": "BARCODE",
     "drive": "SITE/LIBRARY#N",
     "site": "NAME",
+    "daemon": "self",
 }
 # The action that undoes each fault that has one (a scenario's `heal` uses it).
 HEALED_BY = {
@@ -38,6 +40,7 @@ HEALED_BY = {
     ("drive", "fail"): "repair",
     ("drive", "offline"): "online",
     ("site", "skew"): "sync",
+    ("daemon", "kill-9"): "restart",
 }
 HEALING = frozenset(HEALED_BY.values())  # an action that undoes a fault: it logs fault.healed
 # Actions that take an argument. read-error: FILE.BLOCK (a tape file's data block, from 1)
