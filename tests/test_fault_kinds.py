@@ -230,3 +230,37 @@ async def test_a_bad_skew_is_refused_naming_it(fabric, autojump_clock):
     with pytest.raises(faults.FaultError, match="no site named 'moon'"):
         await faults.inject(fabric, "site:moon", "skew")
     assert fabric.skews == {}
+
+
+async def test_a_full_state_dir_refuses_changes_and_loses_nothing_once_freed(fabric, tmp_path, autojump_clock):
+    first = await run_backup(fabric, "IBMB", None, "full")
+    assert "full" in await faults.inject(fabric, "daemon:self", "state-full")
+    with pytest.raises(OSError, match="database or disk is full"):
+        await run_backup(fabric, "IBMA", "ALLUSR", "full")  # not even its job can be recorded
+    with pytest.raises(OSError, match="database or disk is full"):
+        await run_auxcopy(fabric)
+    assert await fabric.catalog.call(queries.status_counts) == {"completed": 1}, "reads go on; nothing half-written"
+    await faults.inject(fabric, "daemon:self", "state-freed")
+    assert (await run_auxcopy(fabric)).jobs_copied == 1
+    assert await restores_exact(fabric, tmp_path, "IBMB", first.job_id)
+
+
+@TIMED
+async def test_a_state_dir_that_fills_under_a_backup_fails_it_and_its_data_is_never_copied(fabric, autojump_clock):
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_expect_no_space, fabric)
+        await trio.sleep(1.0)
+        await faults.inject(fabric, "daemon:self", "state-full")
+        await trio.sleep(600)
+        assert [j.status for j in await fabric.catalog.call(queries.list_jobs)] == ["running"], "nothing can be recorded"
+        await faults.inject(fabric, "daemon:self", "state-freed")
+    (job,) = await fabric.catalog.call(queries.list_jobs)
+    assert job.status == "failed" and "disk is full" in job.reason, "recorded once there was room"
+    assert (await run_auxcopy(fabric)).jobs_copied == 0
+    good = await run_backup(fabric, "IBMB", None, "full")
+    assert (await run_auxcopy(fabric)).jobs_copied == 1 and await copy_state(fabric, good.job_id) == "available"
+
+
+async def _expect_no_space(fabric: Fabric) -> None:
+    with pytest.raises((BackupFailed, OSError), match=r"no space|disk is full"):
+        await run_backup(fabric, "IBMB", None, "full")

@@ -187,3 +187,30 @@ def test_a_cluster_that_cannot_be_reached_is_one_error():
         env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
     )
     assert bad.returncode == 2 and "cluster tcp://127.0.0.1" in bad.stderr
+
+
+async def test_a_time_boxed_sweep_goes_on_past_its_seeds_until_the_box_is_up(monkeypatch, autojump_clock):
+    from vtlfabric.scenario import sweep as sweep_mod
+
+    async def ten_seconds_a_seed(file: str, seed: int) -> sweep_mod.SeedOutcome:
+        await trio.sleep(10)
+        return sweep_mod.SeedOutcome(seed, True, (), f"replay {seed}", ("link partition",), ())
+
+    monkeypatch.setattr(sweep_mod, "run_seed", ten_seconds_a_seed)
+    monkeypatch.setattr(sweep_mod, "fault_kinds", lambda file: {"link partition"})
+    boxed = await sweep_mod.sweep("x.toml", [7, 8, 9], jobs=2, time_box=45)
+    # Two at a time, ten seconds each: 7 and 8 start at 0, 9 and 10 at 10, 11 and 12 at
+    # 20, 13 and 14 at 30, 15 and 16 at 40; at 50 the box is up.
+    assert boxed.seeds == 10 and boxed.passed and boxed.fault_coverage == {"link partition": 10}
+    plain = await sweep_mod.sweep("x.toml", [7, 8, 9], jobs=2)
+    assert plain.seeds == 3
+
+
+def test_a_kind_that_never_fired_fails_the_sweep():
+    from vtlfabric.scenario import sweep as sweep_mod
+
+    outcome = sweep_mod.SeedOutcome(1, True, (), "replay", ("link partition",), ())
+    result = sweep_mod.SweepResult.of(SCENARIO, [outcome])
+    assert result.never_fired == ("link partition-a-b",) and not result.passed
+    assert "NEVER FIRED (untested): link partition-a-b" in result.summary()
+    assert result.to_json()["never_fired"] == ["link partition-a-b"]

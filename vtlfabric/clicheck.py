@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vtlfabric.errors import EXIT_BAD, EXIT_FAILED
+from vtlfabric.units import duration_arg
 
 if TYPE_CHECKING:
     from vtlfabric.check.checker import Checker
@@ -28,20 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
     check.add_argument(
         "--liveness",
-        type=_duration,
+        type=duration_arg,
         metavar="DURATION",
         help="also judge that each synchronous copy catches up within DURATION once every fault has healed (from copy.lag)",
     )
     check.set_defaults(handler=cmd_check_history)
-
-
-def _duration(text: str) -> float:
-    from vtlfabric.units import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_check_history(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from vtlfabric.errors import EXIT_BAD, EXIT_FAILED
+from vtlfabric.units import duration_arg
 
 EXIT_OK = 0
 
@@ -43,6 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sweep.add_argument("--seeds", required=True, help="which seeds: N-M, N, or a list of those (1-1000, or 3,7,20-30)")
     sweep.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)")
     sweep.add_argument("--json", action="store_true", help="print one JSON object (failures, fault_coverage, ...)")
+    sweep.add_argument(
+        "--time-box",
+        type=duration_arg,
+        default=0.0,
+        metavar="DURATION",
+        help="after the seeds given, go on with the next ones until DURATION (wall time) has passed",
+    )
     sweep.add_argument(
         "--cluster",
         metavar="tcp://HOST:PORT",
@@ -131,6 +139,10 @@ def cmd_scenario_sweep(args: argparse.Namespace) -> int:
     if args.cluster:
         from vtlfabric.scenario.sweep import sweep_on_cluster
 
+        if args.time_box:
+            print("vtlfabric: --time-box is for a local sweep; give a cluster the seeds to run", file=sys.stderr)
+            return EXIT_BAD
+
         try:
             result = sweep_on_cluster(args.cluster, args.file, seeds, progress)
         except ImportError:
@@ -140,7 +152,7 @@ def cmd_scenario_sweep(args: argparse.Namespace) -> int:
             print(f"vtlfabric: cluster {args.cluster}: {e}", file=sys.stderr)
             return EXIT_BAD
     else:
-        result = trio.run(sweep, args.file, seeds, args.jobs, progress)
+        result = trio.run(sweep, args.file, seeds, args.jobs, progress, args.time_box)
     verdict = result.to_json()
     if args.shrink and result.failures:
         for failure in verdict["failures"]:

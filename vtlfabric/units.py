@@ -51,6 +51,16 @@ def parse_duration(value: int | float | str) -> float:
     return float(match.group(1)) * unit
 
 
+def duration_arg(text: str) -> float:
+    """``parse_duration`` for argparse's ``type=``: a bad value is argparse's one clear error."""
+    from argparse import ArgumentTypeError
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise ArgumentTypeError(str(e)) from None
+
+
 def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,10 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class StateFull(OSError):
+    """The state directory has no room: the catalog takes no change (nothing of it is kept)."""
+
+
 @attrs.define
 class Catalog:
     """Every query runs as one transaction in a worker thread, one at a time."""
@@ -34,6 +39,7 @@ class Catalog:
     path: Path
     _conn: sqlite3.Connection
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
+    full: bool = False  # its disk is full (a fault): reads go on, a change is rolled back and refused
 
     @classmethod
     async def open(cls, path: Path) -> Catalog:
@@ -47,8 +53,11 @@ class Catalog:
 
     def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         self._conn.execute("BEGIN IMMEDIATE")
+        changes = self._conn.total_changes
         try:
             result = fn(self._conn, *args)
+            if self.full and self._conn.total_changes != changes:
+                raise StateFull(errno.ENOSPC, f"database or disk is full: {self.path} (nothing of this change was kept)")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise

@@ -22,6 +22,7 @@ from vtlfabric.tape.stream import JobWriter
 from vtlfabric.vocab import JOB_TYPES, JobStatus
 
 log = structlog.get_logger()
+RECORD_RETRY = 60.0  # seconds between tries to record a job's end the state directory had no room for
 
 
 class BackupFailed(errors.Failed):
@@ -144,8 +145,7 @@ async def _backup(
     except Exception as e:  # the job boundary: any fault ends this job, never the daemon
         reason = str(e) or type(e).__name__
     finally:
-        with trio.CancelScope(shield=True):
-            await _finish(fabric, job_id, status, reason, written, primary)
+        await _record_end(fabric, job_id, status, reason, written, primary)
     bound.info(f"backup.{status}", reason=reason, objects=len(written.entries) if written else 0)
     if status != JobStatus.COMPLETED:
         raise BackupFailed(f"job {job_id} {status}: {reason}")
@@ -247,6 +247,20 @@ def _read_object(workload: Workload, obj: SourceObject, stream_digest: Any) -> t
         stream_digest.update(piece)
         sha.update(piece)
     return pieces, sha.hexdigest()
+
+
+async def _record_end(fabric: Fabric, job_id: int, status: str, reason: str, written: Written | None, primary: CopySpec) -> None:
+    """Record how the job ended. A full state directory cannot take it: try again until it
+    can, so the job never stays running in the catalog while the daemon runs (a stop
+    meanwhile leaves it to the next start's recovery, which fails it)."""
+    while True:
+        try:
+            with trio.CancelScope(shield=True):
+                await _finish(fabric, job_id, status, reason, written, primary)
+            return
+        except OSError as e:
+            log.warning("backup.end_not_recorded", job_id=job_id, status=status, error=str(e), retry_in=RECORD_RETRY)
+            await trio.sleep(RECORD_RETRY)
 
 
 async def _finish(fabric: Fabric, job_id: int, status: str, reason: str, written: Written | None, primary: CopySpec) -> None:

@@ -54,7 +54,7 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
         return _drive(fabric, name, action)
     _known(fabric, kind, name)
     if kind == "daemon":
-        return _daemon(target, action)
+        return _daemon(fabric, target, action)
     done = f"{action} on {target}"
     if kind == "client":
         (fabric.faults.failing_clients if action == "fail-backup" else fabric.faults.killing_clients).add(name)
@@ -119,14 +119,33 @@ def _degradation(bandwidth: float, latency: float, where: str | None) -> dict[st
     return out
 
 
-def _daemon(target: str, action: str) -> NoReturn:
-    """kill -9 of this very process: nothing is cleaned up, nothing is flushed; what the
-    catalog committed is what a restart (systemd's, or a scenario's next life) finds."""
+def _daemon(fabric: Fabric, target: str, action: str) -> str:
     if action == "restart":
         raise FaultError("a killed daemon is restarted by systemd (Restart=on-failure), or by a scenario's next life")
     logged(target, action)
+    if action == "kill-9":
+        _kill_9()
+    full = action == "state-full"
+    _fill_state_dir(fabric, full)
+    return f"state directory {fabric.config.daemon.state_dir} {'full' if full else 'has room again'}"
+
+
+def _kill_9() -> NoReturn:
+    """kill -9 of this very process: nothing is cleaned up, nothing is flushed; what the
+    catalog committed is what a restart (systemd's, or a scenario's next life) finds."""
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable: SIGKILL cannot be caught")
+
+
+def _fill_state_dir(fabric: Fabric, full: bool) -> None:
+    """Everything the daemon writes lies in its state directory: the catalog, the
+    cartridge images, the index caches and disk libraries. Full, each write fails."""
+    fabric.catalog.full = full
+    for library in fabric.libraries.values():
+        library.state_full = full
+    for agent in fabric.mediaagents.values():
+        agent.index_cache.space.state_full = full
+        agent.disk_library.space.state_full = full
 
 
 def _site(fabric: Fabric, site: str, action: str, where: str | None) -> str:

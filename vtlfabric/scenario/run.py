@@ -171,7 +171,7 @@ class Director:
         for record in self.faults:
             if "done" not in record or "healed" in record or not record.get("lasting"):
                 continue
-            if record["target"].startswith("daemon:"):
+            if record["action"] == "kill-9":
                 record["healed"] = self.elapsed()
                 logged(record["target"], "restart", life=self.life)
             else:
@@ -201,10 +201,10 @@ class Director:
             record["where"] = spec.where
         if spec.heal is not None and spec.heal_action is not None:
             record["heal_at"] = round(record["at"] + spec.heal, 3)
-        elif spec.target.startswith("daemon:"):  # systemd brings it back (RestartSec in the shipped unit)
+        elif spec.action == "kill-9":  # systemd brings it back (RestartSec in the shipped unit)
             record["heal_at"] = round(record["at"] + RESTART_AFTER, 3)
         self.faults.append(record)
-        if spec.target.startswith("daemon:"):
+        if spec.action == "kill-9":
             self._die(record)
         try:
             record["done"] = await faults_mod.inject(self.fabric, spec.target, spec.action, spec.where)

@@ -82,7 +82,7 @@ class Scenario:
     @property
     def kills_daemon(self) -> bool:
         """A daemon:self kill-9 fault: the run needs the daemon in a process it can kill."""
-        return any(f.target.partition(":")[0] == "daemon" for f in self.faults)
+        return any(f.action == "kill-9" for f in self.faults)
 
 
 def load(path: Path | str) -> Scenario:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,22 +120,49 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-async def sweep(file: str, seeds: Iterable[int], jobs: int, done: Callable[[SeedOutcome], None] = lambda o: None) -> SweepResult:
+async def sweep(
+    file: str,
+    seeds: Iterable[int],
+    jobs: int,
+    done: Callable[[SeedOutcome], None] = lambda o: None,
+    time_box: float = 0.0,
+) -> SweepResult:
     """Run every seed, ``jobs`` at a time, each in a process of its own; ``done`` hears of
-    each as it ends. The result lists them in the order of ``seeds``."""
-    seeds = list(seeds)
+    each as it ends. With a ``time_box`` (seconds), go on with the seeds after the last
+    one given, as many as start before the box is up. The result lists them in order."""
     limiter = trio.CapacityLimiter(jobs)
     outcomes: dict[int, SeedOutcome] = {}
+    ran: list[int] = []
 
-    async def one(seed: int) -> None:
-        async with limiter:
+    async def one(seed: int, worker: object) -> None:
+        try:
             outcomes[seed] = await run_seed(file, seed)
+        finally:
+            limiter.release_on_behalf_of(worker)
         done(outcomes[seed])
 
+    order = _boxed(list(seeds), trio.current_time() + time_box)
     async with trio.open_nursery() as nursery:
-        for seed in seeds:
-            nursery.start_soon(one, seed)
-    return SweepResult.of(file, [outcomes[s] for s in seeds])
+        while True:
+            worker = object()
+            await limiter.acquire_on_behalf_of(worker)  # a free worker first: the box is judged as one frees
+            seed = next(order, None)
+            if seed is None:
+                limiter.release_on_behalf_of(worker)
+                break
+            ran.append(seed)
+            nursery.start_soon(one, seed, worker)
+    return SweepResult.of(file, [outcomes[s] for s in ran])
+
+
+def _boxed(seeds: list[int], deadline: float) -> Iterator[int]:
+    """The seeds given, then the next ones while the time box lasts."""
+    yield from seeds
+    seed = max(seeds, default=-1) + 1
+    while trio.current_time() < deadline:
+        if seed not in seeds:
+            yield seed
+        seed += 1
 
 
 async def run_seed(file: str, seed: int) -> SeedOutcome:

@@ -124,7 +124,14 @@ async def _keep_fabric_time(fabric: Fabric) -> None:
     """Under a virtual clock, a restart resumes fabric time where it stopped."""
     while True:
         await trio.sleep(SAVE_FABRIC_TIME_EVERY)
+        await _save_fabric_time_if_room(fabric)
+
+
+async def _save_fabric_time_if_room(fabric: Fabric) -> None:
+    try:
         await _save_fabric_time(fabric)
+    except OSError as e:  # a full state dir: the daemon goes on (or stops) all the same
+        log.warning("daemon.time_not_saved", error=str(e))
 
 
 async def _recover(catalog: Catalog, now: float) -> None:
@@ -174,7 +181,7 @@ async def run(
                 await _serve(fabric, signals, virtual_clock, load_config, bus, task_status)
             finally:
                 with trio.CancelScope(shield=True):
-                    await _save_fabric_time(fabric)
+                    await _save_fabric_time_if_room(fabric)
     finally:
         with trio.CancelScope(shield=True):
             await catalog.aclose()

@@ -10,7 +10,7 @@ ACTIONS = {
     "cartridge": ("fail", "repair", "read-error", "write-error", "wrong-label", "clear"),
     "drive": ("fail", "repair", "offline", "online"),
     "site": ("skew", "sync"),
-    "daemon": ("kill-9", "restart"),
+    "daemon": ("kill-9", "restart", "state-full", "state-freed"),
 }
 NAMED_BY = {
     "client": "NAME",
@@ -41,6 +41,7 @@ HEALED_BY = {
     ("drive", "offline"): "online",
     ("site", "skew"): "sync",
     ("daemon", "kill-9"): "restart",
+    ("daemon", "state-full"): "state-freed",
 }
 HEALING = frozenset(HEALED_BY.values())  # an action that undoes a fault: it logs fault.healed
 # Actions that take an argument. read-error: FILE.BLOCK (a tape file's data block, from 1)

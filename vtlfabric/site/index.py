@@ -33,7 +33,8 @@ class DiskFull(OSError):
 class Space:
     """Whether the store's disk is full: a fault's state, shared with the thread that writes."""
 
-    full: bool = False
+    full: bool = False  # its own disk (a disk library's)
+    state_full: bool = False  # the state directory it lies in
 
 
 @attrs.frozen
@@ -93,7 +94,7 @@ class IndexStore:
 
     def _save(self, index: JobIndex) -> Path:
         path = self._path(index.job_id, index.copy_id)
-        if self.space.full:
+        if self.space.full or self.space.state_full:
             raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.root}: index of job {index.job_id} not saved")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -157,7 +157,10 @@ class Drive:
                     self.library.maps[barcode] = mapped
                 await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
                 await self.library.robot_move()
-                await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
+                try:
+                    await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
+                except OSError as e:  # a full state dir: it is in its slot all the same (the next start says so)
+                    log.warning("cartridge.location_not_recorded", barcode=barcode, drive=self.name, error=str(e))
             finally:
                 # Only back in its slot can another drive have it: released before the rewind,
                 # it was loaded in a second drive while the first still held it (the
@@ -203,6 +206,7 @@ class Library:
     offline: bool = False
     unreachable: bool = False  # its MediaAgent cannot be reached
     crashed: str = ""  # its MediaAgent is down: why, until it restarts
+    state_full: bool = False  # the state directory its images lie in has no room: writes fail
     robot_failing: bool = False  # every pick of a cartridge fails until the robot is repaired
     mislabelled: dict[str, str] = attrs.field(factory=dict)  # barcode -> the label a mount of it reads
     failed_media: dict[str, str | None] = attrs.field(factory=dict)  # failed barcode -> the copy it held data for

@@ -3,6 +3,7 @@ committed chunk by chunk; read back by stream offset."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 from collections.abc import AsyncIterator, Callable
@@ -148,6 +149,8 @@ class JobWriter:
                 "fault.fired", target=f"cartridge:{self._barcode}", action="write-error", job_id=self.job_id, copy=self.copy_id
             )
             raise MediaWriteError(f"cartridge {self._barcode} in {self.library.spec.id}: write failed")
+        if self.library.state_full:  # the disk under the images, not the cartridge: it stays good
+            raise OSError(errno.ENOSPC, f"no space left for the image of {self._barcode} in {self.library.spec.id}")
         return await self.drive.io(_write_then_sync, self._image, blocks, sync)
 
     async def _retire(self, error: MediaWriteError) -> list[Buffer]:
