@@ -264,3 +264,48 @@ async def test_a_state_dir_that_fills_under_a_backup_fails_it_and_its_data_is_ne
 async def _expect_no_space(fabric: Fabric) -> None:
     with pytest.raises((BackupFailed, OSError), match=r"no space|disk is full"):
         await run_backup(fabric, "IBMB", None, "full")
+
+
+async def test_the_faults_in_force_are_listed_until_they_heal(fabric, autojump_clock):
+    await run_backup(fabric, "IBMB", None, "full")
+    (seg,) = await fabric.catalog.call(queries.segments, 1, "P/primary")
+    setting = [
+        ("link:wan", "degrade", "latency=1s"),
+        ("link:wan", "partition-a-b", None),
+        ("library:dr/DVTL", "robot-fail", None),
+        ("mediaagent:dr", "disk-full", None),
+        ("mediaagent:prod", "crash", None),
+        ("site:dr", "skew", "-90s"),
+        ("daemon:self", "state-full", None),
+        ("client:IBMA", "kill-backup", None),
+        (f"cartridge:{seg.barcode}", "wrong-label", None),
+        ("drive:dr/DVTL#1", "offline", None),
+    ]
+    for target, action, where in setting:
+        await faults.inject(fabric, target, action, where)
+    held = faults.in_force(fabric)
+    assert held == [
+        "link:wan partition (a->b)",
+        "link:wan degrade (latency 1)",
+        f"cartridge:{seg.barcode} wrong-label (reads PR0002L8)",
+        "library:dr/DVTL robot-fail",
+        "drive:dr/DVTL#1 offline (offline by fault injection)",
+        "mediaagent:prod crash",
+        "mediaagent:dr disk-full",
+        "site:dr skew (-90s)",
+        "daemon:self state-full",
+        "client:IBMA kill-backup (armed)",
+    ]
+    for target, action in [
+        ("link:wan", "restore"),
+        ("link:wan", "heal"),
+        ("library:dr/DVTL", "robot-repair"),
+        ("mediaagent:dr", "disk-freed"),
+        ("mediaagent:prod", "restart"),
+        ("site:dr", "sync"),
+        ("daemon:self", "state-freed"),
+        (f"cartridge:{seg.barcode}", "clear"),
+        ("drive:dr/DVTL#1", "online"),
+    ]:
+        await faults.inject(fabric, target, action)
+    assert faults.in_force(fabric) == ["client:IBMA kill-backup (armed)"], "armed until a backup of IBMA uses it"

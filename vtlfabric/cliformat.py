@@ -60,6 +60,7 @@ def _status(s: dict[str, Any]) -> str:
         + "".join(f", {name} http://{address}/{name}" for name, address in sorted(s.get("endpoints", {}).items())),
         f"jobs: {jobs}",
         "running: " + (", ".join(op["id"] for op in s["running"]) or "nothing"),
+        "faults in force: " + ("; ".join(s.get("faults", [])) or "none"),
         "",
         _table(
             [

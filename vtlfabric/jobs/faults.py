@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from vtlfabric.fabric import Fabric
     from vtlfabric.tape.library import Drive
 
-__all__ = ["FaultError", "check_target", "inject"]
+__all__ = ["FaultError", "check_target", "in_force", "inject"]
 log = structlog.get_logger()
 
 
@@ -68,6 +68,35 @@ async def inject(fabric: Fabric, target: str, action: str, where: str | None = N
         _library(fabric, name, action)
     logged(target, action, **({"where": where} if where else {}))
     return done
+
+
+def in_force(fabric: Fabric) -> list[str]:
+    """Every fault that holds now, as ``TARGET ACTION (what)``: what ctl status shows.
+    One-shot faults still armed (a backup to fail or kill, a write to fail) count too."""
+    out = [f"link:{n} partition ({link.partitioned})" for n, link in fabric.links.items() if link.partitioned]
+    out += [f"link:{n} degrade ({_spoken(link.degraded)})" for n, link in fabric.links.items() if link.degraded]
+    out += [f"link:{n} corrupt ({link.corrupt_pending} segment(s))" for n, link in fabric.links.items() if link.corrupt_pending]
+    for lib_id, lib in fabric.libraries.items():
+        out += [f"library:{lib_id} offline"] * lib.offline + [f"library:{lib_id} robot-fail"] * lib.robot_failing
+        out += [f"cartridge:{b} fail" for b in sorted(lib.failed_media)]
+        out += [f"cartridge:{b} read-error ({', '.join(map(str, where))})" for b, where in sorted(lib.block_faults.reads.items())]
+        out += [f"cartridge:{b} write-error" for b in sorted(lib.block_faults.writes)]
+        out += [f"cartridge:{b} wrong-label (reads {label})" for b, label in sorted(lib.mislabelled.items())]
+        out += [f"drive:{d.name} {d.state.value} ({d.why})" for d in lib.drives() if d.why]
+    for site, agent in fabric.mediaagents.items():
+        libraries = list(agent.libraries.values())
+        out += [f"mediaagent:{site} unreachable"] * any(lib.unreachable for lib in libraries)
+        out += [f"mediaagent:{site} crash"] * any(lib.crashed for lib in libraries)
+        out += [f"mediaagent:{site} disk-full"] * agent.disk_library.space.full
+    out += [f"site:{site} skew ({skew:+g}s)" for site, skew in sorted(fabric.skews.items())]
+    out += ["daemon:self state-full"] * fabric.catalog.full
+    out += [f"client:{c} fail-backup (armed)" for c in sorted(fabric.faults.failing_clients)]
+    out += [f"client:{c} kill-backup (armed)" for c in sorted(fabric.faults.killing_clients)]
+    return out
+
+
+def _spoken(degraded: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(degraded.items()))
 
 
 def check_target(fabric: Fabric, target: str) -> None:

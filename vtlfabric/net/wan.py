@@ -158,6 +158,11 @@ class Link:
             raise ValueError("cannot corrupt a negative number of segments")
         self._corrupt_pending += n
 
+    @property
+    def corrupt_pending(self) -> int:
+        """Data segments still to be corrupted (one byte each), for status reports."""
+        return self._corrupt_pending
+
     def add_tap(self, fn: Callable[[str, bytes], None]) -> Callable[[], None]:
         """Call ``fn(direction, bytes)`` for each segment as first carried; returns the remover."""
         self._taps.append(fn)

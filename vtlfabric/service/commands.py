@@ -96,6 +96,7 @@ class Commands:
             "libraries": [_library_status(fabric, lib_id, carts) for lib_id in fabric.libraries],
             "copies": jsonable(await copy_statuses(fabric)),
             "links": [_link_status(link) for link in fabric.links.values()],
+            "faults": faults.in_force(fabric),
         }
 
     async def cmd_copies(self, request: dict[str, Any]) -> list[dict[str, Any]]:
