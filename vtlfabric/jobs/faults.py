@@ -23,6 +23,7 @@ import signal
 from typing import TYPE_CHECKING, NoReturn
 
 import structlog
+import trio
 
 from vtlfabric.catalog import queries
 from vtlfabric.jobs import crash
@@ -157,6 +158,13 @@ def _daemon(fabric: Fabric, target: str, action: str) -> str:
     full = action == "state-full"
     _fill_state_dir(fabric, full)
     return f"state directory {fabric.config.daemon.state_dir} {'full' if full else 'has room again'}"
+
+
+async def kill_9_after(seconds: float) -> NoReturn:
+    """``daemon:self kill-9`` a moment from now (ctl's reply goes out first)."""
+    await trio.sleep(seconds)
+    logged("daemon:self", "kill-9")
+    _kill_9()
 
 
 def _kill_9() -> NoReturn:

@@ -34,6 +34,7 @@ from vtlfabric.tojson import jsonable
 from vtlfabric.vocab import CopyState, JobStatus
 
 log = structlog.get_logger()
+KILL_AFTER = 0.2  # seconds from the reply to ctl fault daemon:self kill-9 to the kill
 SELECT_ACTIONS = ("pick", "do-not-copy", "recopy", "mark-bad")
 # A page of ctl jobs: enough for a screen or a script's batch, never the whole catalog
 # of a site with years of jobs in one reply.
@@ -351,10 +352,13 @@ class Commands:
         return {action + "ed": barcodes, "libraries": sorted(by_library)}
 
     async def cmd_fault(self, request: dict[str, Any]) -> dict[str, Any]:
+        target, action, where = arg(request, "target", str), arg(request, "action", str), arg(request, "where", str, None)
+        if (target, action, where) == ("daemon:self", "kill-9", None):
+            # The reply first, then the kill: the operator hears what is about to happen.
+            self.ops.nursery.start_soon(faults.kill_9_after, KILL_AFTER)
+            return {"fault": f"kill -9 of the daemon (pid {self.pid}) in {KILL_AFTER:g}s"}
         try:
-            done = await faults.inject(
-                self.fabric, arg(request, "target", str), arg(request, "action", str), arg(request, "where", str, None)
-            )
+            done = await faults.inject(self.fabric, target, action, where)
         except faults.FaultError as e:
             raise BadRequest(str(e)) from None
         return {"fault": done}
