@@ -103,6 +103,9 @@ FINE = {
         ev("fault.healed", target="link:wan", action="restore"),
         ev("fault.injected", target="link:wan", action="corrupt"),  # one-shot: never lasts
         drill("passed"),
+        ev("backup.started", job_id=1, client="A", type="full"),
+        ev("backup.failed", job_id=1, client="A"),
+        ev("drill.failed", drill=2, summary="", failed=["A"]),  # A never had a full to restore
     ],
     "crashed-stays-down": [
         ev("backup.started", job_id=1, copy="P/primary"),
@@ -161,6 +164,18 @@ def test_drives_and_cartridges_moved_as_a_library_moves_them_never_break_it(move
         lost = events[unloads[0]]
         if any(e["drive"] == lost["drive"] or e["barcode"] == lost["barcode"] for e in reloads):
             assert Checker().feed(events[: unloads[0]] + events[unloads[0] + 1 :]).violations
+
+
+def test_a_drill_that_fails_a_client_with_a_valid_full_breaks_drills_pass():
+    events = [
+        ev("backup.started", job_id=1, client="A", type="full"),
+        ev("backup.completed", job_id=1, client="A"),
+        ev("backup.started", job_id=2, client="B", type="full"),
+        ev("backup.failed", job_id=2, client="B"),
+        ev("drill.failed", drill=1, summary="2 failed", failed=["A", "B"]),
+    ]
+    [violation] = Checker().feed(events).violations
+    assert (violation.invariant, violation.step) == ("drills-pass", 4)
 
 
 def lag(t: float, age: float, kind: str = "synchronous") -> dict[str, object]:

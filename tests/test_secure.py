@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import stat
-import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vtlfabric.net import secure
+from vtlfabric.net.channel import length_prefix
 from vtlfabric.net.linkspec import LinkSpec, MiB
 from vtlfabric.net.secure import Keystore, KeystoreError, Message, SecureChannel, SecureChannelError
 from vtlfabric.net.wan import Link, local_stream_pair
@@ -283,9 +283,26 @@ async def test_record_from_another_session_is_refused(keystore: Keystore) -> Non
 
 async def test_a_huge_length_prefix_is_refused_at_once(keystore: Keystore) -> None:
     interceptor, _far, _sender, receiver = await intercepted_channels(keystore)
-    await interceptor.inner.send_all(struct.pack(">I", 0xFFFF_FFF0) + b"junk")
+    await interceptor.inner.send_all(length_prefix(0xFFFF_FFF0) + b"junk")
     with trio.fail_after(1):
         with pytest.raises(SecureChannelError, match="out of bounds"):
+            await receiver.receive()
+
+
+@given(byte=st.integers(0, 7), flip=st.integers(1, 255))
+@settings(max_examples=40, deadline=None)
+async def test_a_damaged_length_fails_at_once_never_waits_for_bytes_that_never_come(
+    keystores: dict[str, Keystore], byte: int, flip: int
+) -> None:
+    """A flipped byte in a record's length (or its check) used to leave the reader waiting
+    for a longer record while the sender waited for its answer: a hang, found by the
+    chaos sweep. Every such flip now fails the record at once."""
+    interceptor, _far, _sender, receiver = await intercepted_channels(keystores["x25519"])
+    damaged = bytearray(length_prefix(600) + bytes(600))
+    damaged[byte] ^= flip
+    await interceptor.inner.send_all(bytes(damaged))
+    with trio.fail_after(5):
+        with pytest.raises(SecureChannelError, match="length damaged"):
             await receiver.receive()
 
 
@@ -386,7 +403,7 @@ async def test_peer_closing_mid_handshake(keystore: Keystore) -> None:
 
 async def test_oversized_handshake_message_is_refused(keystore: Keystore) -> None:
     near, far = local_stream_pair()
-    await far.send_all(b"\xff\xff" + b"x" * 10)
+    await far.send_all(length_prefix(0xFFFF) + b"x" * 10)
     with pytest.raises(SecureChannelError, match="too big"):
         await secure.connect(near, keystore.identity("prodma"), "drma", keystore)
 

@@ -196,18 +196,28 @@ class ActiveFaults:
 
 @attrs.define
 class DrillsPass(Invariant):
-    """Once every fault has healed, a drill passes: the DR site can restore."""
+    """Once every fault has healed, a drill passes: the DR site can restore. A client
+    that never had a valid full backup cannot be restored anywhere: its failure in a
+    drill is the drill's finding, not the fabric's fault."""
 
     name: str = "drills-pass"
-    says: str = "every drill run with no fault active passes"
+    says: str = "every drill run with no fault active passes (for each client with a valid full backup)"
     _faults: ActiveFaults = attrs.field(factory=ActiveFaults)
+    _fulls: dict[Any, Any] = attrs.field(factory=dict)  # job -> client, for full backups started
+    _restorable: set[Any] = attrs.field(factory=set)  # clients with a completed full backup
 
     def step(self, n: int, event: Event) -> Breach | None:
         name = event.get("event", "")
         self._faults.see(n, event)
-        if name in ("drill.passed", "drill.failed") and not self._faults.active:
+        if name == "backup.started" and event.get("type") == "full":
+            self._fulls[event.get("job_id")] = event.get("client")
+        elif name == "backup.completed" and event.get("job_id") in self._fulls:
+            self._restorable.add(self._fulls[event.get("job_id")])
+        elif name in ("drill.passed", "drill.failed") and not self._faults.active:
             self.exercised += 1
-            if name == "drill.failed":
+            failed = event.get("failed")
+            blamed = [c for c in failed if c in self._restorable] if isinstance(failed, list) else ["?"]
+            if name == "drill.failed" and blamed:
                 return Breach(f"drill {event.get('drill')} failed with no fault active: {event.get('summary')}")
         return None
 

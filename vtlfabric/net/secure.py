@@ -38,7 +38,17 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vtlfabric.net.channel import MAX_CONTEXT, MAX_PAYLOAD, Message, SecureChannel, SecureChannelError, StreamReader
+from vtlfabric.net.channel import (
+    LENGTH_SIZE,
+    MAX_CONTEXT,
+    MAX_PAYLOAD,
+    Message,
+    SecureChannel,
+    SecureChannelError,
+    StreamReader,
+    length_prefix,
+    parse_length,
+)
 from vtlfabric.net.keystore import Identity, Keystore, KeystoreError
 from vtlfabric.vocab import AEADS, DEFAULT_AEAD, KEMS
 
@@ -96,17 +106,17 @@ def _text(field: bytes, what: str) -> str:
 async def _send_handshake(stream: trio.abc.SendStream, *fields: bytes) -> None:
     body = _pack(*fields)
     assert len(body) <= _MAX_HANDSHAKE, "handshake message too big"
-    await stream.send_all(_HS_LENGTH.pack(len(body)) + body)
+    await stream.send_all(length_prefix(len(body)) + body)
 
 
 async def _read_handshake(reader: StreamReader, expect: bytes, count: int) -> list[bytes]:
     """Read one handshake message of kind ``expect`` with ``count`` fields (REFUSE is raised)."""
-    await reader.fill(_HS_LENGTH.size, "during the handshake")
-    (n,) = _HS_LENGTH.unpack(reader.queue.peek(_HS_LENGTH.size))
+    await reader.fill(LENGTH_SIZE, "during the handshake")
+    n = parse_length(reader.queue.peek(LENGTH_SIZE), "handshake message")
     if n > _MAX_HANDSHAKE:
         raise SecureChannelError(f"handshake message of {n} bytes is too big")
-    await reader.fill(_HS_LENGTH.size + n, "during the handshake")
-    body = reader.take(_HS_LENGTH.size + n)[_HS_LENGTH.size :]
+    await reader.fill(LENGTH_SIZE + n, "during the handshake")
+    body = reader.take(LENGTH_SIZE + n)[LENGTH_SIZE:]
     if body.startswith(_HS_LENGTH.pack(len(_REFUSE)) + _REFUSE):
         (_, reason) = _unpack(body, 2, "refusal")
         raise SecureChannelError(f"peer refused the handshake: {reason.decode('ascii', 'replace')}")
