@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from tests.daemon import CLI
-from vtlfabric import cli, htmlreport
-from vtlfabric.htmlreport import Band, DrillMark
+from vtlfabric import cli
+from vtlfabric import report as htmlreport
 from vtlfabric.jobs.drillreport import ClientResult, DrillReport, Step
+from vtlfabric.report import Band, DrillMark
 from vtlfabric.tojson import jsonable
 
 ROOT = Path(__file__).parent.parent

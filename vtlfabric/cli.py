@@ -238,7 +238,7 @@ def _fault(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_report_html(args: argparse.Namespace) -> int:
     """A scenario or drill report (JSON) as a self-contained HTML page beside it, or at -o."""
     # matplotlib loads here, not at the top: it takes longer to import than a `ctl` call takes.
-    from vtlfabric import htmlreport
+    from vtlfabric import report as htmlreport
 
     out = args.output or args.report.with_suffix(".html")
     try:

@@ -75,7 +75,7 @@ def cmd_scenario_run(args: argparse.Namespace) -> int:
     from vtlfabric.scenario import spec
 
     if args.html:
-        from vtlfabric import htmlreport
+        from vtlfabric import report as htmlreport
 
         try:
             htmlreport.require_plotting()  # now, not after a run whose page could not be drawn
