@@ -29,10 +29,12 @@ class WireTap:
     def __call__(self, direction: str, segment: bytes) -> None:
         self.segments += 1
         self.bytes += len(segment)
-        window = self._tails.get(direction, b"") + segment
-        self._tails[direction] = window[-_OVERLAP:]
+        # The segment itself, and the seam with the last one: no copy of the whole segment.
+        tail = self._tails.get(direction, b"")
+        seam = tail + segment[:_OVERLAP]
+        self._tails[direction] = (tail + segment[-_OVERLAP:])[-_OVERLAP:]
         for marker in MARKERS:
-            if marker in window:
+            if marker in segment or marker in seam:
                 self.found += 1
                 log.error("wan.plaintext", link=self.link, direction=direction, marker=marker.decode())
                 return

@@ -158,9 +158,10 @@ async def sweep(
 def _boxed(seeds: list[int], deadline: float) -> Iterator[int]:
     """The seeds given, then the next ones while the time box lasts."""
     yield from seeds
+    given = set(seeds)
     seed = max(seeds, default=-1) + 1
     while trio.current_time() < deadline:
-        if seed not in seeds:
+        if seed not in given:
             yield seed
         seed += 1
 
