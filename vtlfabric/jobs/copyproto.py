@@ -212,17 +212,20 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
     # read back whole once written (what came before was written by another session).
     readback = ReadBack(drive) if row.bytes_done == 0 else None
     writer = JobWriter(library, drive, fabric.catalog, fabric.now, job_id, copy.id, offset=row.bytes_done, readback=readback)
-    async with beside(readback.run if readback else trio.sleep_forever):
-        try:
-            complete = await _receive_chunks(fabric, channel, writer, job_id, total)
-            await writer.close()
-        except BaseException:
-            await writer.abort()
-            raise
-        if not complete:  # the source could not be read further: what came is committed
-            await _send_control(channel, op="kept", offset=writer.offset)
-            return
-        reason = await _verify(fabric, copy, drive, job_id, total, digest, readback)
+    try:
+        async with beside(readback.run if readback else trio.sleep_forever):
+            try:
+                complete = await _receive_chunks(fabric, channel, writer, job_id, total)
+                await writer.close()
+            except BaseException:
+                await writer.abort()
+                raise
+            if not complete:  # the source could not be read further: what came is committed
+                await _send_control(channel, op="kept", offset=writer.offset)
+                return
+            reason = await _verify(fabric, copy, drive, job_id, total, digest, readback)
+    finally:
+        drive.leave()  # read back and done with: another stream's read may need it before our next job
     if reason:
         await fabric.catalog.call(queries.reset_job_copy, job_id, copy.id, reason, fabric.now())
         await _send_control(channel, op="failed", reason=reason)

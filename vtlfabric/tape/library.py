@@ -78,6 +78,7 @@ class Drive:
     state: DriveState = DriveState.EMPTY
     position: float = 0.0  # where the tape is, as a fraction of its length
     why: str = ""  # why it failed, or was varied off
+    _mechanism: trio.Lock = attrs.field(factory=trio.Lock)  # one load or unload at a time
 
     @property
     def name(self) -> str:
@@ -98,10 +99,32 @@ class Drive:
             raise MediaFailure(f"cartridge {self.barcode} in {self.library.spec.id} has failed")
         return await blocking.run_sync(fn, *args)
 
+    async def mount_for_read(self, barcode: str) -> None:
+        """Have ``barcode`` in this drive to read it: kept if it is here already, else claimed
+        (waiting while another drive's holder uses it) and loaded."""
+        if self.barcode == barcode and self.image is not None:
+            self.library.taken_back(barcode)
+            return
+        await self.unload()
+        await self.library.claim_for_read(barcode)
+        try:
+            await self.load(barcode)
+        except BaseException:
+            self.library.release_cartridge(barcode)
+            raise
+
+    def leave(self) -> None:
+        """Its holder is done with the cartridge in it for now. It stays loaded, for the
+        holder's next job may want it, but whoever else needs it has it put back first:
+        a cartridge left in a drive must not hold anyone up (see Library.claim_for_read)."""
+        if self.barcode is not None and self.image is not None:
+            self.library.left_in(self)
+
     async def load(self, barcode: str, *, write: bool = False) -> TapeImage:
         """Mount ``barcode``: the robot brings it, the drive threads it, and the label is read.
         A cartridge this drive cannot read (or write) is refused before the robot moves."""
         if self.barcode == barcode and self.image is not None:
+            self.library.taken_back(barcode)
             return self.image
         if self.state == DriveState.FAILED:
             raise DriveFailed(f"drive {self.name} has failed: {self.why}")
@@ -146,26 +169,34 @@ class Drive:
             self.position = min(1.0, self.position + nbytes / self.library.spec.capacity)
 
     async def unload(self) -> None:
-        if self.image is None:
-            return
+        """Put the cartridge back in its slot. Another task may unload a cartridge left in
+        this drive (``leave``): it is detached here before any checkpoint, so its holder
+        can never take it back half unloaded, and the mechanism does one thing at a time."""
         image, barcode = self.image, self.barcode
         self.image = self.barcode = None
+        if barcode is not None:
+            self.library.taken_back(barcode)
         with trio.CancelScope(shield=True):  # a half-unloaded drive would leak the cartridge
+            async with self._mechanism:
+                if image is not None:
+                    await self._put_back(image, barcode)
+
+    async def _put_back(self, image: TapeImage, barcode: str) -> None:
+        try:
+            mapped = await blocking.run_sync(image.close_mapped)
+            if mapped is not None:
+                self.library.maps[barcode] = mapped
+            await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
+            await self.library.robot_move()
             try:
-                mapped = await blocking.run_sync(image.close_mapped)
-                if mapped is not None:
-                    self.library.maps[barcode] = mapped
-                await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
-                await self.library.robot_move()
-                try:
-                    await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
-                except OSError as e:  # a full state dir: it is in its slot all the same (the next start says so)
-                    log.warning("cartridge.location_not_recorded", barcode=barcode, drive=self.name, error=str(e))
-            finally:
-                # Only back in its slot can another drive have it: released before the rewind,
-                # it was loaded in a second drive while the first still held it (the
-                # drives-held-once invariant found this in the wan-partition scenario).
-                self.library.release_cartridge(barcode)
+                await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
+            except OSError as e:  # a full state dir: it is in its slot all the same (the next start says so)
+                log.warning("cartridge.location_not_recorded", barcode=barcode, drive=self.name, error=str(e))
+        finally:
+            # Only back in its slot can another drive have it: released before the rewind,
+            # it was loaded in a second drive while the first still held it (the
+            # drives-held-once invariant found this in the wan-partition scenario).
+            self.library.release_cartridge(barcode)
         self.position = 0.0
         self._show(DriveState.EMPTY)
         log.debug("drive.unloaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
@@ -213,7 +244,8 @@ class Library:
     broker: DriveBroker = attrs.field(factory=DriveBroker)  # hands out its drives; one per fabric
     _drives: tuple[Drive, ...] = attrs.field(init=False)  # by number, from 1
     block_faults: BlockFaults = attrs.field(factory=BlockFaults)  # unreadable blocks, writes to fail
-    _busy_cartridges: set[str] = attrs.field(factory=set)
+    _busy_cartridges: set[str] = attrs.field(factory=set)  # claimed: in a drive, or on their way to one
+    _left: dict[str, Drive] = attrs.field(factory=dict)  # busy cartridges their holder is done with: where
     _cartridge_freed: trio.Event = attrs.field(factory=trio.Event)
     _claiming: trio.Lock = attrs.field(factory=trio.Lock)
     _robot: trio.Lock = attrs.field(factory=trio.Lock)  # one move at a time
@@ -405,10 +437,26 @@ class Library:
         TapeImage.create(self.image_path(barcode), barcode, self.spec.capacity).close()
 
     async def claim_for_read(self, barcode: str) -> None:
-        """Wait until no other drive holds this cartridge, then hold it."""
+        """Wait until no other drive holds this cartridge, then hold it. One left in a drive
+        by a holder done with it is put back in its slot now: waiting for that holder to
+        let go could wait for good, as it may itself wait for a cartridge we left (two aux
+        copy streams did, in the chaos sweep)."""
         while barcode in self._busy_cartridges:
-            await self._cartridge_freed.wait()
+            drive = self._left.get(barcode)
+            if drive is not None and drive.barcode == barcode:
+                await drive.unload()
+            else:
+                self._left.pop(barcode, None)  # no longer where it was left: whoever has it lets go
+                await self._cartridge_freed.wait()
         self._busy_cartridges.add(barcode)
+
+    def left_in(self, drive: Drive) -> None:
+        assert drive.barcode is not None
+        self._left[drive.barcode] = drive
+
+    def taken_back(self, barcode: str) -> None:
+        """The cartridge's holder uses it again, or it leaves its drive: no longer left."""
+        self._left.pop(barcode, None)
 
     def release_cartridge(self, barcode: str | None) -> None:
         self._busy_cartridges.discard(barcode)

@@ -340,20 +340,24 @@ async def read_segments(
 ) -> AsyncIterator[bytes]:
     """Yield a job's stream from ``start`` on, reading its segments in order: whole blocks
     at a time, at most ``batch`` bytes (but at least a block) each."""
+    async for data in _read_segments(library, drive, segments, start, batch):
+        yield data
+    # Done with the last cartridge: it stays loaded, and whoever needs it may have it. Not
+    # on a failure: a generator left unfinished is closed later, when the drive may be
+    # another holder's.
+    drive.leave()
+
+
+async def _read_segments(
+    library: Library, drive: Drive, segments: list[SegmentRecord], start: int, batch: int
+) -> AsyncIterator[bytes]:
     position = start
     for seg in sorted(segments, key=lambda s: s.offset):
         if seg.length == 0 or seg.offset + seg.length <= position:
             continue
         if seg.offset > position:
             raise DataMissing(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
-        if drive.barcode != seg.barcode:
-            await drive.unload()
-            await library.claim_for_read(seg.barcode)
-            try:
-                await drive.load(seg.barcode)
-            except BaseException:
-                library.release_cartridge(seg.barcode)
-                raise
+        await drive.mount_for_read(seg.barcode)
         await drive.locate(_file_offset(drive.image, seg.file_no))
         try:
             spans = await drive.io(drive.image.read_spans, seg.file_no)
