@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.helpers import open_fabric, write_fabric
@@ -21,7 +22,7 @@ from vtlfabric.jobs.backup import run_backup
 from vtlfabric.tape.library import Library, reserve_drives
 from vtlfabric.tape.stream import read_segments
 
-PVTL = "prod/PVTL"
+PVTL, DVTL = "prod/PVTL", "dr/DVTL"
 
 
 async def two_jobs_on_two_cartridges(fabric: Fabric) -> list[tuple[int, str]]:
@@ -102,3 +103,56 @@ async def test_a_cartridge_being_read_is_not_taken_from_its_reader(tmp_path: Pat
         second = [t for name, t in seen if name == "second"]
         assert len(slow) > 1 and len(second) == len(slow)
         assert min(second) > max(slow), "the second reader got the cartridge only once the first was done with it"
+
+
+async def test_a_stream_already_waiting_for_a_cartridge_has_it_once_it_is_left(tmp_path: Path, autojump_clock) -> None:
+    """Stream 1, mid-job (its writer's cartridge in use), waits for the source cartridge
+    stream 2 is still reading; stream 2 then leaves it and waits for stream 1's."""
+    fabric_toml = write_fabric(tmp_path / "f", chunk="64KiB", prod={"drives": 4}, dr={"drives": 4})
+    async with open_fabric(fabric_toml) as fabric:
+        (job_x, _), _ = await two_jobs_on_two_cartridges(fabric)
+        src, dst = fabric.libraries[PVTL], fabric.libraries[DVTL]
+        written_on, other = sorted(dst.spec.barcodes)[:2]
+        segments = await fabric.catalog.call(queries.segments, job_x, "P/primary")
+        reading, waiting = trio.Event(), trio.Event()
+        done: list[str] = []
+
+        async def stream_1() -> None:
+            async with reserve_drives(src, dst, holder="1") as (source, destination):
+                await destination.mount_for_read(written_on)  # in use: not left
+                await reading.wait()
+                waiting.set()
+                async for _ in read_segments(src, source, segments, batch=64 << 10):
+                    pass
+                destination.leave()
+                done.append("1")
+
+        async def stream_2() -> None:
+            async with reserve_drives(src, dst, holder="2") as (source, destination):
+                await destination.mount_for_read(other)
+                async for _ in read_segments(src, source, segments, batch=64 << 10):
+                    reading.set()
+                    await trio.sleep(5)
+                assert waiting.is_set()
+                await destination.mount_for_read(written_on)
+                done.append("2")
+
+        with trio.fail_after(24 * 3600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream_1)
+                nursery.start_soon(stream_2)
+        assert done == ["1", "2"]
+
+
+async def test_a_load_that_fails_in_the_drive_unloads_before_it_lets_go(tmp_path: Path, autojump_clock) -> None:
+    async with open_fabric(write_fabric(tmp_path / "f", prod={"drives": 4})) as fabric:
+        (_, cart_x), _ = await two_jobs_on_two_cartridges(fabric)
+        library = fabric.libraries[PVTL]
+        async with reserve_drives(library, library) as (one, two):
+            fabric.catalog.full = True  # the state dir is full: recording where it is fails
+            with pytest.raises(OSError):
+                await one.mount_for_read(cart_x)
+            fabric.catalog.full = False
+            assert one.barcode is None, "not left in the drive it failed in"
+            await two.mount_for_read(cart_x)
+            assert [d.number for d in library.drives() if d.barcode == cart_x] == [two.number]

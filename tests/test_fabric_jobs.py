@@ -343,6 +343,8 @@ async def test_data_verification_reads_every_job_back_and_names_a_damaged_one(fa
     with pytest.raises(VerifyFailed, match=rf"^1 job copy\(ies\) failed verification: job {damaged} on P/dr"):
         await run_verify(fabric, "P/dr")
     assert (await run_verify(fabric, "P/primary")).jobs_verified == 2, "production is fine"
-    await faults.inject(fabric, f"cartridge:{seg.barcode}", "fail")
+    healthy = next(j for j in await fabric.catalog.call(queries.list_jobs) if j.copies[DR] == CopyState.AVAILABLE)
+    [held] = await fabric.catalog.call(queries.segments, healthy.id, DR)
+    await faults.inject(fabric, f"cartridge:{held.barcode}", "fail")
     with pytest.raises(VerifyFailed, match="has failed"):  # an inoperative copy is read too: failed media is the point
         await run_verify(fabric, "P/dr")

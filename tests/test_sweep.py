@@ -25,30 +25,16 @@ from vtlfabric.scenario.sweep import parse_seeds
 SCENARIO = "config/scenarios/wan-partition.toml"
 ROOT = Path(__file__).parent.parent
 
-# The bug the drives-held-once invariant found: a cartridge released before its drive
-# has unloaded it. Patched into every worker (they start Python afresh) at startup.
-OLD_UNLOAD = """
+# A cartridge bug the drives-held-once invariant catches: a read that claims a cartridge
+# without waiting for the drive that holds it. Patched into every worker (they start
+# Python afresh) at startup.
+NO_WAIT = """
 import vtlfabric.tape.library as library
-from vtlfabric import blocking, media
-from vtlfabric.catalog import queries
-import trio
 
-async def unload(self):
-    if self.image is None:
-        return
-    image, barcode = self.image, self.barcode
-    self.image = self.barcode = None
-    self.library.release_cartridge(barcode)  # the bug: released before the drive let go
-    with trio.CancelScope(shield=True):
-        await blocking.run_sync(image.close_mapped)
-        await self._take(media.rewind_time(self.kind, self.position) + self.kind.unload)
-        await self.library.robot_move()
-        await self.library.catalog.call(queries.set_location, [barcode], "slot", None, self.library.now())
-    self.position = 0.0
-    self._show(library.DriveState.EMPTY)
-    library.log.debug("drive.unloaded", barcode=barcode, drive=self.name)
+async def claim_for_read(self, barcode):
+    self._busy_cartridges.add(barcode)  # the bug: it never waits for the drive that holds it
 
-library.Drive.unload = unload
+library.Library.claim_for_read = claim_for_read
 """
 
 
@@ -76,7 +62,7 @@ def test_a_sweep_reports_no_failure_its_fault_coverage_and_the_invariants_it_exe
 def test_a_deliberate_bug_in_the_workers_is_caught_and_its_replay_line_reproduces_it(tmp_path):
     patch = tmp_path / "patch"
     patch.mkdir()
-    (patch / "sitecustomize.py").write_text(textwrap.dedent(OLD_UNLOAD))
+    (patch / "sitecustomize.py").write_text(textwrap.dedent(NO_WAIT))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(patch), os.environ.get("PYTHONPATH", "")])}
     done = sweep(SCENARIO, "--seeds", "1-3", "--jobs", "2", "--json", "--shrink", str(tmp_path / "shrunk"), env=env)
     assert done.returncode == 1, done.stderr
@@ -204,6 +190,10 @@ async def test_a_time_boxed_sweep_goes_on_past_its_seeds_until_the_box_is_up(mon
     assert boxed.seeds == 10 and boxed.passed and boxed.fault_coverage == {"link partition": 10}
     plain = await sweep_mod.sweep("x.toml", [7, 8, 9], jobs=2)
     assert plain.seeds == 3
+    ran: list[int] = []
+    monkeypatch.setattr(sweep_mod, "run_seed", lambda file, seed: ran.append(seed) or ten_seconds_a_seed(file, seed))
+    await sweep_mod.sweep("x.toml", [900, 7, 8], jobs=2, time_box=25)
+    assert ran == [900, 7, 8, 9, 10, 11], "a regression seed first, then on from the last seed given"
 
 
 def test_a_kind_that_never_fired_fails_the_sweep():

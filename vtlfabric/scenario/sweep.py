@@ -156,10 +156,11 @@ async def sweep(
 
 
 def _boxed(seeds: list[int], deadline: float) -> Iterator[int]:
-    """The seeds given, then the next ones while the time box lasts."""
+    """The seeds given, then the ones after the last of them while the time box lasts
+    (``958557,1000-1049``: a regression seed first, then from 1050 on)."""
     yield from seeds
     given = set(seeds)
-    seed = max(seeds, default=-1) + 1
+    seed = seeds[-1] + 1 if seeds else 0
     while trio.current_time() < deadline:
         if seed not in given:
             yield seed

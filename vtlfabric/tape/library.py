@@ -107,11 +107,7 @@ class Drive:
             return
         await self.unload()
         await self.library.claim_for_read(barcode)
-        try:
-            await self.load(barcode)
-        except BaseException:
-            self.library.release_cartridge(barcode)
-            raise
+        await self.load(barcode)
 
     def leave(self) -> None:
         """Its holder is done with the cartridge in it for now. It stays loaded, for the
@@ -121,38 +117,48 @@ class Drive:
             self.library.left_in(self)
 
     async def load(self, barcode: str, *, write: bool = False) -> TapeImage:
-        """Mount ``barcode``: the robot brings it, the drive threads it, and the label is read.
-        A cartridge this drive cannot read (or write) is refused before the robot moves."""
+        """Mount ``barcode``, which the caller has claimed: the robot brings it, the drive
+        threads it, and the label is read. A cartridge this drive cannot read (or write) is
+        refused before the robot moves. If the load fails, the claim is let go here, once
+        the cartridge is back in its slot: never while it is still in the drive."""
         if self.barcode == barcode and self.image is not None:
             self.library.taken_back(barcode)
             return self.image
+        try:
+            image = await self._thread(barcode, write)
+        except BaseException:
+            self._show(DriveState.EMPTY)
+            self.library.release_cartridge(barcode)
+            raise
+        self.image, self.barcode, self.position = image, barcode, 0.0
+        self._show(DriveState.READY)
+        try:
+            label = self.library.mislabelled.get(barcode, image.barcode)
+            if label != barcode:  # never write over another volume
+                await self.unload()
+                log.warning("drive.wrong_label", site=self.library.spec.site, barcode=barcode, label=label, drive=self.name)
+                raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {label}: not mounted")
+            await self.library.catalog.call(queries.set_location, [barcode], "drive", self.number, self.library.now())
+        except BaseException:
+            await self.unload()  # in the drive: unloaded, and only then let go
+            raise
+        log.debug("drive.loaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
+        return image
+
+    async def _thread(self, barcode: str, write: bool) -> TapeImage:
+        """Empty the drive, have the robot bring ``barcode``, and thread it: its image, open."""
         if self.state == DriveState.FAILED:
             raise DriveFailed(f"drive {self.name} has failed: {self.why}")
         media.check_mount(self.kind, barcode, write)
         self.library.check_inside(barcode)
         await self.unload()
         self._show(DriveState.LOADING)
-        try:
-            await self.library.robot_move(picking=barcode)
-        except RobotFailed:
-            self._show(DriveState.EMPTY)
-            raise
+        await self.library.robot_move(picking=barcode)
         await self._take(self.kind.load)
         if barcode in self.library.failed_media:
-            self._show(DriveState.EMPTY)
             raise MediaFailure(f"cartridge {barcode} in {self.library.spec.id} has failed")
         path, mapped = self.library.image_path(barcode), self.library.maps.pop(barcode, None)
-        image = await self.io(partial(TapeImage.open, path, self.library.spec.capacity, mapped=mapped))
-        self.image, self.barcode, self.position = image, barcode, 0.0
-        self._show(DriveState.READY)
-        label = self.library.mislabelled.get(barcode, image.barcode)
-        if label != barcode:  # never write over another volume
-            await self.unload()
-            log.warning("drive.wrong_label", site=self.library.spec.site, barcode=barcode, label=label, drive=self.name)
-            raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {label}: not mounted")
-        await self.library.catalog.call(queries.set_location, [barcode], "drive", self.number, self.library.now())
-        log.debug("drive.loaded", site=self.library.spec.site, library=self.library.spec.id, barcode=barcode, drive=self.name)
-        return image
+        return await self.io(partial(TapeImage.open, path, self.library.spec.capacity, mapped=mapped))
 
     async def locate(self, offset: int) -> None:
         """Move the tape to ``offset`` bytes of the image before reading or appending there."""
@@ -453,6 +459,7 @@ class Library:
     def left_in(self, drive: Drive) -> None:
         assert drive.barcode is not None
         self._left[drive.barcode] = drive
+        self._wake()  # whoever waits for it may have it now
 
     def taken_back(self, barcode: str) -> None:
         """The cartridge's holder uses it again, or it leaves its drive: no longer left."""
@@ -460,6 +467,10 @@ class Library:
 
     def release_cartridge(self, barcode: str | None) -> None:
         self._busy_cartridges.discard(barcode)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Every claim_for_read waiting in this library looks again."""
         self._cartridge_freed.set()
         self._cartridge_freed = trio.Event()
 

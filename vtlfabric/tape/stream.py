@@ -239,10 +239,10 @@ class JobWriter:
                 # What it already holds stays committed: an eod of 0 would have it relabelled
                 # (its jobs' data gone) at the next start.
                 await self.catalog.call(queries.mark_cartridge_bad, barcode, None, str(e), self.now())
-                self.library.release_cartridge(barcode)
                 log.error("cartridge.wrong_label", barcode=barcode, library=self.library.spec.id, error=str(e))
             except BaseException:
-                self.library.release_cartridge(barcode)
+                # A failed load let the claim go; a loaded cartridge is let go once it is back in its slot.
+                await self.drive.unload()
                 raise
         eod = await self.drive.io(image.flush)
         self._seq = await self.catalog.call(queries.open_segment, self.job_id, self.copy_id, barcode, file_no, self.offset, eod)
