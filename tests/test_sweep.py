@@ -204,3 +204,37 @@ def test_a_kind_that_never_fired_fails_the_sweep():
     assert result.never_fired == ("link partition-a-b",) and not result.passed
     assert "NEVER FIRED (untested): link partition-a-b" in result.summary()
     assert result.to_json()["never_fired"] == ["link partition-a-b"]
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("where", ["here", "in trio"])
+async def test_a_seed_that_hangs_is_killed_with_all_it_started_and_fails(monkeypatch, tmp_path, where):
+    from vtlfabric.scenario import sweep as sweep_mod
+
+    started = tmp_path / "started.pid"
+    sleeper = "import time; time.sleep(600)"
+    hang = [
+        sys.executable,
+        "-c",
+        f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {sleeper!r}]); "
+        f"open({str(started)!r}, 'w').write(str(p.pid)); time.sleep(600)",
+    ]
+    monkeypatch.setattr(sweep_mod, "_command", lambda file, seed, report: hang)
+    with trio.fail_after(30):  # a grandchild left alive holds the run's stderr open: it would wait for it
+        if where == "here":
+            report = await trio.to_thread.run_sync(sweep_mod.run_seed_here, "x.toml", 5, 3.0, abandon_on_cancel=True)
+        else:
+            report = await sweep_mod.report_of("x.toml", 5, timeout=3.0)
+    assert report["expect"]["failures"] == ["the run took more than 3 s of wall time (hung?): killed"]
+    assert report["replay"] == "vtlfabric scenario run x.toml --seed 5"
+    grandchild = int(started.read_text())
+    with trio.fail_after(10):
+        while _alive(grandchild):
+            await trio.sleep(0.1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,11 @@ import attrs
 import trio
 
 from vtlfabric.scenario import spec
+
+# Wall seconds a seed's run may take before the sweep counts it as hung. The longest
+# shipped scenario (a month) takes about 30 s; a livelock would otherwise hold a sweep,
+# and CI, for good.
+SEED_TIMEOUT = 15 * 60.0
 
 
 @attrs.frozen
@@ -171,24 +177,59 @@ async def run_seed(file: str, seed: int) -> SeedOutcome:
     return SeedOutcome.of(await report_of(file, seed))
 
 
-async def report_of(file: str, seed: int) -> dict[str, Any]:
+async def report_of(file: str, seed: int, timeout: float = SEED_TIMEOUT) -> dict[str, Any]:
     """One seed's report, run by ``vtlfabric scenario run`` in a new process: the very
-    command its replay line gives (PYTHONHASHSEED=0, as that command sets for itself)."""
+    command its replay line gives (PYTHONHASHSEED=0, as that command sets for itself).
+    A run still going after ``timeout`` wall seconds is killed, with every process it
+    started, and fails as hung."""
     with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
         report = Path(tmp) / "report.json"
-        ran = await trio.run_process(
-            _command(file, seed, report), env=_env(), stdout=subprocess.DEVNULL, capture_stderr=True, check=False
-        )
+        with trio.move_on_after(timeout) as limit:
+            ran = await trio.run_process(
+                _command(file, seed, report),
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                capture_stderr=True,
+                check=False,
+                start_new_session=True,
+                deliver_cancel=_kill_group,
+            )
+        if limit.cancelled_caught:
+            return _failed(file, seed, _hung(timeout))
         return _report(report, file, seed, ran.stderr, ran.returncode)
 
 
-def run_seed_here(file: str, seed: int) -> dict[str, Any]:
+def run_seed_here(file: str, seed: int, timeout: float = SEED_TIMEOUT) -> dict[str, Any]:
     """As ``report_of``, without Trio: the task a Dask worker runs (the scenario file at
     the same path there), and ``scenario run --check-determinism``'s second run."""
     with tempfile.TemporaryDirectory(prefix="vtlfabric-sweep-") as tmp:
         report = Path(tmp) / "report.json"
-        ran = subprocess.run(_command(file, seed, report), env=_env(), capture_output=True, check=False)
-        return _report(report, file, seed, ran.stderr, ran.returncode)
+        with subprocess.Popen(
+            _command(file, seed, report), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        ) as process:
+            try:
+                _, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill(process.pid)
+                process.communicate()
+                return _failed(file, seed, _hung(timeout))
+        return _report(report, file, seed, stderr, process.returncode)
+
+
+async def _kill_group(process: trio.Process) -> None:
+    _kill(process.pid)
+
+
+def _kill(session: int) -> None:
+    """Kill a seed's run and whatever it started (its daemon, its lives): one session."""
+    try:
+        os.killpg(session, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _hung(timeout: float) -> str:
+    return f"the run took more than {timeout:g} s of wall time (hung?): killed"
 
 
 def _command(file: str, seed: int, report: Path) -> list[str]:
@@ -204,10 +245,14 @@ def _report(path: Path, file: str, seed: int, stderr: bytes, returncode: int) ->
     if path.exists():
         return json.loads(path.read_text())
     why = (stderr.decode(errors="replace").strip().splitlines() or [f"exit {returncode}"])[-1]
+    return _failed(file, seed, f"the run wrote no report: {why}")
+
+
+def _failed(file: str, seed: int, why: str) -> dict[str, Any]:
     return {
         "seed": seed,
         "faults": [],
-        "expect": {"passed": False, "failures": [f"the run wrote no report: {why}"]},
+        "expect": {"passed": False, "failures": [why]},
         "replay": _replay(file, seed),
         "history_sha256": "",
     }
