@@ -102,11 +102,9 @@ class Drive:
     async def mount_for_read(self, barcode: str) -> None:
         """Have ``barcode`` in this drive to read it: kept if it is here already, else claimed
         (waiting while another drive's holder uses it) and loaded."""
-        if self.barcode == barcode and self.image is not None:
-            self.library.taken_back(barcode)
-            return
-        await self.unload()
-        await self.library.claim_for_read(barcode)
+        if self.barcode != barcode or self.image is None:
+            await self.unload()
+            await self.library.claim_for_read(barcode)
         await self.load(barcode)
 
     def leave(self) -> None:
@@ -134,8 +132,7 @@ class Drive:
         self._show(DriveState.READY)
         try:
             label = self.library.mislabelled.get(barcode, image.barcode)
-            if label != barcode:  # never write over another volume
-                await self.unload()
+            if label != barcode:  # never write over another volume: unloaded below
                 log.warning("drive.wrong_label", site=self.library.spec.site, barcode=barcode, label=label, drive=self.name)
                 raise WrongCartridge(f"cartridge {barcode} in {self.library.spec.id} is labelled {label}: not mounted")
             await self.library.catalog.call(queries.set_location, [barcode], "drive", self.number, self.library.now())
