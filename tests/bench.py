@@ -49,6 +49,7 @@ from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import run_backup
 from vtlfabric.jobs.restore import RestoreRequest, run_restore
 from vtlfabric.jobs.verify import run_verify
+from vtlfabric.service import allocator
 from vtlfabric.units import format_bytes, parse_size
 
 PROBE_INTERVAL = 0.01
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(f"--size: {e}")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only: the bench prints a table
+    allocator.tune()  # as `vtlfabric run` does
     failed = False
     with tempfile.TemporaryDirectory(prefix="vtlfabric-bench-", dir=args.dir) as tmp:
         rows = trio.run(bench, Path(tmp), size, args.runs)

@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from vtlfabric import errors
     from vtlfabric.groups import first_leaf
-    from vtlfabric.service import daemon, logs
+    from vtlfabric.service import allocator, daemon, logs
     from vtlfabric.service.events import EventBus
 
     bus = EventBus()
@@ -67,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:  # the state dir is a file, or not ours to write
         print(f"vtlfabric: cannot use the state dir {cfg.daemon.state_dir}: {e.strerror or e}", file=sys.stderr)
         return EXIT_BAD
+    log.info("daemon.allocator", **allocator.tune().settings)
     try:
         clock = trio.testing.MockClock(autojump_threshold=0) if args.virtual_clock else None
         reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)
