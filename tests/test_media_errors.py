@@ -347,6 +347,27 @@ async def test_damage_on_the_primary_is_only_marked_and_flagged(fabric, tmp_path
     await with_ctl(fabric, test)
 
 
+async def test_a_bit_flipped_in_the_source_is_blamed_on_the_source_not_the_copy(fabric, tmp_path, autojump_clock):
+    """Only the receiver hashes a job as it copies it; when that does not match, the
+    sender hashes its source, so rot there marks the source damaged instead of retrying."""
+    full = await run_backup(fabric, "IBMB", None, "full")
+    [seg] = await segments(fabric, full.job_id, PRIMARY)
+    image = fabric.libraries["prod/PVTL"].image_path(seg.barcode)
+    raw = bytearray(image.read_bytes())
+    raw[data_offset(fabric, "prod/PVTL", seg.barcode, seg.file_no) + 100] ^= 0x5A
+    image.write_bytes(bytes(raw))
+
+    with capture_logs() as logs:
+        result = await run_auxcopy(fabric)
+    assert result.status == "failed" and [f.job_id for f in result.copies[0].failed] == [full.job_id]
+    assert not [e for e in logs if e["event"] == "auxcopy.job_retry"], "the same media would read the same"
+    at_source, at_dr = await job_copy(fabric, full.job_id, PRIMARY), await job_copy(fabric, full.job_id, DR)
+    assert at_source.state == CopyState.DAMAGED
+    assert at_source.reason == f"aux copy to {DR}: job {full.job_id}: the data does not match the backup's digest"
+    assert at_dr.state != CopyState.AVAILABLE and at_dr.reason.startswith(f"cannot read it from {PRIMARY}: ")
+    assert (await run_auxcopy(fabric)).jobs_copied == 0, "damaged data is never copied"
+
+
 # ---------------------------------------------------------------- the fault actions
 
 

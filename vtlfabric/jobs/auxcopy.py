@@ -376,8 +376,10 @@ async def _copy_one(fabric: Fabric, copy: CopySpec, source: CopySpec, job: Any, 
             except BaseException:
                 nursery.cancel_scope.cancel()
                 raise
-    except Exception:
-        if "error" in outcome:  # the receiver's failure is the cause; "the peer closed the stream" only its echo
+    except Exception as e:
+        # The receiver's failure is the cause ("the peer closed the stream" only its echo),
+        # unless the sender then found its own source at fault.
+        if "error" in outcome and not isinstance(first_leaf(e), SourceReadError):
             raise outcome["error"] from None
         raise
     if "error" in outcome:

@@ -4,7 +4,7 @@
     {"op": "job", job, digest, index}  ->
                                         <-  {"op": "resume", "offset": N}   (or "skip")
     chunk 0 .. chunk k (last one final) ->
-                                        <-  {"op": "done"} | {"op": "failed", "reason"}
+                                        <-  {"op": "done"} | {"op": "failed", "reason", "mismatch"}
     ... next job ...  {"op": "bye"}     ->
 
     or, when the source cannot be read part way:
@@ -20,11 +20,15 @@ A job the sender cannot read from its source copy ends the attempt with
 ``SourceReadError``, once the receiver has committed what was read before the
 error. A damaged job the receiver's copy heals is started over: its damaged data
 is forgotten first.
+
+The job's digest is computed once, by the receiver, over what its media hold (read
+back behind the writer). Only when that does not match the backup's digest
+(``mismatch``) does the sender hash its source too, to tell a damaged source from a
+bad copy: hashing every job at both ends cost a core's worth of SHA-256 per stream.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import partial
 from typing import Any
@@ -33,7 +37,6 @@ import attrs
 import structlog
 import trio
 
-from vtlfabric import blocking
 from vtlfabric.ahead import Ahead, Emit, beside, read_ahead
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
@@ -119,8 +122,22 @@ async def send_job(
         sent = await _send_chunks(channel, chunks, job.id, offset, throttle, destination)
     reply = await _receive_control(channel)
     if reply["op"] != "done":
+        if reply.get("mismatch"):
+            await _check_source(fabric, job, source, drive)
         raise CopyFailed(f"job {job.id}: destination says {reply.get('reason', reply)}")
     return sent
+
+
+async def _check_source(fabric: Fabric, job: JobRecord, source: CopySpec, drive: Drive) -> None:
+    """The copy does not hash to the backup's digest: raise SourceReadError if the
+    source's own media do not either (or cannot be read), so the source is blamed."""
+    segments = await fabric.catalog.call(queries.segments, job.id, source.id)
+    try:
+        media = await read_digest(fabric.library_of(source), drive, segments)
+    except DAMAGE as e:
+        raise SourceReadError(source.id, str(e), damaged=not isinstance(e, MediaReadError)) from e
+    if media != job.digest:
+        raise SourceReadError(source.id, f"job {job.id}: the data does not match the backup's digest", damaged=True)
 
 
 class _CutShort(Exception):
@@ -135,24 +152,18 @@ async def _read_source(
     fabric: Fabric, job: JobRecord, source: CopySpec, drive: Drive, offset: int, emit: Emit[tuple[bytes, bool]]
 ) -> None:
     """Read the job from ``offset`` on, in chunks of whole blocks up to the channel's
-    chunk size, each with its final flag (the last, possibly empty, is final). Read
-    from the start, the data must also match the backup's digest."""
+    chunk size, each with its final flag (the last, possibly empty, is final)."""
     segments = await fabric.catalog.call(queries.segments, job.id, source.id)
     library = fabric.library_of(source)
-    sha = hashlib.sha256() if offset == 0 else None
     held = offset
     try:
         async for data in read_segments(library, drive, segments, start=offset, batch=fabric.config.encryption.chunk_size):
-            if sha is not None:  # hashing a chunk holds a core for milliseconds: off the loop
-                await blocking.run_sync(sha.update, data)
             held += len(data)
             await emit((data, False))
     except DAMAGE as e:  # what was read before the error is good: the next run goes on after it
         raise _CutShort(SourceReadError(source.id, str(e), damaged=not isinstance(e, MediaReadError))) from e
     if held != job.bytes:
         raise SourceReadError(source.id, f"job {job.id}: it holds {held} of its {job.bytes} bytes", damaged=True)
-    if sha is not None and sha.hexdigest() != job.digest:
-        raise SourceReadError(source.id, f"job {job.id}: the data does not match the backup's digest", damaged=True)
     await emit((b"", True))
 
 
@@ -223,12 +234,12 @@ async def _receive_job(fabric: Fabric, channel: SecureChannel, copy: CopySpec, d
             if not complete:  # the source could not be read further: what came is committed
                 await _send_control(channel, op="kept", offset=writer.offset)
                 return
-            reason = await _verify(fabric, copy, drive, job_id, total, digest, readback)
+            reason, mismatch = await _verify(fabric, copy, drive, job_id, total, digest, readback)
     finally:
         drive.leave()  # read back and done with: another stream's read may need it before our next job
     if reason:
         await fabric.catalog.call(queries.reset_job_copy, job_id, copy.id, reason, fabric.now())
-        await _send_control(channel, op="failed", reason=reason)
+        await _send_control(channel, op="failed", reason=reason, mismatch=mismatch)
         raise CopyFailed(reason)
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
 
@@ -278,18 +289,19 @@ async def _take_chunks(channel: SecureChannel, job_id: int, start: int, total: i
 
 async def _verify(
     fabric: Fabric, copy: CopySpec, drive: Drive, job_id: int, total: int, digest: str, readback: ReadBack | None
-) -> str:
+) -> tuple[str, bool]:
     """The job as the destination media hold it, read back (behind the writer, or now):
     the copy counts only if its segments hold the job exactly and it hashes to the
-    backup's digest. '' if it does; else why not."""
+    backup's digest. ('', False) if it does; else why not, and whether it is the digest
+    that differs (the one failure a damaged source also causes)."""
     segments = await fabric.catalog.call(queries.segments, job_id, copy.id)
     problem = coverage_problem(segments, total)
     if problem:
-        return f"job {job_id} on {copy.id}: {problem}"
+        return f"job {job_id} on {copy.id}: {problem}", False
     try:
         media = await readback.digest() if readback else await read_digest(fabric.library_of(copy), drive, segments)
     except DAMAGE as e:
-        return f"job {job_id}: cannot read it back from {copy.id}: {e}"
+        return f"job {job_id}: cannot read it back from {copy.id}: {e}", False
     if media != digest:
-        return f"job {job_id}: digest on {copy.id} does not match the source"
-    return ""
+        return f"job {job_id}: digest on {copy.id} does not match the source", True
+    return "", False
