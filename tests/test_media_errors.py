@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 from structlog.testing import capture_logs
@@ -25,6 +26,8 @@ from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
 from vtlfabric.jobs.verify import VerifyFailed, run_verify
 from vtlfabric.service.commands import Commands
 from vtlfabric.service.operations import Operations
+from vtlfabric.site.index import JobIndex
+from vtlfabric.site.mediaagent import MediaAgent
 from vtlfabric.tape import stream
 from vtlfabric.tape.blockfaults import BlockFaults
 from vtlfabric.tape.image import TapeImage
@@ -366,6 +369,31 @@ async def test_a_bit_flipped_in_the_source_is_blamed_on_the_source_not_the_copy(
     assert at_source.reason == f"aux copy to {DR}: job {full.job_id}: the data does not match the backup's digest"
     assert at_dr.state != CopyState.AVAILABLE and at_dr.reason.startswith(f"cannot read it from {PRIMARY}: ")
     assert (await run_auxcopy(fabric)).jobs_copied == 0, "damaged data is never copied"
+
+
+async def test_a_restore_hashes_the_stream_when_its_objects_do_not_cover_it(fabric, tmp_path, monkeypatch, autojump_clock):
+    """Objects back to back over the whole stream, each matching its digest, vouch for
+    the stream. An index that leaves bytes outside every object (here: it lacks the
+    first one) has the stream's own digest checked, so damage there is still found."""
+    full = await run_backup(fabric, "IBMB", None, "full")
+    index_for = MediaAgent.index_for
+
+    async def without_first(self: MediaAgent, job_id: int, copy_id: str, is_primary: bool) -> JobIndex:
+        index = await index_for(self, job_id, copy_id, is_primary)
+        return attrs.evolve(index, entries=tuple(e for e in index.entries if e.offset > 0))
+
+    monkeypatch.setattr(MediaAgent, "index_for", without_first)
+    restored = await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "intact", copy_id=PRIMARY))
+    assert restored.objects == full.objects - 1, "the bytes outside the listed objects are intact"
+
+    [seg] = await segments(fabric, full.job_id, PRIMARY)
+    image = fabric.libraries["prod/PVTL"].image_path(seg.barcode)
+    raw = bytearray(image.read_bytes())
+    raw[data_offset(fabric, "prod/PVTL", seg.barcode, seg.file_no) + 100] ^= 0x5A  # in the first object
+    image.write_bytes(bytes(raw))
+    with pytest.raises(RestoreError, match=rf"job {full.job_id}: stream digest does not match the index"):
+        await run_restore(fabric, RestoreRequest("IBMB", tmp_path / "rotten", copy_id=PRIMARY))
+    assert (await job_copy(fabric, full.job_id, PRIMARY)).state == CopyState.DAMAGED
 
 
 # ---------------------------------------------------------------- the fault actions

@@ -259,7 +259,11 @@ async def _index(fabric: Fabric, copy: CopySpec, job_id: int) -> JobIndex:
 
 async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: JobIndex, dest: Path, totals: _Totals) -> None:
     library = fabric.library_of(copy)
-    unpacker = _Unpacker(dest / job.subclient, sorted(index.entries, key=lambda e: e.offset))
+    entries = sorted(index.entries, key=lambda e: e.offset)
+    # Objects that lie back to back over the whole stream, each checked against its own
+    # digest, check the stream too: hashing it as well was a second SHA-256 pass.
+    tiled = _tiles(entries, index.bytes)
+    unpacker = _Unpacker(dest / job.subclient, entries, hash_stream=not tiled)
     async with library.drive(f"restore {job.client} job {job.id} from {copy.id}") as drive:
 
         async def read(emit: Emit[bytes]) -> None:
@@ -278,18 +282,33 @@ async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: Jo
     progress.current().job_done(job.id)
     if unpacker.left:
         totals.failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in unpacker.left]
-    elif unpacker.digest() != index.digest:
+    elif unpacker.size != index.bytes:
+        totals.failures.append(f"job {job.id}: the media hold {unpacker.size} bytes of its stream, not {index.bytes}")
+    elif not tiled and unpacker.digest() != index.digest:
         totals.failures.append(f"job {job.id}: stream digest does not match the index")
+
+
+def _tiles(entries: list[IndexEntry], total: int) -> bool:
+    """The objects (by offset) lie back to back from byte 0 to ``total``, as a backup writes them."""
+    position = 0
+    for entry in entries:
+        if entry.offset != position:
+            return False
+        position += entry.length
+    return position == total
 
 
 @attrs.define(eq=False)
 class _Unpacker:
     """A job's stream cut back into its objects, a batch at a time, in a worker thread:
-    the stream and each object are hashed, and an object is written once it is whole
-    and matches its digest. Batches are queued as they came, never copied on the loop."""
+    each object is hashed, and written once it is whole and matches its digest; the
+    stream is hashed too if ``hash_stream``. Batches are queued as they came, never
+    copied on the loop."""
 
     root: Path
     entries: list[IndexEntry]  # by offset
+    hash_stream: bool = True
+    size: int = 0  # bytes fed
     _sha: Any = attrs.Factory(hashlib.sha256)
     _queue: ByteQueue = attrs.Factory(ByteQueue)
     _start: int = 0  # the stream offset of the queue's first byte
@@ -304,7 +323,9 @@ class _Unpacker:
 
     def feed(self, data: bytes) -> list[tuple[IndexEntry, str]]:
         """Take the next batch; the objects it completed, each with its failure ('' if written)."""
-        self._sha.update(data)
+        self.size += len(data)
+        if self.hash_stream:
+            self._sha.update(data)
         self._queue.append(data)
         done = []
         while self._next < len(self.entries) and self._whole(entry := self.entries[self._next]):
