@@ -95,6 +95,40 @@ def test_flush_returns_the_end_of_data(path: Path) -> None:
         assert image.flush() == image.end_offset() == path.stat().st_size
 
 
+many_blocks = st.lists(
+    st.builds(payload, st.integers(0, 2**32), st.one_of(st.integers(1, 300), st.sampled_from([4096, MAX_BLOCK_SIZE]))),
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    data=many_blocks,
+    limit=st.integers(1, 3 * MAX_BLOCK_SIZE),
+    chunk_size=st.sampled_from([awstape.MAX_CHUNK, 1000]),
+    close=st.booleans(),
+)
+def test_spans_are_whole_blocks_within_the_limit_and_hold_the_file(
+    data: list[bytes], limit: int, chunk_size: int, close: bool
+) -> None:
+    """A span is read in one go with its headers checked in memory: whatever the block
+    sizes (one far bigger than the read, a record cut by the read), the spans are the
+    file's blocks in order, each span whole blocks, over the limit only as one block."""
+    with scratch() as path, write_image(path, [data, [b"next file"]], close_last=close, chunk_size=chunk_size) as image:
+        spans = image.read_spans(1)
+        got: list[bytes] = []
+        while True:
+            records, joined = spans.next_span(limit)
+            if not records:
+                break
+            assert joined == b"".join(data[len(got) : len(got) + len(records)])
+            assert [r.length for r in records] == [len(b) for b in data[len(got) : len(got) + len(records)]]
+            assert len(records) == 1 or len(joined) <= limit
+            got += data[len(got) : len(got) + len(records)]
+        assert got == data
+        assert spans.next_span(limit) == ([], b"")
+
+
 def test_reading_is_lazy_and_survives_other_calls(path: Path) -> None:
     files = [[payload(i, 5000) for i in range(5)]]
     with write_image(path, files, close_last=True) as image:

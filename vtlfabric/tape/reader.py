@@ -83,40 +83,82 @@ class SpanReader:
     offset: int | None  # the next record's; None: the file has no data
     end: Callable[[], int]
     prev: int | None = 0  # data always follows the header tapemark
-    _peeked: Record | None = None
 
     def next_span(self, limit: int) -> tuple[list[Record], bytes]:
         """The next whole blocks holding at most ``limit`` bytes of data (always at least
         one), and their data joined; nothing at the file's end.
 
-        Only block headers are read one by one; the span's bytes come in one read and
-        each block's data is cut out of it, so a span costs one copy, not one per block."""
+        The span comes in one read, a little more than ``limit`` (its headers'
+        worth), and its headers are checked in memory: a read per header was a system
+        call per block, each giving up the GIL and waiting to get it back."""
+        want = limit + _HEADROOM
+        while self.offset is not None:
+            window = _Window.load(self.f, self.offset, min(self.offset + want, self.end()))
+            records, done = self._records(window, limit)
+            if records:
+                first, last = records[0].offset, records[-1].end
+                self.offset, self.prev = (None if done else last), records[-1].last_chunk
+                return records, b"".join(_chunk_data(window.data(first, last), self.path, first))
+            if done:
+                self.offset = None
+            want *= 2  # a block bigger than the window: read enough for one
+        return [], b""
+
+    def _records(self, window: _Window, limit: int) -> tuple[list[Record], bool]:
+        """The whole data records the window holds from ``offset``, up to ``limit`` bytes
+        of data (at least one), and whether the file ends after them (a tapemark, or
+        the end of the image's data)."""
         records: list[Record] = []
-        size = 0
-        while (record := self._peeked or self._next_header()) is not None:
-            self._peeked = None
+        offset, prev, size = self.offset, self.prev, 0
+        while True:
+            try:
+                record = read_record(window, offset, prev, size=window.end, read_data=False)
+            except TornRecord as exc:
+                if window.end < self.end():  # cut by the window, not the image: the next read has it
+                    return records, False
+                raise TapeFormatError(self.path, exc.offset, exc.reason) from exc
+            except FormatError as exc:
+                raise TapeFormatError(self.path, exc.offset, exc.reason) from exc
+            if record is None:  # the window's end: the image's too, or a record boundary
+                return records, window.end == self.end()
+            if record.tapemark:
+                return records, True
             if records and size + record.length > limit:
-                self._peeked = record
-                break
+                return records, False
             records.append(record)
             size += record.length
-        return records, self._data(records) if records else b""
+            offset, prev = record.end, record.last_chunk
 
-    def _next_header(self) -> Record | None:
-        if self.offset is None:
-            return None
-        try:
-            record = read_record(self.f, self.offset, self.prev, size=self.end(), read_data=False)
-        except FormatError as exc:
-            raise TapeFormatError(self.path, exc.offset, exc.reason) from exc
-        if record is None or record.tapemark:
-            self.offset = None
-            return None
-        self.offset, self.prev = record.end, record.last_chunk
-        return record
 
-    def _data(self, records: list[Record]) -> bytes:
-        return b"".join(span_data(self.f, self.path, records[0].offset, records[-1].end))
+_HEADROOM = 64 << 10  # past ``limit``, for the span's headers: a few hundred blocks' worth
+
+
+@attrs.frozen
+class _Window:
+    """Bytes of an image from ``start``, read at once, read as the image by ``read_record``."""
+
+    start: int
+    bytes_: bytes
+    _pos: list[int] = attrs.field(factory=lambda: [0])
+
+    @classmethod
+    def load(cls, f: BinaryIO, start: int, end: int) -> _Window:
+        return cls(start, os.pread(f.fileno(), max(0, end - start), start))
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.bytes_)
+
+    def seek(self, pos: int) -> None:
+        self._pos[0] = pos
+
+    def read(self, n: int) -> bytes:
+        at = self._pos[0] - self.start
+        self._pos[0] += n
+        return self.bytes_[at : at + n]
+
+    def data(self, start: int, end: int) -> memoryview:
+        return memoryview(self.bytes_)[start - self.start : end - self.start]
 
 
 def span_data(f: BinaryIO, path: Path, start: int, end: int) -> list[memoryview]:
@@ -126,6 +168,11 @@ def span_data(f: BinaryIO, path: Path, start: int, end: int) -> list[memoryview]
     span = memoryview(os.pread(f.fileno(), end - start, start))
     if len(span) != end - start:
         raise TapeFormatError(path, start + len(span), "the image ends inside a block read a moment ago")
+    return _chunk_data(span, path, start)
+
+
+def _chunk_data(span: memoryview, path: Path, start: int) -> list[memoryview]:
+    """Each chunk's data in ``span`` (whole data records from image offset ``start``), as views."""
     parts, pos = [], 0
     while pos < len(span):
         (length,) = _CHUNK_LENGTH.unpack_from(span, pos)
