@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,6 +128,21 @@ def test_spans_are_whole_blocks_within_the_limit_and_hold_the_file(
             got += data[len(got) : len(got) + len(records)]
         assert got == data
         assert spans.next_span(limit) == ([], b"")
+
+
+@pytest.mark.parametrize("cut", [0, 3, 700])  # at a block's start, in its header, in its data
+def test_a_span_reader_over_an_image_cut_short_under_it_says_so(path: Path, cut: int) -> None:
+    """The image lost its tail while its map still says otherwise: the span that reaches
+    the cut fails, naming the image, instead of waiting for bytes that never come."""
+    data = [payload(i, 1000) for i in range(8)]
+    with write_image(path, [data]) as image:
+        spans = image.read_spans(1)
+        records, _ = spans.next_span(2000)
+        assert len(records) == 2
+        os.truncate(path, records[-1].end + 1006 + cut)  # the next block whole, then the cut
+        with pytest.raises(TapeFormatError, match=str(path)):
+            while spans.next_span(2000)[0]:
+                pass
 
 
 def test_reading_is_lazy_and_survives_other_calls(path: Path) -> None:

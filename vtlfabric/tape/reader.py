@@ -111,16 +111,19 @@ class SpanReader:
         records: list[Record] = []
         offset, prev, size = self.offset, self.prev, 0
         while True:
+            cut = window.end < self.end() and not window.short  # by the read, not by the image's end
             try:
                 record = read_record(window, offset, prev, size=window.end, read_data=False)
             except TornRecord as exc:
-                if window.end < self.end():  # cut by the window, not the image: the next read has it
+                if cut:  # the next read has the rest of it
                     return records, False
                 raise TapeFormatError(self.path, exc.offset, exc.reason) from exc
             except FormatError as exc:
                 raise TapeFormatError(self.path, exc.offset, exc.reason) from exc
             if record is None:  # the window's end: the image's too, or a record boundary
-                return records, window.end == self.end()
+                if window.short:
+                    raise TapeFormatError(self.path, offset, f"the image ends at {offset}, before its end of data")
+                return records, not cut
             if record.tapemark:
                 return records, True
             if records and size + record.length > limit:
@@ -133,28 +136,30 @@ class SpanReader:
 _HEADROOM = 64 << 10  # past ``limit``, for the span's headers: a few hundred blocks' worth
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class _Window:
     """Bytes of an image from ``start``, read at once, read as the image by ``read_record``."""
 
     start: int
     bytes_: bytes
-    _pos: list[int] = attrs.field(factory=lambda: [0])
+    short: bool  # the file held less than was asked for: it ends before its end of data
+    _pos: int = 0
 
     @classmethod
     def load(cls, f: BinaryIO, start: int, end: int) -> _Window:
-        return cls(start, os.pread(f.fileno(), max(0, end - start), start))
+        data = os.pread(f.fileno(), max(0, end - start), start)
+        return cls(start, data, len(data) < end - start)
 
     @property
     def end(self) -> int:
         return self.start + len(self.bytes_)
 
     def seek(self, pos: int) -> None:
-        self._pos[0] = pos
+        self._pos = pos
 
     def read(self, n: int) -> bytes:
-        at = self._pos[0] - self.start
-        self._pos[0] += n
+        at = self._pos - self.start
+        self._pos += n
         return self.bytes_[at : at + n]
 
     def data(self, start: int, end: int) -> memoryview:
