@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:  # the state dir is a file, or not ours to write
         print(f"vtlfabric: cannot use the state dir {cfg.daemon.state_dir}: {e.strerror or e}", file=sys.stderr)
         return EXIT_BAD
-    log.info("daemon.allocator", **allocator.tune().settings)
+    log.info("daemon.allocator", **allocator.tune())
     try:
         clock = trio.testing.MockClock(autojump_threshold=0) if args.virtual_clock else None
         reload = partial(config_mod.load, args.config, state_dir=args.state_dir, socket=args.socket)

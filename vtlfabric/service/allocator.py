@@ -17,29 +17,20 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-import attrs
-
 M_TRIM_THRESHOLD = -1  # glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 2**20  # glibc's upper bound for it on 64-bit; above any chunk size we allow
 TRIM_THRESHOLD = 128 * 2**20
 
 
-@attrs.frozen
-class Tuned:
-    """What ``tune`` set, for the daemon's start-up log: empty when nothing was."""
-
-    settings: dict[str, int]
-
-
-def tune() -> Tuned:
-    """Set glibc's mmap and trim thresholds for this process (once, before work starts)."""
+def tune() -> dict[str, int]:
+    """Set glibc's mmap and trim thresholds for this process (once, before work starts);
+    what it set, for the start-up log (nothing, without glibc)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or None).mallopt
     except (OSError, AttributeError):  # not glibc: its own allocator, its own defaults
-        return Tuned({})
+        return {}
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    settings = {"mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}
-    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    return Tuned(settings if ok else {})
+    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD):
+        return {"mmap_threshold": MMAP_THRESHOLD, "trim_threshold": TRIM_THRESHOLD}
+    return {}
