@@ -110,8 +110,8 @@ class SpanReader:
         the end of the image's data)."""
         records: list[Record] = []
         offset, prev, size = self.offset, self.prev, 0
+        cut = window.end < self.end() and not window.short  # by the read, not by the image's end
         while True:
-            cut = window.end < self.end() and not window.short  # by the read, not by the image's end
             try:
                 record = read_record(window, offset, prev, size=window.end, read_data=False)
             except TornRecord as exc:
