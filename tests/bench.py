@@ -7,7 +7,12 @@ MiB/s with the min and max, and the event loop's worst lag meanwhile (a probe sl
 10 ms at a time and measures how late it wakes): the loop must never stall, however
 busy the threads are. The reference, measured in the same run on the same filesystem:
 ``dd bs=4M`` copying a cartridge image to a new file (and syncing it), against which
-the aux copy rows give their ratio.
+the aux copy rows give their ratio; and the safe copy floor (tests/benchfloor.py): aux
+copy's bytes moved with only the work its safety properties need (seal, open, write and
+sync each chunk, read it back and hash it), on one stream and on two. That is the most
+any copy with our encryption, checkpoints and read-back could reach here: aux copy
+gives its ratio to it (``vs floor``), and a line under the table says how two streams
+scale against one, for both.
 
 Then the peer, Bacula 9.6 (tests/benchbacula.py; `.ci/bacula-deps` installs it): a
 private director, storage and file daemon under the same temporary directory back up
@@ -42,6 +47,7 @@ import trio
 
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaFailed, BaculaMissing, bacula_figures
 from tests.benchfigures import Figure, Row
+from tests.benchfloor import floor_name, safe_copy_floor
 from tests.helpers import collect, fabric_toml, open_fabric, site_toml
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
@@ -55,8 +61,12 @@ from vtlfabric.units import format_bytes, parse_size
 PROBE_INTERVAL = 0.01
 OBJECTS = 16  # per client; two clients
 OUR_BACKUP = "backup (2 fulls)"
-# Our rows that have a peer among Bacula's, and which.
-VS_BACULA = {OUR_BACKUP: BACKUP, "auxcopy, 1 stream": COPY, "auxcopy, 2 streams": COPY, "restore at DR": RESTORE}
+AUX = {1: "auxcopy, 1 stream", 2: "auxcopy, 2 streams"}
+FLOOR = {n: floor_name(n) for n in AUX}
+# Our rows that have a peer among Bacula's, and which (the floor's too: what any copy
+# with our safety properties could reach here, against theirs).
+VS_BACULA = {OUR_BACKUP: BACKUP, **{name: COPY for name in [*AUX.values(), *FLOOR.values()]}, "restore at DR": RESTORE}
+VS_FLOOR = {AUX[n]: FLOOR[n] for n in AUX}
 
 LINK = """
 [[link]]
@@ -170,18 +180,29 @@ async def bench(root: Path, size: int, runs: int = 5) -> list[Row]:
         gc.freeze()  # as the daemon does once it is ready
         for n in range(runs):
             keep(await measure(OUR_BACKUP, lambda: _backups(fabric)))
-            keep(await measure("auxcopy, 1 stream", lambda: _auxcopy(fabric, 1)))
+            keep(await measure(AUX[1], lambda: _auxcopy(fabric, 1)))
             await _recopy_newest(fabric, 2)
-            keep(await measure("auxcopy, 2 streams", lambda: _auxcopy(fabric, 2)))
+            keep(await measure(AUX[2], lambda: _auxcopy(fabric, 2)))
+            copied = figures[AUX[2]][-1].nbytes
             dest = root / f"restore-{n}"
             keep(await measure("restore at DR", lambda: _restore(fabric, dest)))  # noqa: B023 (awaited at once)
             keep(await measure("verify, both copies", lambda: _verify(fabric)))
             keep(await trio.to_thread.run_sync(dd_copy, _largest_image(root), root / f"dd-{n}"))
+            for streams in _floor_streams(root, copied):
+                keep(await trio.to_thread.run_sync(safe_copy_floor, streams, root))
     return [Row(name, tuple(found)) for name, found in figures.items()]
 
 
 def _largest_image(root: Path) -> Path:
     return max((root / "state").rglob("*.aws"), key=lambda p: p.stat().st_size)
+
+
+def _floor_streams(root: Path, nbytes: int) -> list[list[list[tuple[Path, int]]]]:
+    """The floor moves aux copy's bytes: half from each of the two largest images, on
+    one stream and then on two."""
+    images = sorted((root / "state").rglob("*.aws"), key=lambda p: p.stat().st_size)[-2:]
+    halves = [(image, min(nbytes // 2, image.stat().st_size)) for image in images]
+    return [[halves], [[half] for half in halves]]
 
 
 def dd_copy(image: Path, dest: Path) -> Figure:
@@ -206,10 +227,13 @@ def bacula_rows(root: Path, nbytes: int, runs: int, path: str | None = None) -> 
 
 
 def ratios(row: Row, medians: dict[str, float]) -> dict[str, float]:
-    """Our median over dd's (aux copy rows) and over Bacula's peer row, by wall clock and running."""
+    """Our median over dd's (copy rows), over the safe copy floor's (aux copy rows) and
+    over Bacula's peer row, by wall clock and running."""
     out = {}
-    if row.name.startswith("auxcopy") and medians.get(REFERENCE):
+    if row.name in VS_BACULA and VS_BACULA[row.name] == COPY and medians.get(REFERENCE):
         out["vs_dd"] = row.median / medians[REFERENCE]
+    if medians.get(VS_FLOOR.get(row.name, "")):
+        out["vs_floor"] = row.median / medians[VS_FLOOR[row.name]]
     peer = VS_BACULA.get(row.name)
     if peer and medians.get(peer):
         out["vs_bacula"] = row.median / medians[peer]
@@ -219,25 +243,32 @@ def ratios(row: Row, medians: dict[str, float]) -> dict[str, float]:
 
 
 def on_our_loop(row: Row) -> bool:
-    """dd and Bacula run outside our event loop: no lag of theirs to show."""
-    return row.name != REFERENCE and not row.name.startswith("bacula")
+    """dd, the floor and Bacula run outside our event loop: no lag of theirs to show."""
+    return row.name != REFERENCE and row.name not in FLOOR.values() and not row.name.startswith("bacula")
 
 
 def table(rows: list[Row], note: str | None = None) -> str:
     medians = {r.name: r.median for r in rows}
     lines = [
-        f"{'operation':<26} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs Bacula':>9} "
+        f"{'operation':<26} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs floor':>8} {'vs Bacula':>9} "
         f"{'vs running':>10} {'loop lag max':>13} {'p99':>8}"
     ]
     for r in rows:
         found = ratios(r, medians)
-        cells = [f"{found[k]:.2f}x" if k in found else "" for k in ("vs_dd", "vs_bacula", "vs_bacula_running")]
+        cells = [f"{found[k]:.2f}x" if k in found else "" for k in ("vs_dd", "vs_floor", "vs_bacula", "vs_bacula_running")]
         lag = f"{r.lag_max * 1000:>10.1f} ms {r.lag_p99 * 1000:>5.1f} ms" if on_our_loop(r) else ""
         lines.append(
             f"{r.name:<26} {format_bytes(r.nbytes):>10} {r.median:>8.1f} {min(r.rates):>7.1f} {max(r.rates):>7.1f} "
-            f"{cells[0]:>6} {cells[1]:>9} {cells[2]:>10} {lag}".rstrip()
+            f"{cells[0]:>6} {cells[1]:>8} {cells[2]:>9} {cells[3]:>10} {lag}".rstrip()
         )
-    return "\n".join([*lines, *([note] if note else [])])
+    return "\n".join([*lines, *scaling(medians), *([note] if note else [])])
+
+
+def scaling(medians: dict[str, float]) -> list[str]:
+    """Two streams against one: for aux copy, and for the floor (what the machine allows)."""
+    pairs = [(name, pair) for name, pair in (("aux copy", AUX), ("the floor", FLOOR)) if all(map(medians.get, pair.values()))]
+    cells = [f"{name} {medians[pair[2]] / medians[pair[1]]:.2f}x" for name, pair in pairs]
+    return [f"two streams against one: {', '.join(cells)}"] if cells else []
 
 
 def as_json(rows: list[Row], note: str | None) -> list[dict]:

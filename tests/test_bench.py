@@ -38,9 +38,13 @@ async def test_the_bench_moves_every_byte_it_reports(tmp_path):
             assert rows[name].runs[n].nbytes == backed_up, (name, n)
         assert rows["verify, both copies"].runs[n].nbytes == 2 * backed_up * (n + 1), "every job of both copies, so far"
     assert rows["dd bs=4M (reference)"].runs[0].nbytes > backed_up // 2
+    for name in ("safe copy floor, 1 stream", "safe copy floor, 2 streams"):
+        assert 0 < rows[name].runs[0].nbytes <= backed_up, "the floor moves aux copy's bytes (or its images' all)"
     assert all(f.seconds > 0 for r in rows.values() for f in r.runs)
-    text = table(list(rows.values()))
-    assert len(text.splitlines()) == 1 + len(rows) and "x" in text.splitlines()[2], "aux copy against dd"
+    lines = table(list(rows.values())).splitlines()
+    assert len(lines) == 1 + len(rows) + 1, "a line per row, and how two streams scale"
+    assert len([cell for cell in lines[2].split() if cell.endswith("x")]) == 2, "aux copy against dd and against the floor"
+    assert lines[-1].startswith("two streams against one: aux copy ") and ", the floor " in lines[-1]
 
 
 def test_a_bad_size_is_one_clear_error(capsys):
@@ -76,6 +80,16 @@ def test_our_backup_copy_and_restore_rows_give_their_ratio_to_bacula_s():
     assert ratios[1] == ["4.00x", "2.00x"], "aux copy against the copy job (no dd row: no ratio to it)"
     assert ratios[2] == ["8.00x", "4.00x"], "restore"
     assert ratios[3:] == [[]] * 6, "Bacula's own rows give no ratio"
+
+
+def test_aux_copy_rows_give_their_ratio_to_the_safe_copy_floor_and_both_scale():
+    rows = [_row("auxcopy, 1 stream", 2**20, 1.0), _row("auxcopy, 2 streams", 2**20, 0.8)]
+    rows += [_row("safe copy floor, 1 stream", 2**20, 0.5), _row("safe copy floor, 2 streams", 2**20, 0.25)]
+    lines = table(rows).splitlines()
+    assert "vs floor" in lines[0]
+    assert [cell for cell in lines[1].split() if cell.endswith("x")] == ["0.50x"], "1 MiB/s against the floor's 2"
+    assert [cell for cell in lines[2].split() if cell.endswith("x")] == ["0.31x"], "1.25 against 4"
+    assert lines[-1] == "two streams against one: aux copy 1.25x, the floor 2.00x"
 
 
 @pytest.mark.skipif(not bacula_installed(), reason="Bacula is not installed (.ci/bacula-deps)")
