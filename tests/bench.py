@@ -3,9 +3,12 @@
 One in-process fabric (production + DR, the WAN made wide and near so it is never the
 bottleneck) runs each operation ``--runs`` times (5): full backups, aux copy on one
 stream and on two, a restore at DR, and verification. For each it prints the median
-MiB/s with the min and max, and the event loop's worst lag meanwhile (a probe sleeps
-10 ms at a time and measures how late it wakes): the loop must never stall, however
-busy the threads are. The reference, measured in the same run on the same filesystem:
+MiB/s with the min and max, and the event loop's lag meanwhile (tests/benchlag.py: a
+probe sleeps 10 ms at a time and measures how late it wakes): the worst, the 99th
+percentile, the worst of a bystander process that only sleeps (``machine``: the host or
+the kernel stalling every process), and the worst of the loop's own (``own``: lateness
+the bystander did not share). The loop must never stall, however busy the threads are.
+The reference, measured in the same run on the same filesystem:
 ``dd bs=4M`` copying a cartridge image to a new file (and syncing it), against which
 the aux copy rows give their ratio; and the safe copy floor (tests/benchfloor.py): aux
 copy's bytes moved with only the work its safety properties need (seal, open, write and
@@ -32,7 +35,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,8 +48,9 @@ import structlog
 import trio
 
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaFailed, BaculaMissing, bacula_figures
-from tests.benchfigures import Figure, Row
+from tests.benchfigures import Figure, Lag, Row
 from tests.benchfloor import floor_name, safe_copy_floor
+from tests.benchlag import LagProbe, bystander
 from tests.helpers import collect, fabric_toml, open_fabric, site_toml
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
@@ -58,7 +61,6 @@ from vtlfabric.jobs.verify import run_verify
 from vtlfabric.service import allocator
 from vtlfabric.units import format_bytes, parse_size
 
-PROBE_INTERVAL = 0.01
 OBJECTS = 16  # per client; two clients
 OUR_BACKUP = "backup (2 fulls)"
 AUX = {1: "auxcopy, 1 stream", 2: "auxcopy, 2 streams"}
@@ -112,30 +114,16 @@ def write_bench_fabric(root: Path, size: int) -> Path:
     return path
 
 
-@attrs.define
-class LagProbe:
-    """How late the event loop wakes a task that asked to sleep PROBE_INTERVAL."""
-
-    lags: list[float] = attrs.Factory(list)
-
-    async def run(self) -> None:
-        while True:
-            asked = trio.current_time()
-            await trio.sleep(PROBE_INTERVAL)
-            self.lags.append(max(0.0, trio.current_time() - asked - PROBE_INTERVAL))
-
-
 async def measure(name: str, op: Callable[[], Awaitable[int]]) -> Figure:
     probe = LagProbe()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(probe.run)
-        started = trio.current_time()
-        nbytes = await op()
-        seconds = trio.current_time() - started
-        nursery.cancel_scope.cancel()
-    lags = sorted(probe.lags) or [0.0]
-    p99 = statistics.quantiles(lags, n=100, method="inclusive")[98] if len(lags) >= 2 else lags[0]
-    return Figure(name, nbytes, seconds, lags[-1], p99)
+    with bystander() as machine:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(probe.run)
+            started = trio.current_time()
+            nbytes = await op()
+            seconds = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+    return Figure(name, nbytes, seconds, Lag.of(probe.windows, machine))
 
 
 async def _backups(fabric: Fabric) -> int:
@@ -211,7 +199,7 @@ def dd_copy(image: Path, dest: Path) -> Figure:
     subprocess.run(["dd", f"if={image}", f"of={dest}", "bs=4M", "conv=fsync"], check=True, capture_output=True)
     seconds = time.perf_counter() - began  # clock-ok
     dest.unlink()
-    return Figure(REFERENCE, image.stat().st_size, seconds, 0.0, 0.0)
+    return Figure(REFERENCE, image.stat().st_size, seconds)
 
 
 REFERENCE = "dd bs=4M (reference)"
@@ -251,17 +239,22 @@ def table(rows: list[Row], note: str | None = None) -> str:
     medians = {r.name: r.median for r in rows}
     lines = [
         f"{'operation':<26} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs floor':>8} {'vs Bacula':>9} "
-        f"{'vs running':>10} {'loop lag max':>13} {'p99':>8}"
+        f"{'vs running':>10} {'loop lag max':>13}{'p99':>9}{'machine':>9}{'own':>9}"
     ]
     for r in rows:
         found = ratios(r, medians)
         cells = [f"{found[k]:.2f}x" if k in found else "" for k in ("vs_dd", "vs_floor", "vs_bacula", "vs_bacula_running")]
-        lag = f"{r.lag_max * 1000:>10.1f} ms {r.lag_p99 * 1000:>5.1f} ms" if on_our_loop(r) else ""
+        lag = lag_cells(r.lag) if on_our_loop(r) else ""
         lines.append(
             f"{r.name:<26} {format_bytes(r.nbytes):>10} {r.median:>8.1f} {min(r.rates):>7.1f} {max(r.rates):>7.1f} "
             f"{cells[0]:>6} {cells[1]:>8} {cells[2]:>9} {cells[3]:>10} {lag}".rstrip()
         )
     return "\n".join([*lines, *scaling(medians), *([note] if note else [])])
+
+
+def lag_cells(lag: Lag) -> str:
+    worst, *rest = (ms * 1000 for ms in attrs.astuple(lag))
+    return f"{worst:>10.1f} ms" + "".join(f"{ms:>6.1f} ms" for ms in rest)
 
 
 def scaling(medians: dict[str, float]) -> list[str]:

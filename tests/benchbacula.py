@@ -556,7 +556,7 @@ def start(root: Path, size: int, path: str | None) -> tuple[dict[str, Path], Lay
 
 
 def figures_of(name: str, job: Job, timing: Timing) -> list[Figure]:
-    return [Figure(name, job.bytes, timing.wall, 0.0, 0.0), Figure(RUNNING[name], job.bytes, timing.running, 0.0, 0.0)]
+    return [Figure(name, job.bytes, timing.wall), Figure(RUNNING[name], job.bytes, timing.running)]
 
 
 def one_run(bacula: Bacula, n: int, source_hash: str) -> list[Figure]:

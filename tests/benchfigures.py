@@ -10,6 +10,34 @@ import statistics
 
 import attrs
 
+Window = tuple[float, float]  # due, woke: time.perf_counter(), the same clock in every process
+
+
+@attrs.frozen
+class Lag:
+    """One operation's lag: the loop's worst and 99th percentile, the bystander's worst,
+    and the loop's worst own lag (what the machine does not explain)."""
+
+    max: float
+    p99: float
+    machine: float
+    own: float
+
+    @classmethod
+    def of(cls, ours: list[Window], machine: list[Window]) -> Lag:
+        lags = sorted(woke - due for due, woke in ours) or [0.0]
+        p99 = statistics.quantiles(lags, n=100, method="inclusive")[98] if len(lags) >= 2 else lags[0]
+        own = max((woke - due - _overlap((due, woke), machine) for due, woke in ours), default=0.0)
+        return cls(lags[-1], p99, max((woke - due for due, woke in machine), default=0.0), own)
+
+
+def _overlap(window: Window, others: list[Window]) -> float:
+    due, woke = window
+    return sum(max(0.0, min(woke, b) - max(due, a)) for a, b in others)
+
+
+NO_LAG = Lag(0.0, 0.0, 0.0, 0.0)  # what runs outside our loop: dd, the floor, Bacula
+
 
 @attrs.frozen
 class Figure:
@@ -18,8 +46,7 @@ class Figure:
     name: str
     nbytes: int
     seconds: float
-    lag_max: float
-    lag_p99: float
+    lag: Lag = NO_LAG
 
     @property
     def rate(self) -> float:
@@ -46,9 +73,7 @@ class Row:
         return statistics.median(self.rates)
 
     @property
-    def lag_max(self) -> float:
-        return max(f.lag_max for f in self.runs)
-
-    @property
-    def lag_p99(self) -> float:
-        return max(f.lag_p99 for f in self.runs)
+    def lag(self) -> Lag:
+        """The worst of each over the runs."""
+        lags = [f.lag for f in self.runs]
+        return Lag(*(max(getattr(lag, field.name) for lag in lags) for field in attrs.fields(Lag)))

@@ -49,7 +49,7 @@ def safe_copy_floor(streams: list[list[Source]], dest_dir: Path, chunk: int = CH
         dest.unlink()
     if results != expected:
         raise AssertionError("the floor's copy does not hash to its source")
-    return Figure(floor_name(len(streams)), sum(n for stream in streams for _, n in stream), seconds, 0.0, 0.0)
+    return Figure(floor_name(len(streams)), sum(n for stream in streams for _, n in stream), seconds)
 
 
 def _digest(stream: list[Source]) -> str:

@@ -9,7 +9,7 @@ import structlog
 
 from tests.bench import bench, main, table
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaMissing, bacula_figures, find_bacula
-from tests.benchfigures import Figure, Row
+from tests.benchfigures import Figure, Lag, Row
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def test_without_bacula_the_bench_says_it_skipped_its_rows(tmp_path, capsys):
 
 
 def _row(name: str, nbytes: int, seconds: float) -> Row:
-    return Row(name, tuple(Figure(name, nbytes, seconds, 0.0, 0.0) for _ in range(5)))
+    return Row(name, tuple(Figure(name, nbytes, seconds) for _ in range(5)))
 
 
 def test_our_backup_copy_and_restore_rows_give_their_ratio_to_bacula_s():
@@ -103,3 +103,13 @@ def test_a_private_bacula_backs_up_copies_and_restores_the_bytes_it_reports(tmp_
     for name in (BACKUP, COPY, RESTORE):
         assert figures[RUNNING[name]][0].nbytes == figures[name][0].nbytes
         assert figures[RUNNING[name]][0].seconds <= figures[name][0].seconds
+
+
+def test_lag_the_bystander_shared_is_the_machine_s_not_the_loop_s():
+    ours = [(0.0, 0.030), (1.0, 1.005), (2.0, 2.0)]  # due, woke
+    machine = [(0.005, 0.025), (1.5, 1.512)]
+    lag = Lag.of(ours, machine)
+    assert lag.max == pytest.approx(0.030)
+    assert lag.machine == pytest.approx(0.020)
+    assert lag.own == pytest.approx(0.010), "30 ms late, 20 of them while the bystander was late too"
+    assert Lag.of(ours, []).own == pytest.approx(0.030), "no bystander stall: all of it is the loop's"
