@@ -3,7 +3,9 @@ with as little else as Python allows.
 
 Each stream copies one file in chunks through three threads, a bounded queue apart:
 read a chunk and seal it (AES-256-GCM); open it, write it and make it durable
-(``fdatasync``: a checkpoint); read it back and hash it (SHA-256). Every call that
+(``fdatasync``), then append a checkpoint of its end to a journal and make that durable
+too, as the catalog's commit of each checkpoint is (SQLite, ``synchronous = FULL``);
+read it back and hash it (SHA-256). Every call that
 touches the bytes releases the GIL, and nothing else is done: no tape blocks, no WAN
 model, no catalog, no event loop. What this moves per second is what a copy with
 encryption, per-chunk checkpoints and read-back verification can move on this
@@ -47,9 +49,14 @@ def safe_copy_floor(streams: list[list[Source]], dest_dir: Path, chunk: int = CH
     seconds = time.perf_counter() - began  # clock-ok
     for dest in dests:
         dest.unlink()
+        _journal(dest).unlink()
     if results != expected:
         raise AssertionError("the floor's copy does not hash to its source")
     return Figure(floor_name(len(streams)), sum(n for stream in streams for _, n in stream), seconds)
+
+
+def _journal(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".journal")
 
 
 def _digest(stream: list[Source]) -> str:
@@ -86,14 +93,18 @@ def _stream_stages(stream: list[Source], dest: Path, chunk: int) -> tuple[list[C
 
     def open_write_sync() -> None:
         fd, item = os.open(dest, os.O_WRONLY), None
+        journal = os.open(_journal(dest), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             while (item := sealed.get()) is not _DONE:
                 nonce, at, ciphertext = item
                 data = opener.decrypt(nonce, ciphertext, None)
                 os.pwrite(fd, data, at)
                 os.fdatasync(fd)
+                os.write(journal, (at + len(data)).to_bytes(8, "big"))
+                os.fdatasync(journal)
                 written.put((at, len(data)))
         finally:
+            os.close(journal)
             os.close(fd)
             written.put(_DONE)
             _drain(sealed, item)
