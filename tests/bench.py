@@ -12,10 +12,11 @@ The reference, measured in the same run on the same filesystem:
 ``dd bs=4M`` copying a cartridge image to a new file (and syncing it), against which
 the aux copy rows give their ratio; and the safe copy floor (tests/benchfloor.py): aux
 copy's bytes moved with only the work its safety properties need (seal, open, write and
-sync each chunk, read it back and hash it), on one stream and on two. That is the most
-any copy with our encryption, checkpoints and read-back could reach here: aux copy
+sync each chunk and its checkpoint, read it back and hash it), on one stream and on
+two, pipelined (three threads a stream) and serial (one). The pipelined floor is the
+most any copy with our encryption, checkpoints and read-back could reach here: aux copy
 gives its ratio to it (``vs floor``), and a line under the table says how two streams
-scale against one, for both.
+scale against one, for each.
 
 Then the peer, Bacula 9.6 (tests/benchbacula.py; `.ci/bacula-deps` installs it): a
 private director, storage and file daemon under the same temporary directory back up
@@ -41,6 +42,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -65,9 +67,14 @@ OBJECTS = 16  # per client; two clients
 OUR_BACKUP = "backup (2 fulls)"
 AUX = {1: "auxcopy, 1 stream", 2: "auxcopy, 2 streams"}
 FLOOR = {n: floor_name(n) for n in AUX}
+SERIAL_FLOOR = {n: floor_name(n, serial=True) for n in AUX}
 # Our rows that have a peer among Bacula's, and which (the floor's too: what any copy
 # with our safety properties could reach here, against theirs).
-VS_BACULA = {OUR_BACKUP: BACKUP, **{name: COPY for name in [*AUX.values(), *FLOOR.values()]}, "restore at DR": RESTORE}
+VS_BACULA = {
+    OUR_BACKUP: BACKUP,
+    **{name: COPY for name in [*AUX.values(), *FLOOR.values(), *SERIAL_FLOOR.values()]},
+    "restore at DR": RESTORE,
+}
 VS_FLOOR = {AUX[n]: FLOOR[n] for n in AUX}
 
 LINK = """
@@ -177,7 +184,8 @@ async def bench(root: Path, size: int, runs: int = 5) -> list[Row]:
             keep(await measure("verify, both copies", lambda: _verify(fabric)))
             keep(await trio.to_thread.run_sync(dd_copy, _largest_image(root), root / f"dd-{n}"))
             for streams in _floor_streams(root, copied):
-                keep(await trio.to_thread.run_sync(safe_copy_floor, streams, root))
+                for serial in (False, True):
+                    keep(await trio.to_thread.run_sync(partial(safe_copy_floor, streams, root, serial=serial)))
     return [Row(name, tuple(found)) for name, found in figures.items()]
 
 
@@ -232,13 +240,13 @@ def ratios(row: Row, medians: dict[str, float]) -> dict[str, float]:
 
 def on_our_loop(row: Row) -> bool:
     """dd, the floor and Bacula run outside our event loop: no lag of theirs to show."""
-    return row.name != REFERENCE and row.name not in FLOOR.values() and not row.name.startswith("bacula")
+    return row.name != REFERENCE and not row.name.startswith(("safe copy floor", "bacula"))
 
 
 def table(rows: list[Row], note: str | None = None) -> str:
     medians = {r.name: r.median for r in rows}
     lines = [
-        f"{'operation':<26} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs floor':>8} {'vs Bacula':>9} "
+        f"{'operation':<34} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs floor':>8} {'vs Bacula':>9} "
         f"{'vs running':>10} {'loop lag max':>13}{'p99':>9}{'machine':>9}{'own':>9}"
     ]
     for r in rows:
@@ -246,7 +254,7 @@ def table(rows: list[Row], note: str | None = None) -> str:
         cells = [f"{found[k]:.2f}x" if k in found else "" for k in ("vs_dd", "vs_floor", "vs_bacula", "vs_bacula_running")]
         lag = lag_cells(r.lag) if on_our_loop(r) else ""
         lines.append(
-            f"{r.name:<26} {format_bytes(r.nbytes):>10} {r.median:>8.1f} {min(r.rates):>7.1f} {max(r.rates):>7.1f} "
+            f"{r.name:<34} {format_bytes(r.nbytes):>10} {r.median:>8.1f} {min(r.rates):>7.1f} {max(r.rates):>7.1f} "
             f"{cells[0]:>6} {cells[1]:>8} {cells[2]:>9} {cells[3]:>10} {lag}".rstrip()
         )
     return "\n".join([*lines, *scaling(medians), *([note] if note else [])])
@@ -259,7 +267,8 @@ def lag_cells(lag: Lag) -> str:
 
 def scaling(medians: dict[str, float]) -> list[str]:
     """Two streams against one: for aux copy, and for the floor (what the machine allows)."""
-    pairs = [(name, pair) for name, pair in (("aux copy", AUX), ("the floor", FLOOR)) if all(map(medians.get, pair.values()))]
+    named = (("aux copy", AUX), ("the floor", FLOOR), ("the serial floor", SERIAL_FLOOR))
+    pairs = [(name, pair) for name, pair in named if all(map(medians.get, pair.values()))]
     cells = [f"{name} {medians[pair[2]] / medians[pair[1]]:.2f}x" for name, pair in pairs]
     return [f"two streams against one: {', '.join(cells)}"] if cells else []
 

@@ -38,13 +38,14 @@ async def test_the_bench_moves_every_byte_it_reports(tmp_path):
             assert rows[name].runs[n].nbytes == backed_up, (name, n)
         assert rows["verify, both copies"].runs[n].nbytes == 2 * backed_up * (n + 1), "every job of both copies, so far"
     assert rows["dd bs=4M (reference)"].runs[0].nbytes > backed_up // 2
-    for name in ("safe copy floor, 1 stream", "safe copy floor, 2 streams"):
+    for name in ("safe copy floor, 1 stream", "safe copy floor, 2 streams", "safe copy floor, 1 stream, serial"):
         assert 0 < rows[name].runs[0].nbytes <= backed_up, "the floor moves aux copy's bytes (or its images' all)"
+    assert rows["safe copy floor, 2 streams, serial"].runs[1].nbytes == rows["safe copy floor, 2 streams"].runs[1].nbytes
     assert all(f.seconds > 0 for r in rows.values() for f in r.runs)
     lines = table(list(rows.values())).splitlines()
     assert len(lines) == 1 + len(rows) + 1, "a line per row, and how two streams scale"
     assert len([cell for cell in lines[2].split() if cell.endswith("x")]) == 2, "aux copy against dd and against the floor"
-    assert lines[-1].startswith("two streams against one: aux copy ") and ", the floor " in lines[-1]
+    assert lines[-1].startswith("two streams against one: aux copy ") and ", the serial floor " in lines[-1]
 
 
 def test_a_bad_size_is_one_clear_error(capsys):
