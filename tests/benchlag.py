@@ -2,10 +2,10 @@
 machine itself caused.
 
 ``LagProbe`` is a task that sleeps PROBE_INTERVAL at a time and notes each wake's
-window (when it was due, when it woke). ``Bystander`` runs tests/benchbystander.py
+window (when it was due, when it woke). ``bystander()`` runs tests/benchbystander.py
 beside the operation: a process that does nothing but sleep, so when it wakes late
-too, the host or the kernel stalled every process, not our loop. ``Lag`` (in benchfigures)
-sums them up.
+too, the host or the kernel stalled every process, not our loop. ``Lag`` (in
+benchfigures) sums them up.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def bystander() -> Iterator[list[Window]]:
             proc.terminate()
             proc.wait()
             out.seek(0)
-            found += [(float(a), float(b)) for a, b in (line.split() for line in out.read().splitlines()[1:])]
+            lines = [line.split() for line in out.read().splitlines()[1:]]
+            found += [(float(a), float(b)) for a, b in (f for f in lines if len(f) == 2)]  # a line cut by the kill: skipped
 
 
 def _await_ready(out: IO[str], proc: subprocess.Popen) -> None:
