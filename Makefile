@@ -33,11 +33,12 @@ scenarios: $(STAMP)
 # must fire. SWEEP_FOR: after SWEEP_SEEDS, go on with the next seeds until that much wall
 # time has passed. CI sweeps 50 seeds from a random start, time-boxed.
 # REGRESSION_SEEDS: seeds of chaos.toml that once failed, swept first every time (958557:
-# two aux copy streams each waited for a cartridge the other had left in a drive).
+# two aux copy streams each waited for a cartridge the other had left in a drive; 401112:
+# a MediaAgent's restart while the state disk was full ended the daemon).
 SWEEP_FILE ?= config/scenarios/chaos.toml
 SWEEP_SEEDS ?= 1-1000
 SWEEP_FOR ?= 0s
-REGRESSION_SEEDS ?= 958557
+REGRESSION_SEEDS ?= 958557,401112
 sweep: $(STAMP)
 	$(BIN)/vtlfabric scenario sweep $(SWEEP_FILE) --seeds $(REGRESSION_SEEDS),$(SWEEP_SEEDS) --time-box $(SWEEP_FOR)
 

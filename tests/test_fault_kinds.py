@@ -11,6 +11,7 @@ import trio
 from tests.expect import expected_files, restored_files
 from tests.helpers import TEN_GIB_CLIENT, open_fabric, write_fabric
 from vtlfabric.catalog import queries
+from vtlfabric.errors import Refused
 from vtlfabric.fabric import Fabric
 from vtlfabric.jobs import faults
 from vtlfabric.jobs.auxcopy import run_auxcopy
@@ -309,3 +310,22 @@ async def test_the_faults_in_force_are_listed_until_they_heal(fabric, autojump_c
     ]:
         await faults.inject(fabric, target, action)
     assert faults.in_force(fabric) == ["client:IBMA kill-backup (armed)"], "armed until a backup of IBMA uses it"
+
+
+@TIMED
+async def test_a_restart_while_the_state_disk_is_full_is_refused_and_the_mediaagent_stays_down(fabric, autojump_clock):
+    """Found by the chaos sweep (seed 401112): the restart's reload could not bring the
+    crashed backup's cartridge home in the catalog, and its error ended the daemon."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_expect_crashed, fabric)  # it records its end once the state disk has room
+        await trio.sleep(30.0)  # the backup's cartridge is in a drive, and the catalog says so
+        await faults.inject(fabric, "daemon:self", "state-full")
+        await faults.inject(fabric, "mediaagent:prod", "crash")
+        with pytest.raises(Refused, match=r"cannot restart prodma of site prod, it stays down: .*database or disk is full"):
+            await faults.inject(fabric, "mediaagent:prod", "restart")
+        await faults.inject(fabric, "daemon:self", "state-freed")
+    with pytest.raises(BackupFailed, match="crashed"):  # still down: the refused restart changed nothing
+        await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    assert await faults.inject(fabric, "mediaagent:prod", "restart") == "restarted prodma"
+    done = await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    assert (await statuses(fabric))[done.job_id] == "completed"

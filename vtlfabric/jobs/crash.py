@@ -9,7 +9,10 @@ at its next drive I/O there.
 
 A restart reloads the MediaAgent's state from disk, as the daemon's start does: once
 its drives are empty, each library is opened again and every cartridge is trimmed to
-what the catalog committed, and what was kept in memory (image maps) is dropped.
+what the catalog committed, and what was kept in memory (image maps) is dropped. A
+restart that cannot reload (the daemon's state disk is full, so the catalog refuses
+the cartridges' homecoming) leaves the MediaAgent down and is refused; the reload is
+safe to run again, so a later restart picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from vtlfabric.errors import Refused
 from vtlfabric.jobs import running
 
 if TYPE_CHECKING:
@@ -40,9 +44,14 @@ async def restart(fabric: Fabric, site: str) -> str:
     agent = fabric.mediaagents[site]
     if not any(library.crashed for library in agent.libraries.values()):
         return f"{agent.name} is running: nothing to restart"
+    try:
+        for library in agent.libraries.values():
+            await library.drained()
+            await library.reload()
+    except OSError as e:  # StateFull, or no room for a relabelled image: it stays down
+        log.error("mediaagent.restart_failed", site=site, mediaagent=agent.name, error=str(e))
+        raise Refused(f"cannot restart {agent.name} of site {site}, it stays down: {e}") from e
     for library in agent.libraries.values():
-        await library.drained()
-        await library.reload()
         library.crashed = ""
     log.info("mediaagent.restarted", site=site, mediaagent=agent.name)
     return f"restarted {agent.name}"

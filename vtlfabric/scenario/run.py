@@ -216,9 +216,20 @@ class Director:
             await self._heal_at(record)
 
     async def _heal_at(self, record: dict[str, Any]) -> None:
+        """Heal the fault when due. A heal the fabric refuses (a MediaAgent cannot restart
+        while the state disk is full) is tried again RESTART_AFTER later, as systemd
+        restarts a service that failed to start, until it holds or the scenario ends."""
         await trio.sleep_until(self.start + record["heal_at"])
         kind = record["target"].partition(":")[0]
-        await faults_mod.inject(self.fabric, record["target"], HEALED_BY[(kind, record["action"])])
+        heal = HEALED_BY[(kind, record["action"])]
+        while True:
+            try:
+                await faults_mod.inject(self.fabric, record["target"], heal)
+                break
+            except errors.FabricError as e:
+                record["heal_refused"] = record.get("heal_refused", 0) + 1
+                log.warning("fault.heal_refused", target=record["target"], action=heal, why=str(e))
+                await trio.sleep(RESTART_AFTER)
         record["healed"] = self.elapsed()
 
     def _die(self, record: dict[str, Any]) -> NoReturn:

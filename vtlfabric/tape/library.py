@@ -295,13 +295,15 @@ class Library:
         await blocking.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
         await self.catalog.call(queries.add_cartridges, self.spec.id, self.spec.barcodes)
         await self.catalog.call(queries.home_cartridges, self.spec.id)
+        outside: set[str] = set()
         for cart in await self.catalog.call(queries.cartridges, self.spec.id):
             if cart.location == "outside":
-                self.outside.add(cart.barcode)
+                outside.add(cart.barcode)
                 continue
             short = await blocking.run_sync(self._recover, cart.barcode, cart.eod)
             if short and cart.state != "bad":  # never append after data that is gone: it would take its file numbers
                 await self.catalog.call(queries.set_cartridge_state, cart.barcode, "bad", cart.eod)
+        self.outside = outside  # only now: a start that fails part way leaves what was known
 
     async def drained(self) -> None:
         """Wait until no drive holds a cartridge (after a crash, its work unloads them)."""
@@ -311,7 +313,6 @@ class Library:
     async def reload(self) -> None:
         """Forget what was kept in memory and open the library again from disk, as a start does."""
         self.maps.clear()
-        self.outside.clear()
         await self.start()
 
     def _recover(self, barcode: str, eod: int) -> bool:
