@@ -51,7 +51,7 @@ import trio
 
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaFailed, BaculaMissing, bacula_figures
 from tests.benchfigures import Figure, Lag, Row
-from tests.benchfloor import floor_name, safe_copy_floor
+from tests.benchfloor import Source, floor_name, safe_copy_floor
 from tests.benchlag import LagProbe, bystander
 from tests.helpers import collect, fabric_toml, open_fabric, site_toml
 from vtlfabric.catalog import queries
@@ -193,7 +193,7 @@ def _largest_image(root: Path) -> Path:
     return max((root / "state").rglob("*.aws"), key=lambda p: p.stat().st_size)
 
 
-def _floor_streams(root: Path, nbytes: int) -> list[list[list[tuple[Path, int]]]]:
+def _floor_streams(root: Path, nbytes: int) -> list[list[list[Source]]]:
     """The floor moves aux copy's bytes: half from each of the two largest images, on
     one stream and then on two."""
     images = sorted((root / "state").rglob("*.aws"), key=lambda p: p.stat().st_size)[-2:]
@@ -226,7 +226,7 @@ def ratios(row: Row, medians: dict[str, float]) -> dict[str, float]:
     """Our median over dd's (copy rows), over the safe copy floor's (aux copy rows) and
     over Bacula's peer row, by wall clock and running."""
     out = {}
-    if row.name in VS_BACULA and VS_BACULA[row.name] == COPY and medians.get(REFERENCE):
+    if VS_BACULA.get(row.name) == COPY and medians.get(REFERENCE):
         out["vs_dd"] = row.median / medians[REFERENCE]
     if medians.get(VS_FLOOR.get(row.name, "")):
         out["vs_floor"] = row.median / medians[VS_FLOOR[row.name]]

@@ -75,5 +75,4 @@ class Row:
     @property
     def lag(self) -> Lag:
         """The worst of each over the runs."""
-        lags = [f.lag for f in self.runs]
-        return Lag(*(max(getattr(lag, field.name) for lag in lags) for field in attrs.fields(Lag)))
+        return Lag(*map(max, zip(*(attrs.astuple(f.lag) for f in self.runs), strict=True)))
