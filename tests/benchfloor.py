@@ -4,7 +4,8 @@ with as little else as Python allows.
 Each stream copies its files in chunks: read a chunk and seal it (AES-256-GCM); open
 it, write it and make it durable (``fdatasync``), then append a checkpoint of its end to
 a journal and make that durable too, as the catalog's commit of each checkpoint is
-(SQLite, ``synchronous = FULL``); read it back and hash it (SHA-256). Every call that
+(SQLite, ``synchronous = FULL``); read it back and hash it (SHA-256). What it has read,
+it gives back to the kernel, as aux copy's drives do. Every call that
 touches the bytes releases the GIL, and nothing else is done: no tape blocks, no WAN
 model, no catalog, no event loop. The copy's digest is checked against the source's,
 so a figure is of a copy that worked.
@@ -67,6 +68,11 @@ def _journal(dest: Path) -> Path:
     return dest.with_name(dest.name + ".journal")
 
 
+def _release(fd: int, at: int, n: int) -> None:
+    """Give the pages back once read, as aux copy's drives do (``TapeImage.release``)."""
+    os.posix_fadvise(fd, at, n, os.POSIX_FADV_DONTNEED)
+
+
 def _digest(stream: list[Source]) -> str:
     sha = hashlib.sha256()
     for path, n in stream:
@@ -99,6 +105,7 @@ class _Steps:
                 for at in range(0, size, chunk):
                     nonce, self.sealed = self.sealed.to_bytes(12, "big"), self.sealed + 1
                     data = os.pread(f.fileno(), min(chunk, size - at), at)
+                    _release(f.fileno(), at, len(data))
                     yield nonce, to, self.sealer.encrypt(nonce, data, None)
                     to += len(data)
 
@@ -114,6 +121,7 @@ class _Steps:
     def check(self, fd: int, at: int, n: int) -> None:
         """Read a landed chunk back and hash it."""
         self.sha.update(os.pread(fd, n, at))
+        _release(fd, at, n)
 
     @contextmanager
     def files(self) -> Iterator[tuple[int, int]]:

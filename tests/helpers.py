@@ -7,8 +7,10 @@ conftest.py or from each other.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import subprocess
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
@@ -299,6 +301,28 @@ class RecordingOps:
 
 
 # ------------------------------------------------------------------ time
+
+
+def cached_bytes(paths: list[Path]) -> int:
+    """How many of the files' bytes the kernel holds in its page cache (util-linux's fincore)."""
+    argv = ["fincore", "--bytes", "--noheadings", "--output", "RES", *map(str, paths)]
+    return sum(int(n) for n in subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split())
+
+
+def page_cache_skip(directory: Path) -> str:
+    """Why a test of what stays in the page cache cannot run in ``directory`` ('' if it
+    can): no fincore, or a filesystem that keeps a page it was told to drop (tmpfs)."""
+    if shutil.which("fincore") is None:
+        return "fincore (util-linux) is not installed"
+    probe = directory / "page-cache-probe"
+    with probe.open("wb") as f:
+        f.write(b"x" * 2**20)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    kept = cached_bytes([probe])
+    probe.unlink()
+    return f"this filesystem kept {kept} bytes it was told to drop (tmpfs?)" if kept else ""
 
 
 async def minutes(clock: trio.testing.MockClock, n: int) -> None:

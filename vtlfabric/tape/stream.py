@@ -21,6 +21,7 @@ from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
 from vtlfabric.tape.image import EndOfMedium, TapeImage
 from vtlfabric.tape.library import Drive, Library, MediaReadError, MediaWriteError, WrongCartridge
+from vtlfabric.tape.reader import SpanReader
 from vtlfabric.tape.records import Buffer, Record
 
 log = structlog.get_logger()
@@ -204,8 +205,10 @@ class JobWriter:
                 now=self.now(),
             )
         )
-        if self.readback is not None:
+        if self.readback is not None:  # it releases the range once it has read it back
             self.readback.feed(self._image, self._committed_eod, eod)
+        elif eod > self._committed_eod:
+            await self.drive.io(self._image.release, self._committed_eod, eod)
         self._committed_eod = eod
         self._unsaved.clear()
 
@@ -303,6 +306,16 @@ class ReadBack:
 def _hash_span(image: TapeImage, start: int, end: int, sha: Any) -> None:
     for part in image.span_data(start, end):
         sha.update(part)
+    image.release(start, end)  # synced and checked: the media hold it, the cache need not
+
+
+def _next_span(image: TapeImage, spans: SpanReader, limit: int) -> tuple[list[Record], bytes]:
+    """The next span of a tape file, its pages then given back: a drive streams past
+    what it read (``TapeImage.release``)."""
+    records, data = spans.next_span(limit)
+    if records:
+        image.release(records[0].offset, records[-1].end)
+    return records, data
 
 
 def _write_then_sync(image: TapeImage, blocks: list[Buffer], sync: bool) -> tuple[int, int | None]:
@@ -367,7 +380,7 @@ async def _read_segments(
         end = seg.offset + seg.length
         faulty = seg.barcode in library.block_faults.reads
         while pos < end:
-            got, data = await drive.io(spans.next_span, batch)
+            got, data = await drive.io(_next_span, drive.image, spans, batch)
             if not got:
                 raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
             at = pos
