@@ -70,7 +70,8 @@ def _journal(dest: Path) -> Path:
 
 def _release(fd: int, at: int, n: int) -> None:
     """Give the pages back once read, as aux copy's drives do (``TapeImage.release``)."""
-    os.posix_fadvise(fd, at, n, os.POSIX_FADV_DONTNEED)
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, at, n, os.POSIX_FADV_DONTNEED)
 
 
 def _digest(stream: list[Source]) -> str:

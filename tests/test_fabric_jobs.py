@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 
+from tests.bench import write_bench_fabric
 from tests.expect import expected_files, restored_files
 from tests.helpers import cached_bytes, open_fabric, page_cache_skip, write_fabric
 from vtlfabric import errors
@@ -17,6 +20,7 @@ from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
 from vtlfabric.site.index import IndexFormatError
 from vtlfabric.tape.image import TapeImage
 from vtlfabric.tape.library import LibraryOffline
+from vtlfabric.tape.stream import JobWriter
 from vtlfabric.vocab import PENDING_STATES, CopyState
 
 DR = "P/dr"
@@ -71,20 +75,56 @@ async def test_backup_copy_restore_at_dr_is_byte_exact(fabric, tmp_path, autojum
 
 
 async def test_what_drives_wrote_or_read_does_not_stay_in_the_page_cache(tmp_path, autojump_clock):
-    """A drive streams past its data: a copy's images do not grow the page cache by every
-    job written (on a VM, fresh pages for them cost more than the writes themselves).
-    One stream, so no read of one job reads ahead into another already copied."""
+    """A drive streams past its data: backups, copies and restores do not grow the page
+    cache by every job (on a VM, fresh pages for them cost more than the writes). The
+    bench's fabric, 64 MiB, so reads build the kernel's largest folios. One stream: with
+    two, a read of one job could read ahead into a job the other stream copied already."""
     if why := page_cache_skip(tmp_path):
         pytest.skip(why)
-    async with open_fabric(write_fabric(tmp_path / "f", streams=1)) as fabric:
+
+    def cached_images(site: str) -> dict[str, int]:
+        images = sorted(tmp_path.glob(f"state/sites/{site}/**/*.aws"))
+        return {image.name: cached_bytes([image]) for image in images if image.stat().st_size > 2**20}
+
+    async with open_fabric(write_bench_fabric(tmp_path, 64 * 2**20)) as fabric:
         for client in ("IBMA", "IBMB"):
             await run_backup(fabric, client, "ALLUSR", "full")
-        result = await run_auxcopy(fabric)
-    assert result.jobs_copied == 2 and result.bytes > 2**20
-    images = sorted(tmp_path.rglob("*.aws"))
-    written = sum(image.stat().st_size for image in images)
-    # Labels and tapemarks outside any job's data stay: a few KiB an image.
-    assert cached_bytes(images) <= 16 * 1024 * len(images), f"{cached_bytes(images)} of {written} bytes cached"
+        written = cached_images("prod")  # the backups' images: synced, then given back
+        result = await run_auxcopy(fabric)  # read from them, written and read back at DR
+        copied, read = cached_images("dr"), cached_images("prod")
+        await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", copy_id=DR, site="dr"))
+        restored = cached_images("dr")
+    assert result.jobs_copied == 2 and result.bytes > 60 * 2**20
+    # Labels and tapemarks outside any job's data may stay: a few KiB an image.
+    for when, cached in (("backup", written), ("aux copy", copied), ("aux copy", read), ("restore", restored)):
+        assert cached and all(n <= 64 * 1024 for n in cached.values()), f"after the {when}: {cached}"
+
+
+async def test_a_library_lost_as_a_checkpoint_commits_cuts_nothing_the_catalog_counts(fabric, autojump_clock, monkeypatch):
+    """The writer records a checkpoint as soon as the catalog has it: an abort right
+    after (a library going offline, a cancelled copy) must not cut the image back before
+    it. Releasing the pages in a trip of its own between the two once did."""
+    done = await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    library = fabric.libraries["dr/DVTL"]
+    async with library.drive() as drive:
+        writer = JobWriter(library, drive, fabric.catalog, fabric.now, done.job_id, DR)  # no read-back: a resumed copy
+        await writer.write(b"a" * 100_000)
+        await writer.commit()
+        checkpoint = queries.checkpoint
+
+        def then_offline(*args, **kwargs):
+            checkpoint(*args, **kwargs)
+            library.offline = True
+
+        monkeypatch.setattr(queries, "checkpoint", then_offline)
+        await writer.write(b"b" * 100_000)
+        with contextlib.suppress(LibraryOffline):
+            await writer.commit()
+        await writer.abort()  # as the receiver does on any error
+        image, barcode = drive.image, drive.barcode
+        library.offline = False
+    [cartridge] = [c for c in await fabric.catalog.call(queries.cartridges, "dr/DVTL") if c.barcode == barcode]
+    assert image.end_offset() == cartridge.eod, "the abort cut data the catalog had committed"
 
 
 async def test_dr_restore_needs_nothing_from_production(fabric, tmp_path, autojump_clock):

@@ -426,9 +426,9 @@ async def test_a_copy_whose_media_do_not_read_back_as_written_never_counts(tmp_p
         done = await run_backup(fabric, "IBMB", None, "full")
         write_then_sync, garbled = stream._write_then_sync, []
 
-        def garbling(image: TapeImage, blocks: list, sync: bool) -> tuple[int, int | None]:
+        def garbling(image: TapeImage, blocks: list, *rest) -> tuple[int, int | None]:
             start = image.end_offset()
-            written, eod = write_then_sync(image, blocks, sync)
+            written, eod = write_then_sync(image, blocks, *rest)
             if not garbled and image.barcode.startswith("DR"):  # the DR copy's first write, one byte flipped
                 with image.path.open("r+b") as f:
                     f.seek(start + 100)

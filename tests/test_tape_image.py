@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import payload, write_image
+from tests.helpers import cached_bytes, page_cache_skip, payload, write_image
 from vtlfabric.tape import awstape
 from vtlfabric.tape.image import MAX_BLOCK_SIZE, EndOfMedium, FileInfo, TapeFormatError, TapeImage
 
@@ -505,3 +505,19 @@ def test_a_map_is_not_used_once_the_file_changed(path: Path) -> None:
     path.write_bytes(raw[: len(raw) - 100])  # and cut short at rest
     with TapeImage.open(path, BIG, mapped=mapped) as image:
         assert image.torn_tail > 0 or len(image.data_files()) < 3
+
+
+def test_mounting_an_image_without_its_map_leaves_none_of_it_cached(path: Path) -> None:
+    """The scan reads every header, and the kernel's readahead brings the whole image in
+    with them: a mount gives those pages back, as a drive streams past its data."""
+    if why := page_cache_skip(path.parent):
+        pytest.skip(why)
+    block = os.urandom(60 * 1024)
+    with TapeImage.create(path, BARCODE, BIG) as image:
+        image.begin_file()
+        image.write_blocks([block] * 256)  # 15 MiB
+        image.end_file()
+        image.release(0, image.flush())
+    with TapeImage.open(path, BIG) as image:
+        assert len(image.data_files()) == 1
+        assert cached_bytes([path]) <= 64 * 1024

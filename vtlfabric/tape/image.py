@@ -8,7 +8,6 @@ worker thread, one at a time.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -36,6 +35,8 @@ from vtlfabric.vocab import HERCULES_MAX_BLOCK
 MAX_BLOCK_SIZE = HERCULES_MAX_BLOCK
 MAX_FILES = MAX_FILE_SEQUENCE
 _IOV_BATCH = 512  # buffers per pwritev: below every system's IOV_MAX (Linux: 1024)
+_FADVISE = hasattr(os, "posix_fadvise")  # Linux and the BSDs; elsewhere the cache keeps pages
+_FOLIO = 2 << 20  # the largest page-cache folio readahead builds (x86-64, arm64: a PMD)
 
 
 class EndOfMedium(Exception):
@@ -298,11 +299,9 @@ class TapeImage:
         return span_data(self._f, self.path, start, end)
 
     def release(self, start: int, end: int) -> None:
-        """Let the kernel drop its cached pages of bytes ``start`` to ``end``, once durable
-        and read back: a drive streams past what it wrote. Kept, a copy's pages grew the
-        page cache by the size of every job written, and on a VM each new page cost more
-        than the write itself (aux copy: 3.4 ms of system time per MiB, against 0.9 with
-        the pages handed back and reused). A later read comes from the disk."""
+        """Let the kernel drop its cached pages of bytes ``start`` to ``end``: a drive
+        streams past its data. Only clean pages go, never data not yet durable; a later
+        read of them comes from the disk. Why: docs/PERFORMANCE.md, "the page cache"."""
         _release(self._f, start, end)
 
     def _data_offset(self, file_no: int) -> int | None:
@@ -369,11 +368,13 @@ def _check_limits(block_size_limit: int, chunk_size: int) -> None:
 
 
 def _release(f: BinaryIO, start: int, end: int) -> None:
-    if hasattr(os, "posix_fadvise"):  # Linux and the BSDs; elsewhere the cache keeps the pages
-        # From the start of its page: the kernel drops only whole pages, and the one the
-        # range begins in was left by the range before it, which ended there.
-        start -= start % mmap.PAGESIZE
-        os.posix_fadvise(f.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
+    """The kernel drops only whole folios inside the range, and a read fills the cache
+    with aligned folios of up to 2 MiB: one that straddles ``start`` was kept by the range
+    before (callers release in order), so the range begins at the folio boundary below."""
+    if end > start and _FADVISE:  # a length of 0 would mean "to the end of the file"
+        start -= start % _FOLIO
+        with contextlib.suppress(OSError):  # advice: it must never fail a job
+            os.posix_fadvise(f.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
 
 
 def _write_all(f: BinaryIO, offset: int, payload: bytes) -> None:

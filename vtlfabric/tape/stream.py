@@ -152,7 +152,14 @@ class JobWriter:
             raise MediaWriteError(f"cartridge {self._barcode} in {self.library.spec.id}: write failed")
         if self.library.state_full:  # the disk under the images, not the cartridge: it stays good
             raise OSError(errno.ENOSPC, f"no space left for the image of {self._barcode} in {self.library.spec.id}")
-        return await self.drive.io(_write_then_sync, self._image, blocks, sync)
+        return await self.drive.io(_write_then_sync, self._image, blocks, sync, self._release_from)
+
+    @property
+    def _release_from(self) -> int | None:
+        """Where a sync gives the pages back from, in the sync's own trip (no await may
+        come between the catalog's checkpoint and the writer's record of it: an abort
+        there would cut what the catalog counts); None if a read-back will read them."""
+        return self._committed_eod if self.readback is None else None
 
     async def _retire(self, error: MediaWriteError) -> list[Buffer]:
         """A write failed: mark the cartridge bad (never claimed again) and return the
@@ -190,7 +197,7 @@ class JobWriter:
     async def _checkpoint(self, eod: int | None = None) -> None:
         """Record in the catalog what the image holds durably (``eod``: synced already)."""
         if eod is None:
-            eod = await self.drive.io(self._image.flush)
+            eod = await self.drive.io(_sync, self._image, self._release_from)
         await self.catalog.call(
             partial(
                 queries.checkpoint,
@@ -205,10 +212,8 @@ class JobWriter:
                 now=self.now(),
             )
         )
-        if self.readback is not None:  # it releases the range once it has read it back
+        if self.readback is not None:  # it gives the range's pages back once it has read it
             self.readback.feed(self._image, self._committed_eod, eod)
-        elif eod > self._committed_eod:
-            await self.drive.io(self._image.release, self._committed_eod, eod)
         self._committed_eod = eod
         self._unsaved.clear()
 
@@ -258,9 +263,11 @@ class JobWriter:
 @attrs.define(eq=False)
 class ReadBack:
     """Reads a job back right behind its writer, as a tape drive's read heads check each
-    block its write heads just wrote: each range the writer commits is read from the
-    media and hashed while the next one is written, so once the writer is done the
-    SHA-256 of what the media hold is ready, without a second pass over the job.
+    block its write heads just wrote: each range the writer commits (synced) is read
+    from the image and hashed while the next one is written, so once the writer is done
+    the SHA-256 of what the media hold is ready, without a second pass over the job. The
+    read finds the synced pages in the page cache; it then gives them back. (Dropping
+    them first, to read what the disk holds, cost a third of the copy's speed.)
 
     ``run`` is its task (in the receiver's nursery). The writer feeds it committed ranges
     and drains it before a cartridge leaves the drive. A read that fails stops the read
@@ -318,10 +325,19 @@ def _next_span(image: TapeImage, spans: SpanReader, limit: int) -> tuple[list[Re
     return records, data
 
 
-def _write_then_sync(image: TapeImage, blocks: list[Buffer], sync: bool) -> tuple[int, int | None]:
+def _write_then_sync(image: TapeImage, blocks: list[Buffer], sync: bool, release_from: int | None) -> tuple[int, int | None]:
     """Append what fits; if all of it did and ``sync``, make it durable: (blocks written, end of data or None)."""
     written = image.write_blocks(blocks)
-    return written, image.flush() if sync and written == len(blocks) else None
+    return written, _sync(image, release_from) if sync and written == len(blocks) else None
+
+
+def _sync(image: TapeImage, release_from: int | None) -> int:
+    """Make the image durable and return its end of data; with ``release_from``, give the
+    pages from there on back in the same trip."""
+    eod = image.flush()
+    if release_from is not None:
+        image.release(release_from, eod)
+    return eod
 
 
 def _file_offset(image: TapeImage, file_no: int) -> int:
@@ -371,16 +387,17 @@ async def _read_segments(
         if seg.offset > position:
             raise DataMissing(f"job {seg.job_id} on {seg.copy_id}: no data for bytes {position}..{seg.offset}")
         await drive.mount_for_read(seg.barcode)
-        await drive.locate(_file_offset(drive.image, seg.file_no))
+        image = drive.image  # the one the span reader reads, whatever the drive holds later
+        await drive.locate(_file_offset(image, seg.file_no))
         try:
-            spans = await drive.io(drive.image.read_spans, seg.file_no)
+            spans = await drive.io(image.read_spans, seg.file_no)
         except KeyError:
             raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} holds no tape file {seg.file_no}") from None
         pos, block = seg.offset, 0
         end = seg.offset + seg.length
         faulty = seg.barcode in library.block_faults.reads
         while pos < end:
-            got, data = await drive.io(_next_span, drive.image, spans, batch)
+            got, data = await drive.io(_next_span, image, spans, batch)
             if not got:
                 raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} file {seg.file_no} ends {end - pos} bytes early")
             at = pos
