@@ -312,16 +312,18 @@ def cached_bytes(paths: list[Path]) -> int:
 def page_cache_skip(directory: Path) -> str:
     """Why a test of what stays in the page cache cannot run in ``directory`` ('' if it
     can): no fincore, or a filesystem that keeps a page it was told to drop (tmpfs)."""
-    if shutil.which("fincore") is None:
-        return "fincore (util-linux) is not installed"
+    if shutil.which("fincore") is None or not hasattr(os, "posix_fadvise"):
+        return "fincore (util-linux) or posix_fadvise is missing here"
     probe = directory / "page-cache-probe"
-    with probe.open("wb") as f:
-        f.write(b"x" * 2**20)
-        f.flush()
-        os.fsync(f.fileno())
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    kept = cached_bytes([probe])
-    probe.unlink()
+    try:
+        with probe.open("wb") as f:
+            f.write(b"x" * 2**20)
+            f.flush()
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        kept = cached_bytes([probe])
+    finally:
+        probe.unlink()
     return f"this filesystem kept {kept} bytes it was told to drop (tmpfs?)" if kept else ""
 
 
