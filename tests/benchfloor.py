@@ -34,6 +34,7 @@ import attrs
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.benchfigures import Figure
+from vtlfabric.tape.image import release_pages
 
 CHUNK = 4 * 2**20
 Source = tuple[Path, int]  # a file, and how many bytes from its start to copy
@@ -68,12 +69,6 @@ def _journal(dest: Path) -> Path:
     return dest.with_name(dest.name + ".journal")
 
 
-def _release(fd: int, at: int, n: int) -> None:
-    """Give the pages back once read, as aux copy's drives do (``TapeImage.release``)."""
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, at, n, os.POSIX_FADV_DONTNEED)
-
-
 def _digest(stream: list[Source]) -> str:
     sha = hashlib.sha256()
     for path, n in stream:
@@ -106,7 +101,7 @@ class _Steps:
                 for at in range(0, size, chunk):
                     nonce, self.sealed = self.sealed.to_bytes(12, "big"), self.sealed + 1
                     data = os.pread(f.fileno(), min(chunk, size - at), at)
-                    _release(f.fileno(), at, len(data))
+                    release_pages(f.fileno(), at, at + len(data))
                     yield nonce, to, self.sealer.encrypt(nonce, data, None)
                     to += len(data)
 
@@ -122,7 +117,7 @@ class _Steps:
     def check(self, fd: int, at: int, n: int) -> None:
         """Read a landed chunk back and hash it."""
         self.sha.update(os.pread(fd, n, at))
-        _release(fd, at, n)
+        release_pages(fd, at, at + n)
 
     @contextmanager
     def files(self) -> Iterator[tuple[int, int]]:

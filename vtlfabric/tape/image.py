@@ -147,7 +147,7 @@ class TapeImage:
                 layout, torn = _copy(mapped.layout), 0
             else:  # the scan read every header: readahead brought the image into the cache
                 layout, torn = scan(f, path, Layout(), file_size(f))
-                _release(f, 0, layout.end)
+                release_pages(f.fileno(), 0, layout.end)
             if layout.vol1 is None:
                 raise TapeFormatError(path, 0, "no complete VOL1 label: not a labelled tape image")
             image = cls(path, capacity, f, layout, block_size_limit, chunk_size)
@@ -302,7 +302,7 @@ class TapeImage:
         """Let the kernel drop its cached pages of bytes ``start`` to ``end``: a drive
         streams past its data. Only clean pages go, never data not yet durable; a later
         read of them comes from the disk. Why: docs/PERFORMANCE.md, "the page cache"."""
-        _release(self._f, start, end)
+        release_pages(self._f.fileno(), start, end)
 
     def _data_offset(self, file_no: int) -> int | None:
         files = self._layout.all_files()
@@ -367,14 +367,17 @@ def _check_limits(block_size_limit: int, chunk_size: int) -> None:
     check_chunk_size(chunk_size)
 
 
-def _release(f: BinaryIO, start: int, end: int) -> None:
-    """The kernel drops only whole folios inside the range, and a read fills the cache
+def release_pages(fd: int, start: int, end: int) -> None:
+    """Let the kernel drop the cached pages of ``fd``'s bytes ``start`` to ``end``
+    (``TapeImage.release``; the bench's safe copy floor gives its pages back the same way).
+
+    The kernel drops only whole folios inside the range, and a read fills the cache
     with aligned folios of up to 2 MiB: one that straddles ``start`` was kept by the range
     before (callers release in order), so the range begins at the folio boundary below."""
     if end > start and _FADVISE:  # a length of 0 would mean "to the end of the file"
         start -= start % _FOLIO
         with contextlib.suppress(OSError):  # advice: it must never fail a job
-            os.posix_fadvise(f.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
 
 
 def _write_all(f: BinaryIO, offset: int, payload: bytes) -> None:
