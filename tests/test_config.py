@@ -25,6 +25,14 @@ def test_shipped_demo_config_loads():
     assert cfg.link_between("dr", "production").name == "prod-dr"
 
 
+def test_link_segment_size_is_a_key(tmp_path):
+    path = write_fabric(tmp_path)
+    [default] = config.load(path).links
+    edit_config(tmp_path / "fabric.toml", 'window = "1MiB"', 'window = "1MiB"\nmss = "256KiB"')
+    [link] = config.load(path).links
+    assert (default.mss, link.mss) == (64 * 2**10, 256 * 2**10)
+
+
 def _error(path: Path) -> config.ConfigError:
     with pytest.raises(config.ConfigError) as info:
         config.load(path)
@@ -61,6 +69,7 @@ def _error(path: Path) -> config.ConfigError:
         ("fabric.toml", 'bandwidth = "50MB"', "bandwidth = 1e308", "link[0].bandwidth", "between"),
         ("fabric.toml", 'latency = "20ms"', "latency = inf", "link[0].latency", "between"),
         ("fabric.toml", 'window = "1MiB"', "window = 0", "link[0].window", "positive"),
+        ("fabric.toml", 'window = "1MiB"', 'window = "1MiB"\nmss = 100', "link[0].mss", "between"),
         ("fabric.toml", "seed = 7", "seed = 7\nshutdown_grace = inf", "daemon.shutdown_grace", "between"),
         ("fabric.toml", 'state_dir = "state"', 'state_dir = "a\\u0000b"', "daemon.state_dir", "NUL"),
         ("fabric.toml", "[encryption]", '[metrics]\nlisten = "127.0.0.1:\u00b2"\n[encryption]', "metrics.listen", "HOST:PORT"),

@@ -15,6 +15,7 @@ from vtlfabric.vocab import AEADS, DAY, DEFAULT_AEAD, DEFAULT_KEM, KEMS
 MAX_BANDWIDTH = 10**12  # bytes per second
 MAX_DELAY = 10.0  # seconds of latency or jitter: a geostationary hop is 0.3
 MIN_WINDOW, MAX_WINDOW = 2**10, 2**30  # a smaller window sends segments of a few bytes
+MIN_MSS = 512  # below this, a gigabyte is millions of segments: the model, not the link, is slow
 MAX_GRACE = DAY
 MAX_DATA_SCALE = 2**30  # a real byte for each GiB: beyond that, no job would write a byte
 _LISTEN = re.compile(r"(.*):([0-9]{1,5})")
@@ -34,6 +35,7 @@ def link(t: Table) -> LinkSpec:
         loss=t.number("loss", 0.0, 0.5, 0.0),
         window=t.size("window", "4MiB", low=MIN_WINDOW, high=MAX_WINDOW),
         stall_timeout=t.duration("stall_timeout", "30s", low=0.001),
+        mss=t.size("mss", "64KiB", low=MIN_MSS, high=MAX_WINDOW),
     )
     t.done()
     return spec
