@@ -34,7 +34,7 @@ import attrs
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.benchfigures import Figure
-from vtlfabric.tape.image import release_pages
+from vtlfabric.files import release_pages
 
 CHUNK = 4 * 2**20
 Source = tuple[Path, int]  # a file, and how many bytes from its start to copy

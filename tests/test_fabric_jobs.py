@@ -75,10 +75,11 @@ async def test_backup_copy_restore_at_dr_is_byte_exact(fabric, tmp_path, autojum
 
 
 async def test_what_drives_wrote_or_read_does_not_stay_in_the_page_cache(tmp_path, autojump_clock):
-    """A drive streams past its data: backups, copies and restores do not grow the page
-    cache by every job (on a VM, fresh pages for them cost more than the writes). The
-    bench's fabric, 64 MiB, so reads build the kernel's largest folios. One stream: with
-    two, a read of one job could read ahead into a job the other stream copied already."""
+    """A drive streams past its data, and a restore hands its objects to the client:
+    backups, copies and restores do not grow the page cache by every job (on a VM, fresh
+    pages for them cost more than the writes). The bench's fabric, 64 MiB, so reads build
+    the kernel's largest folios. One stream: with two, a read of one job could read ahead
+    into a job the other stream copied already."""
     if why := page_cache_skip(tmp_path):
         pytest.skip(why)
 
@@ -92,12 +93,15 @@ async def test_what_drives_wrote_or_read_does_not_stay_in_the_page_cache(tmp_pat
         written = cached_images("prod")  # the backups' images: synced, then given back
         result = await run_auxcopy(fabric)  # read from them, written and read back at DR
         copied, read = cached_images("dr"), cached_images("prod")
-        await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", copy_id=DR, site="dr"))
+        done = await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", copy_id=DR, site="dr"))
         restored = cached_images("dr")
     assert result.jobs_copied == 2 and result.bytes > 60 * 2**20
     # Labels and tapemarks outside any job's data may stay: a few KiB an image.
     for when, cached in (("backup", written), ("aux copy", copied), ("aux copy", read), ("restore", restored)):
         assert cached and all(n <= 64 * 1024 for n in cached.values()), f"after the {when}: {cached}"
+    objects = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert done.bytes > 30 * 2**20 and len(objects) == done.objects
+    assert cached_bytes(objects) == 0, "the restored objects are the client's: synced, and their pages given back"
 
 
 async def test_a_library_lost_as_a_checkpoint_commits_cuts_nothing_the_catalog_counts(fabric, autojump_clock, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "vtlfabric"
 # Import nothing of ours but each other.
-LEAVES = {"errors", "vocab", "units", "groups", "tojson", "media", "blocking", "ahead", "bytequeue", "report"}
+LEAVES = {"errors", "vocab", "units", "groups", "tojson", "media", "blocking", "ahead", "bytequeue", "files", "report"}
 RANK = {
     "catalog": 1,
     "config": 1,

@@ -4,6 +4,11 @@ A restore uses only the media and the index at the copy's site: for a secondary
 copy that is the site's disk library, which also carries the copy's segment map,
 so a DR restore works with the production site gone.
 
+A restore reports an object restored once it is on disk: each is synced as it is
+written, and the directories that name them before the job counts as done. The
+restored objects' pages then go back to the kernel (``files``), since the client reads
+them, not us.
+
 A job whose data on the copy turns out damaged (unreadable, cut short, or objects that
 do not verify) fails the restore and is marked *damaged* on that copy (see damage.py),
 so the next restore of the latest point picks an older one, and a copy that heals
@@ -13,6 +18,7 @@ copies it again.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
+from vtlfabric.files import release_pages, sync_directory
 from vtlfabric.jobs import progress
 from vtlfabric.jobs.damage import DAMAGE, mark_damaged
 from vtlfabric.media import Incompatible
@@ -279,6 +286,7 @@ async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: Jo
                         totals.objects += 1
                         totals.bytes += entry.length
                     progress.current().at(job.id, entry.offset + entry.length)
+    await blocking.run_sync(unpacker.sync_directories)
     progress.current().job_done(job.id)
     if unpacker.left:
         totals.failures += [f"job {job.id} {job.subclient}:{e.path}: missing from media" for e in unpacker.left]
@@ -313,6 +321,7 @@ class _Unpacker:
     _queue: ByteQueue = attrs.Factory(ByteQueue)
     _start: int = 0  # the stream offset of the queue's first byte
     _next: int = 0  # the next entry to write
+    _directories: set[Path] = attrs.Factory(set)  # that got a new name
 
     @property
     def left(self) -> list[IndexEntry]:
@@ -329,7 +338,7 @@ class _Unpacker:
         self._queue.append(data)
         done = []
         while self._next < len(self.entries) and self._whole(entry := self.entries[self._next]):
-            done.append((entry, _write_object(self.root, entry, self._queue.parts(entry.offset - self._start, entry.length))))
+            done.append((entry, self._write(entry, self._queue.parts(entry.offset - self._start, entry.length))))
             self._next += 1
         consumed = self.entries[self._next].offset - self._start if self.left else self._queue.size
         consumed = max(0, min(consumed, self._queue.size))
@@ -340,19 +349,37 @@ class _Unpacker:
     def _whole(self, entry: IndexEntry) -> bool:
         return entry.offset + entry.length <= self._start + self._queue.size
 
+    def _write(self, entry: IndexEntry, parts: list[memoryview]) -> str:
+        """Verify, then write; a bad object is reported and never written."""
+        if not _matches(entry, parts):
+            return "digest mismatch"
+        target = self.root / entry.path.lstrip("/")
+        if self.root.resolve() not in target.resolve().parents:
+            return "path escapes the restore directory"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_durably(target, parts)
+        # Its directory, and each one mkdir may have made on the way (the subclient's is
+        # named in the restore's destination).
+        self._directories.update(d for d in target.parents if d.is_relative_to(self.root.parent))
+        return ""
 
-def _write_object(root: Path, entry: IndexEntry, parts: list[memoryview]) -> str:
-    """Verify, then write; a bad object is reported and never written. The parts are
-    hashed and written as they are: joining a big object holds the GIL for milliseconds."""
+    def sync_directories(self) -> None:
+        for directory in sorted(self._directories):
+            sync_directory(directory)
+        self._directories.clear()
+
+
+def _matches(entry: IndexEntry, parts: list[memoryview]) -> bool:
+    """The parts are hashed as they are: joining a big object holds the GIL for milliseconds."""
     sha = hashlib.sha256()
     for part in parts:
         sha.update(part)
-    if sha.hexdigest() != entry.sha256:
-        return "digest mismatch"
-    target = root / entry.path.lstrip("/")
-    if root.resolve() not in target.resolve().parents:
-        return "path escapes the restore directory"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    return sha.hexdigest() == entry.sha256
+
+
+def _write_durably(target: Path, parts: list[memoryview]) -> None:
     with target.open("wb") as f:
         f.writelines(parts)
-    return ""
+        f.flush()
+        os.fdatasync(f.fileno())
+        release_pages(f.fileno(), 0, f.tell())

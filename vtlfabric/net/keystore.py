@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from vtlfabric import errors
+from vtlfabric.files import sync_directory
 from vtlfabric.net.channel import SecureChannelError
 from vtlfabric.vocab import KEMS
 
@@ -156,8 +157,4 @@ def _write_private(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    sync_directory(path.parent)

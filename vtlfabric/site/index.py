@@ -17,6 +17,7 @@ import attrs
 
 from vtlfabric import blocking
 from vtlfabric.catalog.records import SegmentRecord
+from vtlfabric.files import sync_directory
 
 FORMAT = "vtlfabric-index/1"
 
@@ -103,6 +104,7 @@ class IndexStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_directory(path.parent)
         return path
 
     async def load(self, job_id: int, copy_id: str = "") -> JobIndex:

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import attrs
 
+from vtlfabric.files import release_pages, sync_directory
 from vtlfabric.tape.labels import MAX_FILE_SEQUENCE, DatasetLabel1, DatasetLabel2, Vol1
 from vtlfabric.tape.layout import FileInfo, Layout, Phase, closing_size
 from vtlfabric.tape.reader import SpanReader, TapeFormatError, data_blocks, data_records, scan, span_data
@@ -35,8 +36,6 @@ from vtlfabric.vocab import HERCULES_MAX_BLOCK
 MAX_BLOCK_SIZE = HERCULES_MAX_BLOCK
 MAX_FILES = MAX_FILE_SEQUENCE
 _IOV_BATCH = 512  # buffers per pwritev: below every system's IOV_MAX (Linux: 1024)
-_FADVISE = hasattr(os, "posix_fadvise")  # Linux and the BSDs; elsewhere the cache keeps pages
-_FOLIO = 2 << 20  # the largest page-cache folio readahead builds (x86-64, arm64: a PMD)
 
 
 class EndOfMedium(Exception):
@@ -117,7 +116,7 @@ class TapeImage:
             _write_all(f, 0, payload)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        sync_directory(path.parent)
         return cls.open(path, capacity, block_size_limit=block_size_limit, chunk_size=chunk_size)
 
     @classmethod
@@ -367,19 +366,6 @@ def _check_limits(block_size_limit: int, chunk_size: int) -> None:
     check_chunk_size(chunk_size)
 
 
-def release_pages(fd: int, start: int, end: int) -> None:
-    """Let the kernel drop the cached pages of ``fd``'s bytes ``start`` to ``end``
-    (``TapeImage.release``; the bench's safe copy floor gives its pages back the same way).
-
-    The kernel drops only whole folios inside the range, and a read fills the cache
-    with aligned folios of up to 2 MiB: one that straddles ``start`` was kept by the range
-    before (callers release in order), so the range begins at the folio boundary below."""
-    if end > start and _FADVISE:  # a length of 0 would mean "to the end of the file"
-        start -= start % _FOLIO
-        with contextlib.suppress(OSError):  # advice: it must never fail a job
-            os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
-
-
 def _write_all(f: BinaryIO, offset: int, payload: bytes) -> None:
     f.seek(offset)
     view = memoryview(payload)
@@ -399,12 +385,3 @@ def _write_gathered(f: BinaryIO, offset: int, parts: list[Buffer]) -> None:
         if written < size:  # a short write (rare): the rest the plain way
             _write_all(f, offset + written, b"".join(group)[written:])
         offset += size
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: the directory entry lives in the directory."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
