@@ -4,6 +4,7 @@ virtual one, and a checkpoint either way."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import pytest
@@ -15,6 +16,10 @@ from vtlfabric import blocking
 
 def _where() -> int:
     return threading.get_ident()
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 def test_under_the_real_clock_the_work_runs_in_a_worker_thread():
@@ -65,3 +70,22 @@ def test_no_more_worker_threads_run_at_once_than_the_machine_has_cores():
 
     cap = trio.run(main)
     assert cap == len(os.sched_getaffinity(0)) and peak[0] == min(cap, 12)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a niceness of its own on Linux only")
+def test_worker_threads_run_below_the_event_loops_thread():
+    """So the loop runs as soon as its timer wakes it, not after a busy worker's slice."""
+
+    async def niceness_in_a_worker(found: list[int]) -> None:
+        found.append(await blocking.run_sync(_niceness))
+
+    async def main() -> tuple[int, list[int]]:
+        found: list[int] = []
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(niceness_in_a_worker, found)
+        return _niceness(), found
+
+    loop, workers = trio.run(main)
+    assert workers and all(n == min(19, loop + blocking.WORKER_NICENESS) for n in workers)
+    assert _niceness() == loop, "the loop's thread keeps its priority"
