@@ -42,7 +42,8 @@ async def run_sync(fn: Callable[..., T], *args: Any, limiter: trio.CapacityLimit
     """``fn(*args)``, off the loop under the real clock and inline under a virtual one.
     Without a ``limiter`` of its own, it waits for one of the run's worker slots."""
     if not inline():
-        return await trio.to_thread.run_sync(_below_the_loop, fn, args, limiter=limiter or workers())
+        name = f"{getattr(fn, '__qualname__', fn)} from {trio.lowlevel.current_task().name}"  # as Trio names it
+        return await trio.to_thread.run_sync(_below_the_loop, fn, args, thread_name=name, limiter=limiter or workers())
     await trio.lowlevel.checkpoint_if_cancelled()
     result = fn(*args)
     await trio.lowlevel.cancel_shielded_checkpoint()

@@ -4,7 +4,7 @@ wrote durable, and gives the pages back once it is done with them.
 A drive streams past its data, and a restore hands its files to the client: neither
 reads them again soon. Pages kept for them grow the page cache by every job, and on a
 VM whose host takes free pages back, each fresh page costs more than the write that
-fills it (docs/PERFORMANCE.md, "the page cache"). The kernel drops clean pages only,
+fills it (docs/PERFORMANCE.md, "The page cache round"). The kernel drops clean pages only,
 so callers sync first.
 """
 
@@ -28,6 +28,11 @@ def release_pages(fd: int, start: int, end: int) -> None:
         start -= start % _FOLIO
         with contextlib.suppress(OSError):  # advice: it must never fail a job
             os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+
+
+def sync_data(fd: int) -> None:
+    """Make a file's data durable (and its size: what a reader needs of the metadata)."""
+    getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
 
 
 def sync_directory(directory: Path) -> None:

@@ -4,10 +4,13 @@ A restore uses only the media and the index at the copy's site: for a secondary
 copy that is the site's disk library, which also carries the copy's segment map,
 so a DR restore works with the production site gone.
 
-A restore reports an object restored once it is on disk: each is synced as it is
-written, and the directories that name them before the job counts as done. The
-restored objects' pages then go back to the kernel (``files``), since the client reads
-them, not us.
+A large object (``SYNC_FROM`` and up) counts as restored once it is on disk: it is
+synced as it is written and its pages go back to the kernel (``files``), since the
+client reads it, not us; the directories naming such objects, and those made for them,
+are synced before the job counts as done. Smaller objects are left to the kernel's
+writeback, as restore tools leave them: there a sync per object (a journal commit each)
+would cost more than the pages it frees, and a tree of small IFS objects would pay one
+for each.
 
 A job whose data on the copy turns out damaged (unreadable, cut short, or objects that
 do not verify) fails the restore and is marked *damaged* on that copy (see damage.py),
@@ -18,7 +21,6 @@ copies it again.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from vtlfabric.catalog import queries
 from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
-from vtlfabric.files import release_pages, sync_directory
+from vtlfabric.files import release_pages, sync_data, sync_directory
 from vtlfabric.jobs import progress
 from vtlfabric.jobs.damage import DAMAGE, mark_damaged
 from vtlfabric.media import Incompatible
@@ -43,6 +45,8 @@ from vtlfabric.tape.stream import READ_BATCH, read_segments
 from vtlfabric.vocab import CopyState
 
 log = structlog.get_logger()
+
+SYNC_FROM = 1 << 20  # bytes: an object this large is synced as written, and its pages given back
 
 
 class RestoreError(errors.Failed):
@@ -356,11 +360,12 @@ class _Unpacker:
         target = self.root / entry.path.lstrip("/")
         if self.root.resolve() not in target.resolve().parents:
             return "path escapes the restore directory"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write_durably(target, parts)
-        # Its directory, and each one mkdir may have made on the way (the subclient's is
-        # named in the restore's destination).
-        self._directories.update(d for d in target.parents if d.is_relative_to(self.root.parent))
+        made = _make_directories(target.parent)
+        if entry.length < SYNC_FROM:
+            _write(target, parts)
+        else:
+            _write_durably(target, parts)
+            self._directories.update(made)
         return ""
 
     def sync_directories(self) -> None:
@@ -377,9 +382,25 @@ def _matches(entry: IndexEntry, parts: list[memoryview]) -> bool:
     return sha.hexdigest() == entry.sha256
 
 
+def _make_directories(directory: Path) -> set[Path]:
+    """Make ``directory`` and any missing parents. Returns the directories to sync for a
+    durable name in it: itself, each one made, and the one the first was made in."""
+    changed, top = {directory}, directory
+    while not top.is_dir():
+        top = top.parent
+        changed.add(top)
+    directory.mkdir(parents=True, exist_ok=True)
+    return changed
+
+
+def _write(target: Path, parts: list[memoryview]) -> None:
+    with target.open("wb") as f:
+        f.writelines(parts)
+
+
 def _write_durably(target: Path, parts: list[memoryview]) -> None:
     with target.open("wb") as f:
         f.writelines(parts)
         f.flush()
-        os.fdatasync(f.fileno())
+        sync_data(f.fileno())
         release_pages(f.fileno(), 0, f.tell())
