@@ -172,7 +172,8 @@ def fail_interrupted_jobs(conn: sqlite3.Connection, now: float, reason: str) -> 
 
 def _copies_by_job(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> dict[int, dict[str, tuple[str, str]]]:
     out: dict[int, dict[str, tuple[str, str]]] = {}
-    for r in conn.execute(f"SELECT job_id, copy_id, state, reason FROM job_copies {where} ORDER BY copy_id", args):
+    # In primary key order: by copy within each job, with no sort of its own.
+    for r in conn.execute(f"SELECT job_id, copy_id, state, reason FROM job_copies {where} ORDER BY job_id, copy_id", args):
         out.setdefault(r[0], {})[r[1]] = (r[2], r[3])
     return out
 
@@ -310,7 +311,12 @@ def page_jobs(
             where.append(f"{column} = ?")
             args.append(value)
     if copy_id is not None:
-        where.append("id IN (SELECT job_id FROM job_copies WHERE copy_id = ?" + (" AND state = ?)" if state else ")"))
+        # Looked up per job on the primary key, in id order: an IN list would gather every
+        # job of the copy for each page (paging through a copy, as verify does, squared).
+        where.append(
+            "EXISTS (SELECT 1 FROM job_copies jc WHERE jc.job_id = jobs.id AND jc.copy_id = ?"
+            + (" AND jc.state = ?)" if state else ")")
+        )
         args += [copy_id, *([state] if state else [])]
     return _jobs(conn, f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*args, limit))
 
