@@ -361,10 +361,9 @@ class _Unpacker:
         if self.root.resolve() not in target.resolve().parents:
             return "path escapes the restore directory"
         made = _make_directories(target.parent)
-        if entry.length < SYNC_FROM:
-            _write(target, parts)
-        else:
-            _write_durably(target, parts)
+        durable = entry.length >= SYNC_FROM
+        _put(target, parts, durable)
+        if durable:
             self._directories.update(made)
         return ""
 
@@ -393,14 +392,10 @@ def _make_directories(directory: Path) -> set[Path]:
     return changed
 
 
-def _write(target: Path, parts: list[memoryview]) -> None:
+def _put(target: Path, parts: list[memoryview], durable: bool) -> None:
     with target.open("wb") as f:
         f.writelines(parts)
-
-
-def _write_durably(target: Path, parts: list[memoryview]) -> None:
-    with target.open("wb") as f:
-        f.writelines(parts)
-        f.flush()
-        sync_data(f.fileno())
-        release_pages(f.fileno(), 0, f.tell())
+        if durable:
+            f.flush()
+            sync_data(f.fileno())
+            release_pages(f.fileno(), 0, f.tell())
