@@ -5,9 +5,11 @@ bottleneck) runs each operation ``--runs`` times (5): full backups, aux copy on 
 stream and on two, a restore at DR, and verification. For each it prints the median
 MiB/s with the min and max, and the event loop's lag meanwhile (tests/benchlag.py: a
 probe sleeps 10 ms at a time and measures how late it wakes): the worst, the 99th
-percentile, the worst of a bystander process that only sleeps (``machine``: the host or
-the kernel stalling every process), and the worst of the loop's own (``own``: lateness
-the bystander did not share). The loop must never stall, however busy the threads are.
+percentile, the machine's longest stop (``machine``: a bystander process that only
+sleeps runs on each CPU, and every one of them woke late at once, so the host or the
+kernel stopped every process), the worst of the loop's own (``own``: lateness outside
+those stops), and the CPU time the host took from the machine's CPUs, summed (``stolen``:
+the kernel's steal time). The loop must never stall, however busy the threads are.
 The reference, measured in the same run on the same filesystem:
 ``dd bs=4M`` copying a cartridge image to a new file (and syncing it), against which
 the aux copy rows give their ratio; and the safe copy floor (tests/benchfloor.py): aux
@@ -52,7 +54,7 @@ import trio
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaFailed, BaculaMissing, bacula_figures
 from tests.benchfigures import Figure, Lag, Row
 from tests.benchfloor import Source, floor_name, safe_copy_floor
-from tests.benchlag import LagProbe, bystander
+from tests.benchlag import LagProbe, bystanders, stolen
 from tests.helpers import collect, fabric_toml, open_fabric, site_toml
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
@@ -123,14 +125,14 @@ def write_bench_fabric(root: Path, size: int) -> Path:
 
 async def measure(name: str, op: Callable[[], Awaitable[int]]) -> Figure:
     probe = LagProbe()
-    with bystander() as machine:
+    with bystanders() as machine:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(probe.run)
-            started = trio.current_time()
+            started, stolen_before = trio.current_time(), stolen()
             nbytes = await op()
-            seconds = trio.current_time() - started
+            seconds, host_took = trio.current_time() - started, stolen() - stolen_before
             nursery.cancel_scope.cancel()
-    return Figure(name, nbytes, seconds, Lag.of(probe.windows, machine))
+    return Figure(name, nbytes, seconds, Lag.of(probe.windows, machine, host_took))
 
 
 async def _backups(fabric: Fabric) -> int:
@@ -247,7 +249,7 @@ def table(rows: list[Row], note: str | None = None) -> str:
     medians = {r.name: r.median for r in rows}
     lines = [
         f"{'operation':<34} {'bytes':>10} {'MiB/s':>8} {'min':>7} {'max':>7} {'vs dd':>6} {'vs floor':>8} {'vs Bacula':>9} "
-        f"{'vs running':>10} {'loop lag max':>13}{'p99':>9}{'machine':>9}{'own':>9}"
+        f"{'vs running':>10} {'loop lag max':>13}{'p99':>9}{'machine':>9}{'own':>9}{'stolen':>9}"
     ]
     for r in rows:
         found = ratios(r, medians)

@@ -15,23 +15,63 @@ Window = tuple[float, float]  # due, woke: time.perf_counter(), the same clock i
 
 @attrs.frozen
 class Lag:
-    """One operation's lag: the loop's worst and 99th percentile, the bystander's worst,
-    and the loop's worst own lag (what the machine does not explain)."""
+    """One operation's lag: the loop's worst and 99th percentile; the machine's longest
+    stop (every CPU's bystander late at once); the loop's worst own lag (what those stops
+    do not explain); and the CPU time the host took meanwhile (its steal time)."""
 
     max: float
     p99: float
     machine: float
     own: float
+    stolen: float = 0.0
 
     @classmethod
-    def of(cls, ours: list[Window], machine: list[Window]) -> Lag:
+    def of(cls, ours: list[Window], bystanders: list[list[Window]], stolen: float = 0.0) -> Lag:
         lags = sorted(woke - due for due, woke in ours) or [0.0]
         p99 = statistics.quantiles(lags, n=100, method="inclusive")[98] if len(lags) >= 2 else lags[0]
-        own = max((woke - due - _overlap((due, woke), machine) for due, woke in ours), default=0.0)
-        return cls(lags[-1], p99, max((woke - due for due, woke in machine), default=0.0), own)
+        stops = machine_stops(bystanders)
+        own = max((woke - due - _overlap((due, woke), stops) for due, woke in ours), default=0.0)
+        return cls(lags[-1], p99, max((woke - due for due, woke in stops), default=0.0), own, stolen)
+
+
+def machine_stops(bystanders: list[list[Window]]) -> list[Window]:
+    """When every CPU's bystander was late at once: nothing could run, ours or not. A stop
+    of one CPU alone is not the machine's: the loop may have had the other."""
+    if not bystanders:
+        return []
+    stops = _union(bystanders[0])
+    for other in bystanders[1:]:
+        stops = _intersection(stops, _union(other))
+    return stops
+
+
+def _union(windows: list[Window]) -> list[Window]:
+    merged: list[Window] = []
+    for start, end in sorted(windows):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intersection(a: list[Window], b: list[Window]) -> list[Window]:
+    """Of two sorted lists of disjoint windows."""
+    found: list[Window] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            found.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return found
 
 
 def _overlap(window: Window, others: list[Window]) -> float:
+    """With ``others`` disjoint, so no stretch counts twice."""
     due, woke = window
     return sum(max(0.0, min(woke, b) - max(due, a)) for a, b in others)
 

@@ -2,20 +2,22 @@
 machine itself caused.
 
 ``LagProbe`` is a task that sleeps PROBE_INTERVAL at a time and notes each wake's
-window (when it was due, when it woke). ``bystander()`` runs tests/benchbystander.py
-beside the operation: a process that does nothing but sleep, so when it wakes late
-too, the host or the kernel stalled every process, not our loop. ``Lag`` (in
-benchfigures) sums them up.
+window (when it was due, when it woke). ``bystanders()`` runs tests/benchbystander.py
+on each CPU beside the operation: processes that do nothing but sleep, so when all of
+them wake late at once, the host or the kernel stopped every CPU, not just our loop.
+``stolen()`` reads how much CPU time the host took from this machine meanwhile (its
+steal time). ``Lag`` (in benchfigures) sums them up.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -26,6 +28,7 @@ from tests.benchfigures import Window
 
 PROBE_INTERVAL = 0.01
 BYSTANDER = Path(__file__).with_name("benchbystander.py")
+STAT = Path("/proc/stat")
 
 
 @attrs.define
@@ -40,11 +43,21 @@ class LagProbe:
 
 
 @contextmanager
-def bystander() -> Iterator[list[Window]]:
-    """Run the bystander meanwhile; the list holds its late windows once the block ends.
-    It writes to a file, not a pipe nobody reads meanwhile, which could fill and stop it."""
+def bystanders() -> Iterator[list[list[Window]]]:
+    """Run a bystander on each CPU we may use; once the block ends, the list holds each
+    one's late windows."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(bystander(cpu)) for cpu in sorted(os.sched_getaffinity(0))]
+
+
+@contextmanager
+def bystander(cpu: int) -> Iterator[list[Window]]:
+    """Run a bystander on ``cpu`` meanwhile; the list holds its late windows once the
+    block ends. It writes to a file, not a pipe nobody reads meanwhile, which could fill
+    and stop it."""
     found: list[Window] = []
-    with tempfile.TemporaryFile("w+") as out, subprocess.Popen([sys.executable, str(BYSTANDER)], stdout=out) as proc:
+    command = [sys.executable, str(BYSTANDER), str(cpu)]
+    with tempfile.TemporaryFile("w+") as out, subprocess.Popen(command, stdout=out) as proc:
         _await_ready(out, proc)
         try:
             yield found
@@ -65,3 +78,13 @@ def _await_ready(out: IO[str], proc: subprocess.Popen) -> None:
             break
         time.sleep(0.01)  # clock-ok: before the operation's clock starts
     raise RuntimeError("the lag bystander did not start")
+
+
+def stolen() -> float:
+    """The CPU time the host has taken from this machine's CPUs while they had work to
+    run (the kernel's steal time, in /proc/stat), in seconds; 0.0 where none is kept."""
+    try:
+        total = STAT.read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(total[8]) / os.sysconf("SC_CLK_TCK") if total[0] == "cpu" and len(total) > 8 else 0.0

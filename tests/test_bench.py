@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.bench import bench, main, table
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaMissing, bacula_figures, find_bacula
-from tests.benchfigures import Figure, Lag, Row
+from tests.benchfigures import Figure, Lag, Row, machine_stops
 
 
 @pytest.fixture(autouse=True)
@@ -106,11 +109,37 @@ def test_a_private_bacula_backs_up_copies_and_restores_the_bytes_it_reports(tmp_
         assert figures[RUNNING[name]][0].seconds <= figures[name][0].seconds
 
 
-def test_lag_the_bystander_shared_is_the_machine_s_not_the_loop_s():
+def test_lag_the_bystanders_shared_is_the_machine_s_not_the_loop_s():
     ours = [(0.0, 0.030), (1.0, 1.005), (2.0, 2.0)]  # due, woke
-    machine = [(0.005, 0.025), (1.5, 1.512)]
-    lag = Lag.of(ours, machine)
+    cpu0 = [(0.005, 0.025), (1.5, 1.512)]
+    cpu1 = [(0.004, 0.010), (0.010, 0.026), (1.0, 1.004)]
+    lag = Lag.of(ours, [cpu0, cpu1], stolen=0.05)
     assert lag.max == pytest.approx(0.030)
-    assert lag.machine == pytest.approx(0.020)
-    assert lag.own == pytest.approx(0.010), "30 ms late, 20 of them while the bystander was late too"
+    assert lag.machine == pytest.approx(0.020), "both CPUs stopped from 5 to 25 ms; at 1.5 s only one was"
+    assert lag.own == pytest.approx(0.010), "30 ms late, 20 of them while every bystander was late too"
+    assert lag.stolen == 0.05
     assert Lag.of(ours, []).own == pytest.approx(0.030), "no bystander stall: all of it is the loop's"
+
+
+def test_lag_one_cpu_stopped_is_not_the_machine_s():
+    ours = [(0.0, 0.030)]
+    assert Lag.of(ours, [[(0.0, 0.030)], []]).own == pytest.approx(0.030), "the loop may have had the other CPU"
+
+
+def test_lag_overlapping_stalls_are_not_counted_twice():
+    ours = [(0.0, 0.030)]
+    one_cpu = [(0.0, 0.020), (0.010, 0.025)]
+    assert Lag.of(ours, [one_cpu]).own == pytest.approx(0.005)
+    assert Lag.of(ours, [one_cpu, one_cpu]).machine == pytest.approx(0.025)
+
+
+WINDOWS = st.lists(st.tuples(st.integers(0, 100), st.integers(1, 10)).map(lambda w: (w[0], w[0] + w[1])), max_size=6)
+
+
+@given(st.lists(WINDOWS, min_size=1, max_size=3))
+def test_machine_stops_are_the_moments_every_cpu_was_stalled(per_cpu):
+    stops = machine_stops(per_cpu)
+    assert all(a < b for a, b in stops) and all(b1 < a2 for (_, b1), (a2, _) in itertools.pairwise(stops))
+    for moment in (m + 0.5 for m in range(111)):  # between the windows' ends, which are whole numbers
+        everywhere = all(any(a < moment < b for a, b in cpu) for cpu in per_cpu)
+        assert everywhere == any(a < moment < b for a, b in stops), moment
