@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 
 import pytest
 import trio
@@ -13,7 +14,7 @@ from tests.helpers import cached_bytes, open_fabric, page_cache_skip, write_fabr
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import faults, running
+from vtlfabric.jobs import faults, restore, running
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
@@ -324,6 +325,28 @@ async def test_restore_reports_the_object_that_does_not_verify(fabric, tmp_path,
     index_file.write_text(__import__("json").dumps(index))
     with pytest.raises(RestoreError, match=victim["path"].lstrip("/").split("/")[-1]):
         await run_restore(fabric, RestoreRequest("IBMA", tmp_path / "out", job_id=done.job_id, copy_id=DR))
+
+
+async def test_a_restore_that_fails_writing_leaves_no_part_of_an_object(fabric, tmp_path, monkeypatch, autojump_clock):
+    """The disk fills (here: the third object's sync fails). The objects before it are
+    whole, and the third is not there at all: not under its name, nor half-written
+    under another."""
+    done = await run_backup(fabric, "IBMB", "ALLUSR", "full")
+    synced = []
+
+    def sync_until_full(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(restore, "SYNC_FROM", 0)  # every object durable, so every one syncs
+    monkeypatch.setattr(restore, "sync_data", sync_until_full)
+    dest = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        await run_restore(fabric, RestoreRequest("IBMB", dest, job_id=done.job_id))
+    expected = expected_files(fabric, "IBMB", {"ALLUSR": (await job(fabric, done.job_id)).generation})
+    found = {p.relative_to(dest): p for p in dest.rglob("*") if not p.is_dir()}
+    assert len(found) == 2 and all(p.read_bytes() == expected[name] for name, p in found.items())
 
 
 async def test_concurrent_backups_never_share_a_cartridge(fabric, tmp_path, autojump_clock):

@@ -10,7 +10,8 @@ client reads it, not us; the directories naming such objects, and those made for
 are synced before the job counts as done. Smaller objects are left to the kernel's
 writeback, as restore tools leave them: there a sync per object (a journal commit each)
 would cost more than the pages it frees, and a tree of small IFS objects would pay one
-for each.
+for each. Each object is written under a temporary name and renamed into place once
+whole, so an object's name never holds part of it.
 
 A job whose data on the copy turns out damaged (unreadable, cut short, or objects that
 do not verify) fails the restore and is marked *damaged* on that copy (see damage.py),
@@ -21,6 +22,7 @@ copies it again.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from vtlfabric.vocab import CopyState
 log = structlog.get_logger()
 
 SYNC_FROM = 1 << 20  # bytes: an object this large is synced as written, and its pages given back
+PARTIAL = ".vtlfabric-partial"  # an object being written; a restore killed meanwhile leaves it
 
 
 class RestoreError(errors.Failed):
@@ -393,9 +396,18 @@ def _make_directories(directory: Path) -> set[Path]:
 
 
 def _put(target: Path, parts: list[memoryview], durable: bool) -> None:
-    with target.open("wb") as f:
-        f.writelines(parts)
-        if durable:
-            f.flush()
-            sync_data(f.fileno())
-            release_pages(f.fileno(), 0, f.tell())
+    """Write under a temporary name beside ``target``, then rename it over: a write or
+    sync that fails leaves no part of the object under its name, and the version an
+    earlier job of the chain restored there stays whole."""
+    partial = target.with_name(f".{threading.get_native_id()}{PARTIAL}")
+    try:
+        with partial.open("wb") as f:
+            f.writelines(parts)
+            if durable:
+                f.flush()
+                sync_data(f.fileno())
+                release_pages(f.fileno(), 0, f.tell())
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
