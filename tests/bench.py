@@ -5,11 +5,11 @@ bottleneck) runs each operation ``--runs`` times (5): full backups, aux copy on 
 stream and on two, a restore at DR, and verification. For each it prints the median
 MiB/s with the min and max, and the event loop's lag meanwhile (tests/benchlag.py: a
 probe sleeps 10 ms at a time and measures how late it wakes): the worst, the 99th
-percentile, the machine's longest stop (``machine``: a bystander process that only
-sleeps runs on each CPU, and every one of them woke late at once, so the host or the
-kernel stopped every process), the worst of the loop's own (``own``: lateness outside
-those stops), and the CPU time the host took from the machine's CPUs, summed (``stolen``:
-the kernel's steal time). The loop must never stall, however busy the threads are.
+percentile, the most of one wake's lateness the machine explains (``machine``: a
+bystander process that only sleeps runs on each CPU, and the one on the loop's CPU, or
+every one, woke late meanwhile: the host or the kernel stopped that CPU), the worst of
+the loop's own (``own``: the rest), and the CPU time the host took from the machine's
+CPUs, summed (``stolen``: the kernel's steal time). The loop must never stall, however busy the threads are.
 The reference, measured in the same run on the same filesystem:
 ``dd bs=4M`` copying a cartridge image to a new file (and syncing it), against which
 the aux copy rows give their ratio; and the safe copy floor (tests/benchfloor.py): aux
@@ -132,7 +132,7 @@ async def measure(name: str, op: Callable[[], Awaitable[int]]) -> Figure:
             nbytes = await op()
             seconds, host_took = trio.current_time() - started, stolen() - stolen_before
             nursery.cancel_scope.cancel()
-    return Figure(name, nbytes, seconds, Lag.of(probe.windows, machine, host_took))
+    return Figure(name, nbytes, seconds, Lag.of(probe.wakes, machine, host_took))
 
 
 async def _backups(fabric: Fabric) -> int:

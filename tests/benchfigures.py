@@ -14,10 +14,25 @@ Window = tuple[float, float]  # due, woke: time.perf_counter(), the same clock i
 
 
 @attrs.frozen
+class Wake:
+    """One wake of the lag probe: when it was due, when it woke, and the CPUs the loop's
+    thread was on when it went to sleep and when it woke (none where unknown)."""
+
+    due: float
+    woke: float
+    cpus: tuple[int, ...] = ()
+
+    @property
+    def late(self) -> float:
+        return self.woke - self.due
+
+
+@attrs.frozen
 class Lag:
-    """One operation's lag: the loop's worst and 99th percentile; the machine's longest
-    stop (every CPU's bystander late at once); the loop's worst own lag (what those stops
-    do not explain); and the CPU time the host took meanwhile (its steal time)."""
+    """One operation's lag: the loop's worst and 99th percentile; the most of one wake's
+    lateness the machine explains (``machine``: the bystander on the loop's CPU, or on
+    every CPU, late meanwhile); the loop's worst own lag (the rest); and the CPU time the
+    host took meanwhile (its steal time)."""
 
     max: float
     p99: float
@@ -26,23 +41,28 @@ class Lag:
     stolen: float = 0.0
 
     @classmethod
-    def of(cls, ours: list[Window], bystanders: list[list[Window]], stolen: float = 0.0) -> Lag:
-        lags = sorted(woke - due for due, woke in ours) or [0.0]
+    def of(cls, ours: list[Wake], bystanders: dict[int, list[Window]], stolen: float = 0.0) -> Lag:
+        lags = sorted(wake.late for wake in ours) or [0.0]
         p99 = statistics.quantiles(lags, n=100, method="inclusive")[98] if len(lags) >= 2 else lags[0]
-        stops = machine_stops(bystanders)
-        own = max((woke - due - _overlap((due, woke), stops) for due, woke in ours), default=0.0)
-        return cls(lags[-1], p99, max((woke - due for due, woke in stops), default=0.0), own, stolen)
+        everywhere = machine_stops(list(bystanders.values()))
+        explained = [_overlap((w.due, w.woke), _stalls(w.cpus, bystanders, everywhere)) for w in ours]
+        own = max((w.late - part for w, part in zip(ours, explained, strict=True)), default=0.0)
+        return cls(lags[-1], p99, max(explained, default=0.0), own, stolen)
 
 
 def machine_stops(bystanders: list[list[Window]]) -> list[Window]:
-    """When every CPU's bystander was late at once: nothing could run, ours or not. A stop
-    of one CPU alone is not the machine's: the loop may have had the other."""
+    """When every CPU's bystander was late at once: nothing could run, ours or not."""
     if not bystanders:
         return []
     stops = _union(bystanders[0])
     for other in bystanders[1:]:
         stops = _intersection(stops, _union(other))
     return stops
+
+
+def _stalls(cpus: tuple[int, ...], bystanders: dict[int, list[Window]], everywhere: list[Window]) -> list[Window]:
+    """When the loop's CPUs, or every CPU, stalled: disjoint windows."""
+    return _union([*everywhere, *(window for cpu in cpus for window in bystanders.get(cpu, []))])
 
 
 def _union(windows: list[Window]) -> list[Window]:

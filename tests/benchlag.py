@@ -2,21 +2,24 @@
 machine itself caused.
 
 ``LagProbe`` is a task that sleeps PROBE_INTERVAL at a time and notes each wake's
-window (when it was due, when it woke). ``bystanders()`` runs tests/benchbystander.py
-on each CPU beside the operation: processes that do nothing but sleep, so when all of
-them wake late at once, the host or the kernel stopped every CPU, not just our loop.
+window (when it was due, when it woke) and the CPUs its thread was on. ``bystanders()``
+runs tests/benchbystander.py on each CPU beside the operation: processes that do nothing
+but sleep, so when the one on the loop's CPU (or every one) wakes late too, the host or
+the kernel stopped that CPU, not our loop.
 ``stolen()`` reads how much CPU time the host took from this machine meanwhile (its
 steal time). ``Lag`` (in benchfigures) sums them up.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
@@ -24,7 +27,7 @@ from typing import IO
 import attrs
 import trio
 
-from tests.benchfigures import Window
+from tests.benchfigures import Wake, Window
 
 PROBE_INTERVAL = 0.01
 BYSTANDER = Path(__file__).with_name("benchbystander.py")
@@ -33,21 +36,36 @@ STAT = Path("/proc/stat")
 
 @attrs.define
 class LagProbe:
-    windows: list[Window] = attrs.Factory(list)
+    wakes: list[Wake] = attrs.Factory(list)
 
     async def run(self) -> None:
         while True:
-            due = time.perf_counter() + PROBE_INTERVAL  # clock-ok: matched with the bystander's
+            due, before = time.perf_counter() + PROBE_INTERVAL, current_cpu()  # clock-ok: matched with the bystanders'
             await trio.sleep(PROBE_INTERVAL)
-            self.windows.append((due, max(due, time.perf_counter())))  # clock-ok
+            woke, after = max(due, time.perf_counter()), current_cpu()  # clock-ok
+            self.wakes.append(Wake(due, woke, tuple({before, after} - {None})))
+
+
+def current_cpu() -> int | None:
+    """The CPU this thread runs on (glibc's sched_getcpu), or None where that is unknown."""
+    return _SCHED_GETCPU() if _SCHED_GETCPU else None
+
+
+def _sched_getcpu() -> Callable[[], int] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True).sched_getcpu
+    return None
+
+
+_SCHED_GETCPU = _sched_getcpu()
 
 
 @contextmanager
-def bystanders() -> Iterator[list[list[Window]]]:
-    """Run a bystander on each CPU we may use; once the block ends, the list holds each
-    one's late windows."""
+def bystanders() -> Iterator[dict[int, list[Window]]]:
+    """Run a bystander on each CPU we may use; once the block ends, each CPU's late
+    windows."""
     with ExitStack() as stack:
-        yield [stack.enter_context(bystander(cpu)) for cpu in sorted(os.sched_getaffinity(0))]
+        yield {cpu: stack.enter_context(bystander(cpu)) for cpu in sorted(os.sched_getaffinity(0))}
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.bench import bench, main, table
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaMissing, bacula_figures, find_bacula
-from tests.benchfigures import Figure, Lag, Row, machine_stops
+from tests.benchfigures import Figure, Lag, Row, Wake, machine_stops
 
 
 @pytest.fixture(autouse=True)
@@ -110,27 +110,29 @@ def test_a_private_bacula_backs_up_copies_and_restores_the_bytes_it_reports(tmp_
 
 
 def test_lag_the_bystanders_shared_is_the_machine_s_not_the_loop_s():
-    ours = [(0.0, 0.030), (1.0, 1.005), (2.0, 2.0)]  # due, woke
-    cpu0 = [(0.005, 0.025), (1.5, 1.512)]
-    cpu1 = [(0.004, 0.010), (0.010, 0.026), (1.0, 1.004)]
-    lag = Lag.of(ours, [cpu0, cpu1], stolen=0.05)
+    ours = [Wake(0.0, 0.030), Wake(1.0, 1.005), Wake(2.0, 2.0)]
+    bystanders = {0: [(0.005, 0.025), (1.5, 1.512)], 1: [(0.004, 0.010), (0.010, 0.026), (1.0, 1.004)]}
+    lag = Lag.of(ours, bystanders, stolen=0.05)
     assert lag.max == pytest.approx(0.030)
-    assert lag.machine == pytest.approx(0.020), "both CPUs stopped from 5 to 25 ms; at 1.5 s only one was"
+    assert lag.machine == pytest.approx(0.020), "both CPUs stopped from 5 to 25 ms"
     assert lag.own == pytest.approx(0.010), "30 ms late, 20 of them while every bystander was late too"
     assert lag.stolen == 0.05
-    assert Lag.of(ours, []).own == pytest.approx(0.030), "no bystander stall: all of it is the loop's"
+    assert Lag.of(ours, {}).own == pytest.approx(0.030), "no bystander stall: all of it is the loop's"
 
 
-def test_lag_one_cpu_stopped_is_not_the_machine_s():
-    ours = [(0.0, 0.030)]
-    assert Lag.of(ours, [[(0.0, 0.030)], []]).own == pytest.approx(0.030), "the loop may have had the other CPU"
+def test_lag_a_stop_of_the_loop_s_cpu_is_the_machine_s_and_of_another_is_not():
+    bystanders = {0: [(0.0, 0.030)], 1: []}
+    assert Lag.of([Wake(0.0, 0.030, cpus=(0,))], bystanders).own == pytest.approx(0.0)
+    assert Lag.of([Wake(0.0, 0.030, cpus=(1, 0))], bystanders).own == pytest.approx(0.0), "it slept on 1, woke on 0"
+    assert Lag.of([Wake(0.0, 0.030, cpus=(1,))], bystanders).own == pytest.approx(0.030), "it had the other CPU"
+    assert Lag.of([Wake(0.0, 0.030)], bystanders).own == pytest.approx(0.030), "its CPU unknown: only a stop of all"
 
 
 def test_lag_overlapping_stalls_are_not_counted_twice():
-    ours = [(0.0, 0.030)]
-    one_cpu = [(0.0, 0.020), (0.010, 0.025)]
-    assert Lag.of(ours, [one_cpu]).own == pytest.approx(0.005)
-    assert Lag.of(ours, [one_cpu, one_cpu]).machine == pytest.approx(0.025)
+    ours = [Wake(0.0, 0.030, cpus=(0,))]
+    stalls = [(0.0, 0.020), (0.010, 0.025)]
+    assert Lag.of(ours, {0: stalls}).own == pytest.approx(0.005)
+    assert Lag.of(ours, {0: stalls, 1: stalls}).machine == pytest.approx(0.025)
 
 
 WINDOWS = st.lists(st.tuples(st.integers(0, 100), st.integers(1, 10)).map(lambda w: (w[0], w[0] + w[1])), max_size=6)
