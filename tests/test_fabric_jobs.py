@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import threading
 
 import pytest
 import trio
@@ -347,6 +348,37 @@ async def test_a_restore_that_fails_writing_leaves_no_part_of_an_object(fabric, 
     expected = expected_files(fabric, "IBMB", {"ALLUSR": (await job(fabric, done.job_id)).generation})
     found = {p.relative_to(dest): p for p in dest.rglob("*") if not p.is_dir()}
     assert len(found) == 2 and all(p.read_bytes() == expected[name] for name, p in found.items())
+
+
+async def test_a_later_job_that_fails_writing_leaves_the_earlier_version_whole(fabric, tmp_path, monkeypatch, autojump_clock):
+    full = await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    await trio.sleep(3 * 3600)  # the workload changes hourly
+    incr = await run_backup(fabric, "IBMA", "ALLUSR", "incremental")
+    assert incr.objects, "the incremental rewrites objects the full restored"
+    synced = []
+
+    def sync_until_full(fd: int) -> None:
+        synced.append(fd)
+        if len(synced) > full.objects:  # the incremental's first object
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(restore, "SYNC_FROM", 0)
+    monkeypatch.setattr(restore, "sync_data", sync_until_full)
+    dest = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        await run_restore(fabric, RestoreRequest("IBMA", dest))  # the latest point: the full, then the incremental
+    assert restored_files(dest) == expected_files(fabric, "IBMA", {"ALLUSR": (await job(fabric, full.job_id)).generation})
+
+
+def test_a_restored_object_is_never_written_through_a_link_planted_beside_it(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    target = tmp_path / "dest" / "OBJ.FILE"
+    target.parent.mkdir()
+    target.with_name(f".{threading.get_native_id()}{restore.PARTIAL}").symlink_to(victim)
+    restore._put(target, [memoryview(b"restored")], durable=True)
+    assert victim.read_bytes() == b"keep"
+    assert [p.name for p in target.parent.iterdir()] == ["OBJ.FILE"] and target.read_bytes() == b"restored"
 
 
 async def test_concurrent_backups_never_share_a_cartridge(fabric, tmp_path, autojump_clock):

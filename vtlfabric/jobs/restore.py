@@ -11,7 +11,8 @@ are synced before the job counts as done. Smaller objects are left to the kernel
 writeback, as restore tools leave them: there a sync per object (a journal commit each)
 would cost more than the pages it frees, and a tree of small IFS objects would pay one
 for each. Each object is written under a temporary name and renamed into place once
-whole, so an object's name never holds part of it.
+whole, so a failed write never leaves part of an object under its name (a crash of the
+machine itself can still lose a small object's bytes that were not yet written back).
 
 A job whose data on the copy turns out damaged (unreadable, cut short, or objects that
 do not verify) fails the restore and is marked *damaged* on that copy (see damage.py),
@@ -21,7 +22,9 @@ copies it again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -401,7 +404,7 @@ def _put(target: Path, parts: list[memoryview], durable: bool) -> None:
     earlier job of the chain restored there stays whole."""
     partial = target.with_name(f".{threading.get_native_id()}{PARTIAL}")
     try:
-        with partial.open("wb") as f:
+        with os.fdopen(_create(partial), "wb") as f:
             f.writelines(parts)
             if durable:
                 f.flush()
@@ -409,5 +412,14 @@ def _put(target: Path, parts: list[memoryview], durable: bool) -> None:
                 release_pages(f.fileno(), 0, f.tell())
         partial.replace(target)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            partial.unlink()
         raise
+
+
+def _create(path: Path) -> int:
+    """A new file, never one already there: a partial file a killed restore left is
+    removed first, and a link planted under the name is never written through."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
