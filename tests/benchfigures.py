@@ -45,7 +45,8 @@ class Lag:
         lags = sorted(wake.late for wake in ours) or [0.0]
         p99 = statistics.quantiles(lags, n=100, method="inclusive")[98] if len(lags) >= 2 else lags[0]
         everywhere = machine_stops(list(bystanders.values()))
-        explained = [_overlap((w.due, w.woke), _stalls(w.cpus, bystanders, everywhere)) for w in ours]
+        stalls = {cpus: _stalls(cpus, bystanders, everywhere) for cpus in {w.cpus for w in ours}}
+        explained = [_overlap((w.due, w.woke), stalls[w.cpus]) for w in ours]
         own = max((w.late - part for w, part in zip(ours, explained, strict=True)), default=0.0)
         return cls(lags[-1], p99, max(explained, default=0.0), own, stolen)
 

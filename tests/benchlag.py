@@ -4,10 +4,11 @@ machine itself caused.
 ``LagProbe`` is a task that sleeps PROBE_INTERVAL at a time and notes each wake's
 window (when it was due, when it woke) and the CPUs its thread was on. ``bystanders()``
 runs tests/benchbystander.py on each CPU beside the operation: processes that do nothing
-but sleep, so when the one on the loop's CPU (or every one) wakes late too, the host or
-the kernel stopped that CPU, not our loop.
-``stolen()`` reads how much CPU time the host took from this machine meanwhile (its
-steal time). ``Lag`` (in benchfigures) sums them up.
+but sleep, and do not count the time they wait behind other tasks (ours too) for their
+CPU. So when the one on the loop's CPU (or every one) wakes late too, the host or the
+kernel stopped that CPU, not our loop. ``stolen()`` reads how much CPU time the host
+took from this machine meanwhile (its steal time). ``Lag`` (in benchfigures) sums them
+up.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class LagProbe:
 
     async def run(self) -> None:
         while True:
-            due, before = time.perf_counter() + PROBE_INTERVAL, current_cpu()  # clock-ok: matched with the bystanders'
+            before = current_cpu()  # first: the probe's own calls are not its lateness
+            due = time.perf_counter() + PROBE_INTERVAL  # clock-ok: matched with the bystanders'
             await trio.sleep(PROBE_INTERVAL)
             woke, after = max(due, time.perf_counter()), current_cpu()  # clock-ok
             self.wakes.append(Wake(due, woke, tuple({before, after} - {None})))
@@ -52,8 +54,10 @@ def current_cpu() -> int | None:
 
 
 def _sched_getcpu() -> Callable[[], int] | None:
-    with contextlib.suppress(OSError, AttributeError):
-        return ctypes.CDLL(None, use_errno=True).sched_getcpu
+    """Through PyDLL, which keeps the GIL: a CDLL call lets it go, and the loop could then
+    wait up to a switch interval for a worker to give it back."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # no such call; Windows: no CDLL(None)
+        return ctypes.PyDLL(None).sched_getcpu
     return None
 
 
@@ -65,16 +69,19 @@ def bystanders() -> Iterator[dict[int, list[Window]]]:
     """Run a bystander on each CPU we may use; once the block ends, each CPU's late
     windows."""
     with ExitStack() as stack:
+        if not hasattr(os, "sched_getaffinity"):  # macOS: one, on whichever CPU
+            yield {0: stack.enter_context(bystander(None))}
+            return
         yield {cpu: stack.enter_context(bystander(cpu)) for cpu in sorted(os.sched_getaffinity(0))}
 
 
 @contextmanager
-def bystander(cpu: int) -> Iterator[list[Window]]:
+def bystander(cpu: int | None) -> Iterator[list[Window]]:
     """Run a bystander on ``cpu`` meanwhile; the list holds its late windows once the
     block ends. It writes to a file, not a pipe nobody reads meanwhile, which could fill
     and stop it."""
     found: list[Window] = []
-    command = [sys.executable, str(BYSTANDER), str(cpu)]
+    command = [sys.executable, str(BYSTANDER), *([] if cpu is None else [str(cpu)])]
     with tempfile.TemporaryFile("w+") as out, subprocess.Popen(command, stdout=out) as proc:
         _await_ready(out, proc)
         try:
