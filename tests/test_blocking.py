@@ -74,8 +74,9 @@ def test_no_more_worker_threads_run_at_once_than_the_machine_has_cores():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread has a niceness of its own on Linux only")
-def test_worker_threads_run_below_the_event_loops_thread():
-    """So the loop runs as soon as its timer wakes it, not after a busy worker's slice."""
+def test_worker_threads_run_at_the_event_loops_priority():
+    """Below it, a worker holding the GIL waits behind any other busy process, and the
+    loop waits for the GIL: aux copy beside two busy processes fell to a fifth."""
 
     async def niceness_in_a_worker(found: list[int]) -> None:
         found.append(await blocking.run_sync(_niceness))
@@ -88,8 +89,7 @@ def test_worker_threads_run_below_the_event_loops_thread():
         return _niceness(), found
 
     loop, workers = trio.run(main)
-    assert workers and all(n == min(19, loop + blocking.WORKER_NICENESS) for n in workers)
-    assert _niceness() == loop, "the loop's thread keeps its priority"
+    assert workers and all(n == loop for n in workers)
 
 
 def test_a_worker_thread_is_named_without_formatting_the_work():

@@ -7,18 +7,16 @@ simulator and madsim run their I/O: no event order then depends on how fast a th
 was, and the clock cannot jump while work is under way, so a seed replays bit for bit.
 Either way it is a checkpoint, as ``trio.to_thread.run_sync`` is.
 
-Worker threads run below the event loop's thread (``WORKER_NICENESS``): at one
-priority, the loop's thread, woken by its timer, waited on the run queue behind two
-workers busy in C (hashing, sealing, copying pages) for up to 8-19 ms, and its lag
-crossed 20 ms. Below it, the kernel lets the loop run as soon as it wakes.
+Worker threads run at the event loop's priority. They ran below it (nice +10) for a
+round, so the loop would not wait behind them on an idle machine; but a worker holding
+the GIL then waited behind any other busy process, and the loop waited for the GIL:
+beside two busy processes, aux copy fell from 250-267 to 53-58 MiB/s and the loop's
+own lag rose from 5-9 to 29-42 ms (docs/PERFORMANCE.md, "The latest round").
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,11 +24,6 @@ import trio
 import trio.testing
 
 T = TypeVar("T")
-
-# Added to the process's own niceness (a unit's Nice= still places the whole daemon). At
-# 5 the loop still waited behind workers about as often as at 0; at 10 half as often.
-WORKER_NICENESS = 10
-_this_thread = threading.local()
 
 
 def inline() -> bool:
@@ -46,26 +39,11 @@ async def run_sync(fn: Callable[..., T], *args: Any, limiter: trio.CapacityLimit
         # formatting one holding a 4 MiB chunk cost aux copy four fifths of its speed.
         what = getattr(fn, "__qualname__", None) or type(fn).__qualname__
         name = f"{what} from {trio.lowlevel.current_task().name}"
-        return await trio.to_thread.run_sync(_below_the_loop, fn, args, thread_name=name, limiter=limiter or workers())
+        return await trio.to_thread.run_sync(fn, *args, thread_name=name, limiter=limiter or workers())
     await trio.lowlevel.checkpoint_if_cancelled()
     result = fn(*args)
     await trio.lowlevel.cancel_shielded_checkpoint()
     return result
-
-
-def _below_the_loop(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    if not getattr(_this_thread, "lowered", False):  # Trio reuses its threads: once each
-        _this_thread.lowered = True
-        _lower_this_thread()
-    return fn(*args)
-
-
-def _lower_this_thread() -> None:
-    if sys.platform != "linux":  # elsewhere a thread has no niceness of its own
-        return
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError):  # a priority, never a reason to fail the work
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
 
 
 _WORKERS: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("vtlfabric_workers")
