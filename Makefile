@@ -56,13 +56,16 @@ soak: $(STAMP)
 # beside Bacula 9.6's backup, Copy job and restore of the same bytes (skipped without Bacula);
 # then the simulator: simulated seconds per wall second of the month scenario and the demo;
 # then a catalog of BENCH_JOBS jobs: status, selection and a page of ctl jobs, timed.
+# Each part's figures go to bench/, and all of them, with the machine, to bench/results.json.
 BENCH_SIZE ?= 1GiB
 BENCH_JOBS ?= 1000000
 bench: $(STAMP)
 	@.ci/bacula-deps || echo "warning: could not install Bacula; its rows will be skipped"
-	$(BIN)/python -m tests.bench --size $(BENCH_SIZE) --json bench.json
-	$(BIN)/python -m tests.benchsim --json bench-sim.json
-	$(BIN)/python -m tests.benchcatalog --jobs $(BENCH_JOBS) --json bench-catalog.json
+	@mkdir -p bench && rm -f bench/*.json
+	$(BIN)/python -m tests.bench --size $(BENCH_SIZE) --json bench/throughput.json
+	$(BIN)/python -m tests.benchsim --json bench/simulator.json
+	$(BIN)/python -m tests.benchcatalog --jobs $(BENCH_JOBS) --json bench/catalog.json
+	$(BIN)/python -m tests.benchresults --dir bench
 
 # The dependency floors: a venv of its own with exactly the oldest release pyproject.toml
 # allows of each (every ">=" read as "=="), and the tests that exercise them.

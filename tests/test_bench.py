@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.bench import bench, main, table
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaMissing, bacula_figures, find_bacula
 from tests.benchfigures import Figure, Lag, Row, Wake, machine_stops
+from tests.benchresults import main as results_main
 
 
 @pytest.fixture(autouse=True)
@@ -145,3 +146,18 @@ def test_machine_stops_are_the_moments_every_cpu_was_stalled(per_cpu):
     for moment in (m + 0.5 for m in range(111)):  # between the windows' ends, which are whole numbers
         everywhere = all(any(a < moment < b for a, b in cpu) for cpu in per_cpu)
         assert everywhere == any(a < moment < b for a, b in stops), moment
+
+
+def test_results_gathers_every_part_with_the_machine_and_names_a_missing_one(tmp_path, capsys):
+    (tmp_path / "throughput.json").write_text(json.dumps([{"name": "backup (2 fulls)", "median_mib_per_s": 1.0}]))
+    (tmp_path / "simulator.json").write_text(json.dumps({"month scenario": {"ratio": 2}}))
+    assert results_main(["--dir", str(tmp_path)]) == 1, "a part is missing"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["throughput"] == [{"name": "backup (2 fulls)", "median_mib_per_s": 1.0}]
+    assert results["simulator"] == {"month scenario": {"ratio": 2}}
+    assert results["missing"] == ["catalog (catalog.json)"]
+    assert results["machine"]["cpus"] >= 1 and results["machine"]["python"]
+    assert "missing: catalog" in capsys.readouterr().out
+    (tmp_path / "catalog.json").write_text(json.dumps({"jobs": 10, "rows": {}}))
+    assert results_main(["--dir", str(tmp_path)]) == 0
+    assert "missing" not in json.loads((tmp_path / "results.json").read_text())
