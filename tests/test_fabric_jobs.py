@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import threading
+import os
+import subprocess
+import sys
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from tests.bench import write_bench_fabric
 from tests.expect import expected_files, restored_files
@@ -15,7 +18,7 @@ from tests.helpers import cached_bytes, open_fabric, page_cache_skip, write_fabr
 from vtlfabric import errors
 from vtlfabric.catalog import queries
 from vtlfabric.fabric import Fabric
-from vtlfabric.jobs import faults, restore, running
+from vtlfabric.jobs import faults, partials, restore, running
 from vtlfabric.jobs.auxcopy import run_auxcopy
 from vtlfabric.jobs.backup import BackupFailed, run_backup
 from vtlfabric.jobs.restore import RestoreError, RestoreRequest, run_restore
@@ -375,10 +378,46 @@ def test_a_restored_object_is_never_written_through_a_link_planted_beside_it(tmp
     victim.write_bytes(b"keep")
     target = tmp_path / "dest" / "OBJ.FILE"
     target.parent.mkdir()
-    target.with_name(f".{threading.get_native_id()}{restore.PARTIAL}").symlink_to(victim)
+    partials.partial_name(target).symlink_to(victim)
     restore._put(target, [memoryview(b"restored")], durable=True)
     assert victim.read_bytes() == b"keep"
     assert [p.name for p in target.parent.iterdir()] == ["OBJ.FILE"] and target.read_bytes() == b"restored"
+
+
+async def test_a_restore_removes_the_partial_files_killed_restores_left_and_no_running_one_s(fabric, tmp_path, autojump_clock):
+    done = await run_backup(fabric, "IBMA", "ALLUSR", "full")
+    expected = expected_files(fabric, "IBMA", {"ALLUSR": (await job(fabric, done.job_id)).generation})
+    dest = tmp_path / "out"
+    directory = dest / next(iter(expected)).parent
+    directory.mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    killed = directory / f".{gone.pid}-7{partials.SUFFIX}"
+    older = directory / f".8{partials.SUFFIX}"  # the release before named no process
+    alive = directory / f".{os.getppid()}-9{partials.SUFFIX}"  # a restore in a process still running
+    for path in (killed, older, alive):
+        path.write_bytes(b"half an object")
+    with capture_logs() as logs:
+        await run_restore(fabric, RestoreRequest("IBMA", dest, job_id=done.job_id))
+    assert not killed.exists() and not older.exists()
+    assert {e["path"] for e in logs if e["event"] == "restore.partial_removed"} == {str(killed), str(older)}
+    assert alive.read_bytes() == b"half an object"
+    alive.unlink()
+    assert restored_files(dest) == expected
+
+
+def test_only_files_named_as_a_gone_process_s_partial_are_removed(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    stale = tmp_path / f".{gone.pid}-1{partials.SUFFIX}"
+    kept = [f"{gone.pid}-1{partials.SUFFIX}", f".{gone.pid}-x{partials.SUFFIX}", f".{gone.pid}-1{partials.SUFFIX}.txt"]
+    kept += [f".{os.getpid()}-1{partials.SUFFIX}"]  # this process's: another thread is writing it
+    for name in [stale.name, *kept]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / f".{gone.pid}-2{partials.SUFFIX}").mkdir()  # not a file restore wrote
+    assert partials.remove_stale(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, f".{gone.pid}-2{partials.SUFFIX}"])
+    assert partials.remove_stale(tmp_path / "none") == []
 
 
 async def test_concurrent_backups_never_share_a_cartridge(fabric, tmp_path, autojump_clock):

@@ -13,6 +13,8 @@ would cost more than the pages it frees, and a tree of small IFS objects would p
 for each. Each object is written under a temporary name and renamed into place once
 whole, so a failed write never leaves part of an object under its name (a crash of the
 machine itself can still lose a small object's bytes that were not yet written back).
+A restore killed mid-object leaves its temporary file; the next restore into that
+directory removes it (partials.py).
 
 A job whose data on the copy turns out damaged (unreadable, cut short, or objects that
 do not verify) fails the restore and is marked *damaged* on that copy (see damage.py),
@@ -25,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from vtlfabric.catalog.records import JobRecord
 from vtlfabric.config import CopySpec
 from vtlfabric.fabric import Fabric
 from vtlfabric.files import release_pages, sync_data, sync_directory
-from vtlfabric.jobs import progress
+from vtlfabric.jobs import partials, progress
 from vtlfabric.jobs.damage import DAMAGE, mark_damaged
 from vtlfabric.media import Incompatible
 from vtlfabric.site.index import IndexEntry, IndexFormatError, JobIndex
@@ -52,7 +53,6 @@ from vtlfabric.vocab import CopyState
 log = structlog.get_logger()
 
 SYNC_FROM = 1 << 20  # bytes: an object this large is synced as written, and its pages given back
-PARTIAL = ".vtlfabric-partial"  # an object being written; a restore killed meanwhile leaves it
 
 
 class RestoreError(errors.Failed):
@@ -105,6 +105,7 @@ class _Totals:
     objects: int = 0
     bytes: int = 0
     failures: list[str] = attrs.field(factory=list)
+    swept: set[Path] = attrs.field(factory=set)  # directories cleared of killed restores' partial files
 
 
 def point_in_time(jobs: list[JobRecord], copy_id: str | None = None) -> list[JobRecord]:
@@ -280,7 +281,7 @@ async def _restore_job(fabric: Fabric, copy: CopySpec, job: JobRecord, index: Jo
     # Objects that lie back to back over the whole stream, each checked against its own
     # digest, check the stream too: hashing it as well was a second SHA-256 pass.
     tiled = _tiles(entries, index.bytes)
-    unpacker = _Unpacker(dest / job.subclient, entries, hash_stream=not tiled)
+    unpacker = _Unpacker(dest / job.subclient, entries, hash_stream=not tiled, swept=totals.swept)
     async with library.drive(f"restore {job.client} job {job.id} from {copy.id}") as drive:
 
         async def read(emit: Emit[bytes]) -> None:
@@ -332,6 +333,7 @@ class _Unpacker:
     _start: int = 0  # the stream offset of the queue's first byte
     _next: int = 0  # the next entry to write
     _directories: set[Path] = attrs.Factory(set)  # that got a new name
+    swept: set[Path] = attrs.Factory(set)  # directories cleared of killed restores' partial files, this restore
 
     @property
     def left(self) -> list[IndexEntry]:
@@ -367,11 +369,18 @@ class _Unpacker:
         if self.root.resolve() not in target.resolve().parents:
             return "path escapes the restore directory"
         made = _make_directories(target.parent)
+        self._sweep(target.parent)
         durable = entry.length >= SYNC_FROM
         _put(target, parts, durable)
         if durable:
             self._directories.update(made)
         return ""
+
+    def _sweep(self, directory: Path) -> None:
+        if directory not in self.swept:
+            self.swept.add(directory)
+            for path in partials.remove_stale(directory):
+                log.warning("restore.partial_removed", path=str(path))
 
     def sync_directories(self) -> None:
         for directory in sorted(self._directories):
@@ -402,7 +411,7 @@ def _put(target: Path, parts: list[memoryview], durable: bool) -> None:
     """Write under a temporary name beside ``target``, then rename it over: a write or
     sync that fails leaves no part of the object under its name, and the version an
     earlier job of the chain restored there stays whole."""
-    partial = target.with_name(f".{threading.get_native_id()}{PARTIAL}")
+    partial = partials.partial_name(target)
     try:
         with os.fdopen(_create(partial), "wb") as f:
             f.writelines(parts)
