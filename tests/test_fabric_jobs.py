@@ -390,9 +390,7 @@ async def test_a_restore_removes_the_partial_files_killed_restores_left_and_no_r
     dest = tmp_path / "out"
     directory = dest / next(iter(expected)).parent
     directory.mkdir(parents=True)
-    gone = subprocess.Popen([sys.executable, "-c", ""])
-    gone.wait()
-    killed = directory / f".{gone.pid}-7{partials.SUFFIX}"
+    killed = directory / f".{_a_gone_pid()}-7{partials.SUFFIX}"
     older = directory / f".8{partials.SUFFIX}"  # the release before named no process
     alive = directory / f".{os.getppid()}-9{partials.SUFFIX}"  # a restore in a process still running
     for path in (killed, older, alive):
@@ -407,17 +405,23 @@ async def test_a_restore_removes_the_partial_files_killed_restores_left_and_no_r
 
 
 def test_only_files_named_as_a_gone_process_s_partial_are_removed(tmp_path):
-    gone = subprocess.Popen([sys.executable, "-c", ""])
-    gone.wait()
-    stale = tmp_path / f".{gone.pid}-1{partials.SUFFIX}"
-    kept = [f"{gone.pid}-1{partials.SUFFIX}", f".{gone.pid}-x{partials.SUFFIX}", f".{gone.pid}-1{partials.SUFFIX}.txt"]
+    gone = _a_gone_pid()
+    stale = tmp_path / f".{gone}-1{partials.SUFFIX}"
+    kept = [f"{gone}-1{partials.SUFFIX}", f".{gone}-x{partials.SUFFIX}", f".{gone}-1{partials.SUFFIX}.txt"]
     kept += [f".{os.getpid()}-1{partials.SUFFIX}"]  # this process's: another thread is writing it
     for name in [stale.name, *kept]:
         (tmp_path / name).write_bytes(b"")
-    (tmp_path / f".{gone.pid}-2{partials.SUFFIX}").mkdir()  # not a file restore wrote
+    (tmp_path / f".{gone}-2{partials.SUFFIX}").mkdir()  # not a file restore wrote
     assert partials.remove_stale(tmp_path) == [stale]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, f".{gone.pid}-2{partials.SUFFIX}"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, f".{gone}-2{partials.SUFFIX}"])
     assert partials.remove_stale(tmp_path / "none") == []
+
+
+def _a_gone_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    return gone.pid
 
 
 async def test_concurrent_backups_never_share_a_cartridge(fabric, tmp_path, autojump_clock):

@@ -427,8 +427,9 @@ def _put(target: Path, parts: list[memoryview], durable: bool) -> None:
 
 
 def _create(path: Path) -> int:
-    """A new file, never one already there: a partial file a killed restore left is
-    removed first, and a link planted under the name is never written through."""
+    """A new file, never one already there: whatever is under the name (a link planted
+    there) is removed first, so it is never written through. Killed restores' leftovers
+    are removed by partials.remove_stale."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
