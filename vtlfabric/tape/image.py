@@ -17,6 +17,7 @@ from typing import BinaryIO
 import attrs
 
 from vtlfabric.files import release_pages, sync_directory
+from vtlfabric.tape.direct import ImageReads
 from vtlfabric.tape.labels import MAX_FILE_SEQUENCE, DatasetLabel1, DatasetLabel2, Vol1
 from vtlfabric.tape.layout import FileInfo, Layout, Phase, closing_size
 from vtlfabric.tape.reader import SpanReader, TapeFormatError, data_blocks, data_records, scan, span_data
@@ -88,6 +89,7 @@ class TapeImage:
     chunk_size: int = MAX_CHUNK
     # Bytes past end_offset() that an interrupted append left: a torn record.
     torn_tail: int = attrs.field(default=0, init=False)
+    _reads: ImageReads | None = attrs.field(default=None, init=False, repr=False)  # the first direct read_spans opens it
 
     # ------------------------------------------------------------ opening
 
@@ -159,13 +161,15 @@ class TapeImage:
         return image
 
     def close(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
         self._f.close()
 
     def close_mapped(self) -> Mapped | None:
         """Close, and return the map for the next open (None if the image ends in a torn
         record: the next open must find that again)."""
         mapped = Mapped(_identity(self._f), _copy(self._layout)) if not self.torn_tail else None
-        self._f.close()
+        self.close()
         return mapped
 
     def __enter__(self) -> TapeImage:
@@ -289,9 +293,16 @@ class TapeImage:
         """As ``read_file``, each block with where its record lies in the image."""
         return data_records(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
 
-    def read_spans(self, file_no: int) -> SpanReader:
-        """As ``read_records``, a span of blocks at a time: the fast way through a file."""
-        return SpanReader(self._f, self.path, self._data_offset(file_no), lambda: self._layout.end)
+    def read_spans(self, file_no: int, *, direct: bool = False) -> SpanReader:
+        """As ``read_records``, a span of blocks at a time: the fast way through a file.
+        ``direct``: its reads go around the page cache where the file allows
+        (``tape/direct.py``), and read what the disk holds; else the kernel reads ahead."""
+        offset = self._data_offset(file_no)
+        if not direct:
+            return SpanReader(ImageReads(self.path, self._f.fileno()), offset, lambda: self._layout.end)
+        if self._reads is None:
+            self._reads = ImageReads.open(self.path, self._f.fileno())
+        return SpanReader(self._reads, offset, lambda: self._layout.end)
 
     def span_data(self, start: int, end: int) -> list[memoryview]:
         """The data of the whole data records from ``start`` to ``end``, as views (one read)."""

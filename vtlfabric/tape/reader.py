@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import attrs
 
+from vtlfabric.tape.direct import ImageReads, ReadBuffer
 from vtlfabric.tape.layout import Layout
 from vtlfabric.tape.records import HEADER_SIZE, FormatError, Record, TornRecord, read_record
 
@@ -76,13 +77,18 @@ def data_records(f: BinaryIO, path: Path, offset: int | None, end: Callable[[], 
 
 @attrs.define(eq=False)
 class SpanReader:
-    """One tape file's data blocks, a span of them at a time (see ``next_span``)."""
+    """One tape file's data blocks, a span of them at a time (see ``next_span``), each span
+    read into the reader's own buffer."""
 
-    f: BinaryIO
-    path: Path
+    reads: ImageReads
     offset: int | None  # the next record's; None: the file has no data
     end: Callable[[], int]
     prev: int | None = 0  # data always follows the header tapemark
+    _buffer: ReadBuffer = attrs.field(factory=ReadBuffer)
+
+    @property
+    def path(self) -> Path:
+        return self.reads.path
 
     def next_span(self, limit: int) -> tuple[list[Record], bytes]:
         """The next whole blocks holding at most ``limit`` bytes of data (always at least
@@ -93,7 +99,7 @@ class SpanReader:
         call per block, each giving up the GIL and waiting to get it back."""
         want = limit + _HEADROOM
         while self.offset is not None:
-            window = _Window.load(self.f, self.offset, min(self.offset + want, self.end()))
+            window = _Window.load(self.reads, self._buffer, self.offset, min(self.offset + want, self.end()))
             records, done = self._records(window, limit)
             if records:
                 first, last = records[0].offset, records[-1].end
@@ -141,13 +147,13 @@ class _Window:
     """Bytes of an image from ``start``, read at once, read as the image by ``read_record``."""
 
     start: int
-    bytes_: bytes
+    bytes_: memoryview
     short: bool  # the file held less than was asked for: it ends before its end of data
     _pos: int = 0
 
     @classmethod
-    def load(cls, f: BinaryIO, start: int, end: int) -> _Window:
-        data = os.pread(f.fileno(), max(0, end - start), start)
+    def load(cls, reads: ImageReads, buffer: ReadBuffer, start: int, end: int) -> _Window:
+        data = reads.pread(start, max(start, end), buffer)
         return cls(start, data, len(data) < end - start)
 
     @property
@@ -157,13 +163,13 @@ class _Window:
     def seek(self, pos: int) -> None:
         self._pos = pos
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int) -> memoryview:
         at = self._pos - self.start
         self._pos += n
         return self.bytes_[at : at + n]
 
     def data(self, start: int, end: int) -> memoryview:
-        return memoryview(self.bytes_)[start - self.start : end - self.start]
+        return self.bytes_[start - self.start : end - self.start]
 
 
 def span_data(f: BinaryIO, path: Path, start: int, end: int) -> list[memoryview]:

@@ -364,11 +364,18 @@ def _check_readable(library: Library, seg: SegmentRecord, block: int, record: Re
 
 
 async def read_segments(
-    library: Library, drive: Drive, segments: list[SegmentRecord], start: int = 0, batch: int = 2**20
+    library: Library,
+    drive: Drive,
+    segments: list[SegmentRecord],
+    start: int = 0,
+    batch: int = 2**20,
+    *,
+    direct: bool = False,
 ) -> AsyncIterator[bytes]:
     """Yield a job's stream from ``start`` on, reading its segments in order: whole blocks
-    at a time, at most ``batch`` bytes (but at least a block) each."""
-    async for data in _read_segments(library, drive, segments, start, batch):
+    at a time, at most ``batch`` bytes (but at least a block) each. ``direct``: read
+    around the page cache (``TapeImage.read_spans``)."""
+    async for data in _read_segments(library, drive, segments, start, batch, direct):
         yield data
     # Done with the last cartridge: it stays loaded, and whoever needs it may have it. Not
     # on a failure: a generator left unfinished is closed later, when the drive may be
@@ -377,7 +384,7 @@ async def read_segments(
 
 
 async def _read_segments(
-    library: Library, drive: Drive, segments: list[SegmentRecord], start: int, batch: int
+    library: Library, drive: Drive, segments: list[SegmentRecord], start: int, batch: int, direct: bool
 ) -> AsyncIterator[bytes]:
     position = start
     for seg in sorted(segments, key=lambda s: s.offset):
@@ -389,7 +396,7 @@ async def _read_segments(
         image = drive.image  # the one the span reader reads, whatever the drive holds later
         await drive.locate(_file_offset(image, seg.file_no))
         try:
-            spans = await drive.io(image.read_spans, seg.file_no)
+            spans = await drive.io(partial(image.read_spans, seg.file_no, direct=direct))
         except KeyError:
             raise DataMissing(f"job {seg.job_id}: cartridge {seg.barcode} holds no tape file {seg.file_no}") from None
         pos, block = seg.offset, 0
@@ -418,11 +425,14 @@ async def _read_segments(
 async def read_digest(library: Library, drive: Drive, segments: list[SegmentRecord]) -> str:
     """The SHA-256 of a job's stream as the media hold it now.
 
-    A batch is read, then hashed: not the next read beside this hash. With both in
-    flight, two worker threads kept both cores busy and the loop's thread waited for
-    one: its lag doubled, for a fifth more speed that verification does not need."""
+    The reads go around the page cache: they check what the disk holds, not a cached
+    copy, and take no fresh cache pages, which cost this loop up to 20 ms of lag on a VM
+    (docs/PERFORMANCE.md, "The direct reads round"). A batch is read, then hashed: not
+    the next read beside this hash. With both in flight, two worker threads kept both
+    cores busy and the loop's thread waited for one: its lag doubled, for a fifth more
+    speed that verification does not need."""
     sha = hashlib.sha256()
-    async for data in read_segments(library, drive, segments, batch=READ_BATCH):
+    async for data in read_segments(library, drive, segments, batch=READ_BATCH, direct=True):
         await blocking.run_sync(sha.update, data)  # bulk hashing stays off the loop
     return sha.hexdigest()
 
