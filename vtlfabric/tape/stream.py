@@ -15,6 +15,7 @@ import structlog
 import trio
 
 from vtlfabric import blocking
+from vtlfabric.ahead import Emit, read_ahead
 from vtlfabric.catalog import queries
 from vtlfabric.catalog.db import Catalog
 from vtlfabric.catalog.records import SegmentRecord
@@ -426,14 +427,20 @@ async def read_digest(library: Library, drive: Drive, segments: list[SegmentReco
     """The SHA-256 of a job's stream as the media hold it now.
 
     The reads go around the page cache: they check what the disk holds, not a cached
-    copy, and take no fresh cache pages, which cost this loop up to 20 ms of lag on a VM
-    (docs/PERFORMANCE.md, "The direct reads round"). A batch is read, then hashed: not
-    the next read beside this hash. With both in flight, two worker threads kept both
-    cores busy and the loop's thread waited for one: its lag doubled, for a fifth more
-    speed that verification does not need."""
+    copy, and take no fresh cache pages, which cost the loop up to 20 ms of lag on a VM
+    (docs/PERFORMANCE.md, "The direct reads round"). A direct read waits on the disk
+    and hardly uses a core, so the next batch is read while this one is hashed. (Read
+    ahead of buffered reads, each a copy out of the cache, kept both cores busy and the
+    loop's thread waited for one.)"""
     sha = hashlib.sha256()
-    async for data in read_segments(library, drive, segments, batch=READ_BATCH, direct=True):
-        await blocking.run_sync(sha.update, data)  # bulk hashing stays off the loop
+
+    async def read(emit: Emit[bytes]) -> None:
+        async for data in read_segments(library, drive, segments, batch=READ_BATCH, direct=True):
+            await emit(data)
+
+    async with read_ahead(read, depth=2) as chunks:
+        async for data in chunks:
+            await blocking.run_sync(sha.update, data)  # bulk hashing stays off the loop
     return sha.hexdigest()
 
 
