@@ -108,15 +108,16 @@ many_blocks = st.lists(
     limit=st.integers(1, 3 * MAX_BLOCK_SIZE),
     chunk_size=st.sampled_from([awstape.MAX_CHUNK, 1000]),
     close=st.booleans(),
+    direct=st.booleans(),
 )
 def test_spans_are_whole_blocks_within_the_limit_and_hold_the_file(
-    data: list[bytes], limit: int, chunk_size: int, close: bool
+    data: list[bytes], limit: int, chunk_size: int, close: bool, direct: bool
 ) -> None:
     """A span is read in one go with its headers checked in memory: whatever the block
     sizes (one far bigger than the read, a record cut by the read), the spans are the
     file's blocks in order, each span whole blocks, over the limit only as one block."""
     with scratch() as path, write_image(path, [data, [b"next file"]], close_last=close, chunk_size=chunk_size) as image:
-        spans = image.read_spans(1)
+        spans = image.read_spans(1, direct=direct)
         got: list[bytes] = []
         while True:
             records, joined = spans.next_span(limit)
@@ -130,13 +131,14 @@ def test_spans_are_whole_blocks_within_the_limit_and_hold_the_file(
         assert spans.next_span(limit) == ([], b"")
 
 
+@pytest.mark.parametrize("direct", [False, True])
 @pytest.mark.parametrize("cut", [0, 3, 700])  # at a block's start, in its header, in its data
-def test_a_span_reader_over_an_image_cut_short_under_it_says_so(path: Path, cut: int) -> None:
+def test_a_span_reader_over_an_image_cut_short_under_it_says_so(path: Path, cut: int, direct: bool) -> None:
     """The image lost its tail while its map still says otherwise: the span that reaches
     the cut fails, naming the image, instead of waiting for bytes that never come."""
     data = [payload(i, 1000) for i in range(8)]
     with write_image(path, [data]) as image:
-        spans = image.read_spans(1)
+        spans = image.read_spans(1, direct=direct)
         records, _ = spans.next_span(2000)
         assert len(records) == 2
         os.truncate(path, records[-1].end + 1006 + cut)  # the next block whole, then the cut
@@ -156,6 +158,16 @@ def test_reading_is_lazy_and_survives_other_calls(path: Path) -> None:
         assert list(image.read_file(2)) == [b"more"]
         got.extend(blocks)
     assert got == files[0]
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_span_reader_of_a_closed_image_reads_nothing(path: Path, direct: bool) -> None:
+    """Its descriptors are gone, and their numbers may be another file's by now."""
+    image = write_image(path, [[b"block"]])
+    spans = image.read_spans(1, direct=direct)
+    image.close()
+    with pytest.raises(ValueError, match="closed file"):
+        spans.next_span(2000)
 
 
 def test_an_open_file_can_be_read_while_it_grows(path: Path) -> None:

@@ -4,13 +4,14 @@ A buffered read of pages the cache does not hold has the kernel take a fresh pag
 every 4 KiB before it copies the data out. On a VM whose host takes free pages back, a
 4 MiB read of them cost 10-28 ms of kernel time, and the event loop's thread waited
 behind it on the run queue (docs/PERFORMANCE.md, "The direct reads round"). An
-``O_DIRECT`` read moves the disk's bytes into one buffer the reader keeps: no new pages,
-and no copy out of the cache.
+``O_DIRECT`` read moves the disk's bytes into one buffer the reader keeps: no new cache
+pages, and the reader copies a span once, out of its own buffer.
 
 Not every system takes it: there is no ``O_DIRECT`` on macOS, tmpfs refused it before
-Linux 6.6, and a device whose blocks are larger than ``ALIGN`` refuses the read. There,
-reads are buffered, as before. The kernel writes back dirty pages of a range before it
-reads that range directly, so a direct read sees every write made through the cache.
+Linux 6.6 (and since takes it, but reads through its cache all the same), and a device
+whose blocks are larger than ``ALIGN`` refuses the read. There, reads are buffered, as
+before. The kernel writes back dirty pages of a range before it reads that range
+directly, so a direct read sees every write made through the cache.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import errno
 import mmap
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 import structlog
@@ -48,41 +50,45 @@ class ReadBuffer:
 class ImageReads:
     """How one open image is read in bulk: directly when the file takes it, else buffered.
 
-    ``fd`` is the image's own descriptor, which the image closes; ``direct`` is a second
-    descriptor of the same file opened with ``O_DIRECT`` (None: reads are buffered),
-    closed by ``close``."""
+    ``f`` is the image's own file, which the image closes (a read after that fails, as
+    any read of a closed file does); ``direct`` is a second descriptor of the same file
+    opened with ``O_DIRECT`` (None: reads are buffered), closed by ``close``."""
 
     path: Path
-    fd: int
+    f: BinaryIO
     direct: int | None = None
+    _refused: bool = False  # a direct read was refused: the rest go buffered
 
     @classmethod
-    def open(cls, path: Path, fd: int) -> ImageReads:
-        """Reads of the image open as ``fd`` at ``path``: a direct descriptor if the file
-        takes one, and only if ``path`` still names the file ``fd`` has open."""
-        return cls(path, fd, _open_direct(path, fd))
+    def open(cls, path: Path, f: BinaryIO) -> ImageReads:
+        """Reads of the image open as ``f`` at ``path``: a direct descriptor if the file
+        takes one, and only if ``path`` still names the file ``f`` has open."""
+        return cls(path, f, _open_direct(path, f.fileno()))
 
-    def pread(self, start: int, end: int, buffer: ReadBuffer) -> memoryview:
+    def read_range(self, start: int, end: int, buffer: ReadBuffer) -> memoryview:
         """The image's bytes ``start`` to ``end`` (fewer if it ends before), as a view of
         ``buffer``: valid until the buffer's next read."""
-        if self.direct is not None:
+        direct = None if self._refused else self.direct
+        if direct is not None:
             try:
-                return _read_direct(self.direct, start, end, buffer)
+                return _read_direct(direct, start, end, buffer)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-                self._give_up_direct(exc)
+                self._refuse(exc)
         view = buffer.view(end - start)
-        return view[: _fill(self.fd, view, start, 1)]
+        return view[: _fill(self.f.fileno(), view, start, 1)]
 
     def close(self) -> None:
         if self.direct is not None:
             os.close(self.direct)
             self.direct = None
 
-    def _give_up_direct(self, exc: OSError) -> None:
-        log.info("tape.direct_reads_refused", path=str(self.path), error=exc.strerror)
-        self.close()
+    def _refuse(self, exc: OSError) -> None:
+        # The descriptor stays open until close(): another reader may be in a read on it.
+        if not self._refused:
+            log.info("tape.direct_reads_refused", path=str(self.path), error=exc.strerror)
+        self._refused = True
 
 
 def _open_direct(path: Path, fd: int) -> int | None:

@@ -89,7 +89,7 @@ class TapeImage:
     chunk_size: int = MAX_CHUNK
     # Bytes past end_offset() that an interrupted append left: a torn record.
     torn_tail: int = attrs.field(default=0, init=False)
-    _reads: ImageReads | None = attrs.field(default=None, init=False, repr=False)  # the first direct read_spans opens it
+    _reads: ImageReads | None = attrs.field(default=None, init=False, repr=False)  # direct where the file takes it
 
     # ------------------------------------------------------------ opening
 
@@ -155,15 +155,18 @@ class TapeImage:
             image.torn_tail = torn
             if repair:
                 image._cut_torn_tail()
+            image._reads = ImageReads.open(path, f)  # last: nothing after it can fail
         except BaseException:
             f.close()
             raise
         return image
 
     def close(self) -> None:
-        if self._reads is not None:
-            self._reads.close()
-        self._f.close()
+        try:
+            if self._reads is not None:
+                self._reads.close()
+        finally:
+            self._f.close()
 
     def close_mapped(self) -> Mapped | None:
         """Close, and return the map for the next open (None if the image ends in a torn
@@ -297,12 +300,8 @@ class TapeImage:
         """As ``read_records``, a span of blocks at a time: the fast way through a file.
         ``direct``: its reads go around the page cache where the file allows
         (``tape/direct.py``), and read what the disk holds; else the kernel reads ahead."""
-        offset = self._data_offset(file_no)
-        if not direct:
-            return SpanReader(ImageReads(self.path, self._f.fileno()), offset, lambda: self._layout.end)
-        if self._reads is None:
-            self._reads = ImageReads.open(self.path, self._f.fileno())
-        return SpanReader(self._reads, offset, lambda: self._layout.end)
+        reads = self._reads if direct and self._reads is not None else ImageReads(self.path, self._f)
+        return SpanReader(reads, self._data_offset(file_no), lambda: self._layout.end)
 
     def span_data(self, start: int, end: int) -> list[memoryview]:
         """The data of the whole data records from ``start`` to ``end``, as views (one read)."""

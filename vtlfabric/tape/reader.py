@@ -147,18 +147,18 @@ class _Window:
     """Bytes of an image from ``start``, read at once, read as the image by ``read_record``."""
 
     start: int
-    bytes_: memoryview
+    raw: memoryview  # a view of the reader's buffer
     short: bool  # the file held less than was asked for: it ends before its end of data
     _pos: int = 0
 
     @classmethod
     def load(cls, reads: ImageReads, buffer: ReadBuffer, start: int, end: int) -> _Window:
-        data = reads.pread(start, max(start, end), buffer)
+        data = reads.read_range(start, max(start, end), buffer)
         return cls(start, data, len(data) < end - start)
 
     @property
     def end(self) -> int:
-        return self.start + len(self.bytes_)
+        return self.start + len(self.raw)
 
     def seek(self, pos: int) -> None:
         self._pos = pos
@@ -166,10 +166,10 @@ class _Window:
     def read(self, n: int) -> memoryview:
         at = self._pos - self.start
         self._pos += n
-        return self.bytes_[at : at + n]
+        return self.raw[at : at + n]
 
     def data(self, start: int, end: int) -> memoryview:
-        return self.bytes_[start - self.start : end - self.start]
+        return self.raw[start - self.start : end - self.start]
 
 
 def span_data(f: BinaryIO, path: Path, start: int, end: int) -> list[memoryview]:

@@ -67,7 +67,7 @@ class ChunkHeader:
         return HEADER.pack(self.length, self.prev_length, self.flags1, self.flags2)
 
     @classmethod
-    def unpack(cls, raw: bytes) -> ChunkHeader:
+    def unpack(cls, raw: Buffer) -> ChunkHeader:
         return cls(*HEADER.unpack(raw))
 
     @property
@@ -240,7 +240,7 @@ def _read_header(f: BinaryIO, record_offset: int, pos: int, size: int) -> ChunkH
     return ChunkHeader.unpack(_read_exact(f, pos, HEADER_SIZE, record_offset))
 
 
-def _read_exact(f: BinaryIO, pos: int, n: int, record_offset: int) -> bytes:
+def _read_exact(f: BinaryIO, pos: int, n: int, record_offset: int) -> Buffer:
     f.seek(pos)
     got = f.read(n)
     if len(got) == n:  # the usual case: no second copy

@@ -429,9 +429,10 @@ async def read_digest(library: Library, drive: Drive, segments: list[SegmentReco
     The reads go around the page cache: they check what the disk holds, not a cached
     copy, and take no fresh cache pages, which cost the loop up to 20 ms of lag on a VM
     (docs/PERFORMANCE.md, "The direct reads round"). A direct read waits on the disk
-    and hardly uses a core, so the next batch is read while this one is hashed. (Read
-    ahead of buffered reads, each a copy out of the cache, kept both cores busy and the
-    loop's thread waited for one.)"""
+    and hardly uses a core, so the next batch is read while this one is hashed. Where
+    reads fall back to buffered ones (``tape/direct.py``), each is a copy out of the
+    cache, and with both threads busy on 2 cores the loop's own lag about doubles
+    (still a few ms): verify is then faster than it needs to be, never slower."""
     sha = hashlib.sha256()
 
     async def read(emit: Emit[bytes]) -> None:
