@@ -96,6 +96,24 @@ def test_a_selective_copy_holds_one_full_per_period(jobs, rules, now):
     assert all(j.valid and j.type == "full" for j in chosen)
 
 
+def test_an_instant_a_hair_before_midnight_is_in_the_day_it_ends():
+    """datetime rounds to the microsecond: 0.2 us before midnight must not round into the
+    next day's period (hypothesis found it)."""
+    midnight = datetime(2027, 4, 2, tzinfo=UTC).timestamp()
+    t = midnight - 2e-7
+    _key, start, end = period(t, SelectionRules(kind="selective", frequency="daily"))
+    assert (start, end) == (midnight - 86400, midnight)
+
+
+def test_every_n_months_counts_from_the_instant_itself():
+    """A full a hair before midnight, and one a month later to the instant: the second is
+    due (it would not be if the first's time were rounded up to midnight)."""
+    first = datetime(2027, 1, 15, tzinfo=UTC).timestamp() - 2e-7
+    second = datetime(2027, 2, 15, tzinfo=UTC).timestamp() - 2e-7
+    rules = SelectionRules(kind="selective", every=1, every_unit="months")
+    assert selected([job(1, first), job(2, second)], rules, SRC, second + 86400) == {1, 2}
+
+
 @given(st.floats(T0, T0 + SPAN), rules_st)
 def test_periods_contain_their_instant_and_start_where_the_rules_say(t, rules):
     _key, start, end = period(t, rules)

@@ -15,6 +15,7 @@ half-years on 1 Jan/Jul.
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
@@ -124,8 +125,9 @@ def period(t: float, rules: SelectionRules) -> tuple[object, float, float]:
 
 
 def _day_of(t: float, rules: SelectionRules) -> date:
-    """The calendar day ``t`` belongs to, when days start at ``day_starts``."""
-    return datetime.fromtimestamp(t - rules.day_starts, UTC).date()
+    """The calendar day ``t`` belongs to, when days start at ``day_starts``. (Whole seconds:
+    datetime rounds to the microsecond, and 0.2 us before midnight would be the next day.)"""
+    return datetime.fromtimestamp(math.floor(t - rules.day_starts), UTC).date()
 
 
 def _instant(day: date, rules: SelectionRules) -> float:
@@ -151,7 +153,8 @@ def _every(fulls: list[JobRecord], rules: SelectionRules) -> list[JobRecord]:
 
 def _after(t: float, rules: SelectionRules) -> float:
     if rules.every_unit == "months":
-        moment = datetime.fromtimestamp(t, UTC)
+        whole = math.floor(t)  # as in _day_of: the fraction is added back, never rounded
+        moment = datetime.fromtimestamp(whole, UTC)
         shifted = _add_months(moment.date(), rules.every)
-        return datetime.combine(shifted, moment.timetz()).timestamp()
+        return datetime.combine(shifted, moment.timetz()).timestamp() + (t - whole)
     return t + rules.every * DAY * (7 if rules.every_unit == "weeks" else 1)
