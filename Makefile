@@ -54,7 +54,7 @@ soak: $(STAMP)
 
 # Throughput of backup, aux copy, restore and verify, and the event loop's lag meanwhile,
 # beside Bacula 9.6's backup, Copy job and restore of the same bytes (skipped without Bacula);
-# then the simulator: simulated seconds per wall second of the month scenario and the demo;
+# then the simulator: simulated seconds per wall second of the month scenario and the demo (5 runs each);
 # then a catalog of BENCH_JOBS jobs: status, selection and a page of ctl jobs, timed.
 # Each part's figures go to bench/, and all of them, with the machine, to bench/results.json.
 BENCH_SIZE ?= 1GiB

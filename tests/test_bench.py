@@ -14,6 +14,7 @@ from tests.bench import bench, main, table
 from tests.benchbacula import BACKUP, COPY, RESTORE, RUNNING, BaculaMissing, bacula_figures, find_bacula
 from tests.benchfigures import Figure, Lag, Row, Wake, machine_stops
 from tests.benchresults import main as results_main
+from tests.benchsim import row as simulator_row
 
 
 @pytest.fixture(autouse=True)
@@ -161,3 +162,10 @@ def test_results_gathers_every_part_with_the_machine_and_names_a_missing_one(tmp
     (tmp_path / "catalog.json").write_text(json.dumps({"jobs": 10, "rows": {}}))
     assert results_main(["--dir", str(tmp_path)]) == 0
     assert "missing" not in json.loads((tmp_path / "results.json").read_text())
+
+
+def test_a_simulator_row_is_the_median_of_its_runs_with_min_max_and_each_run():
+    runs = [{"simulated_seconds": s, "wall_seconds": w} for s, w in ((800, 2), (1000, 1), (300, 3), (900, 3), (500, 1))]
+    r = simulator_row("demo --virtual-clock", runs)
+    assert (r["ratio"], r["min"], r["max"]) == (400, 100, 1000)  # ratios 400, 1000, 100, 300, 500
+    assert r["wall_seconds"] == 2 and r["goal"] == 1000 and r["runs"] == runs

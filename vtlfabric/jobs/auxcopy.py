@@ -152,7 +152,7 @@ async def register_selected(fabric: Fabric, copy: CopySpec) -> None:
     new, not the years of jobs behind it."""
     at = fabric.now()
     new = to_register(await candidates(fabric, copy), copy.rules, copy.id, fabric.source_of(copy).id, at)
-    mark = (_mark_key(copy), json.dumps({"at": at, "rules": _fingerprint(fabric, copy)}))
+    mark = (registration_key(copy), json.dumps({"at": at, "rules": _fingerprint(fabric, copy)}))
     reason = f"selected by the {copy.rules.kind} copy's rules"
     await fabric.catalog.call(queries.register_jobs, copy.id, [j.id for j in new], reason, fabric.now(), mark)
 
@@ -175,7 +175,7 @@ async def candidates(fabric: Fabric, copy: CopySpec) -> list[Any]:
 async def recent_window(fabric: Fabric, copy: CopySpec) -> tuple[float, float] | None:
     """(source rows updated since, jobs started since) that can hold new candidates, from
     the copy's last registration under the same rules and source; None: look at all."""
-    saved = await fabric.catalog.call(queries.get_meta, _mark_key(copy))
+    saved = await fabric.catalog.call(queries.get_meta, registration_key(copy))
     mark = json.loads(saved) if saved else None
     if mark is None or mark["rules"] != _fingerprint(fabric, copy) or fabric.now() < mark["at"]:
         return None  # never registered, other rules or source, or the clock went back: look at all
@@ -183,7 +183,8 @@ async def recent_window(fabric: Fabric, copy: CopySpec) -> tuple[float, float] |
     return since, since - copy.rules.defer
 
 
-def _mark_key(copy: CopySpec) -> str:
+def registration_key(copy: CopySpec) -> str:
+    """The meta key of a copy's last registration (see ``recent_window``)."""
     return f"registered:{copy.id}"
 
 
