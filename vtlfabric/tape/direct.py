@@ -110,7 +110,7 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
 
 
 def _read_direct(fd: int, start: int, end: int, buffer: ReadBuffer) -> memoryview:
-    """As ``ImageReads.pread``, read from the aligned blocks that hold ``start`` to ``end``."""
+    """As ``ImageReads.read_range``, read from the aligned blocks that hold ``start`` to ``end``."""
     lo = start - start % ALIGN
     view = buffer.view(_aligned_up(end) - lo)
     got = _fill(fd, view, lo, ALIGN)
