@@ -22,7 +22,8 @@ def ev(name: str, **fields: object) -> dict[str, object]:
 
 
 def backup(job: int, status: str = "completed", copy: str = "P/primary") -> list[dict[str, object]]:
-    return [ev("backup.started", job_id=job, copy=copy), ev(f"backup.{status}", job_id=job)]
+    why = [ev("backup.chance_failure", job_id=job)] if status == "failed" else []  # a backup fails for a reason
+    return [ev("backup.started", job_id=job, copy=copy), *why, ev(f"backup.{status}", job_id=job)]
 
 
 def available(job: int, copy: str = "P/dr") -> dict[str, object]:
@@ -42,7 +43,7 @@ def drill(status: str) -> dict[str, object]:
 
 
 BROKEN = {
-    "failed-jobs-never-copied": ([*backup(1, "failed"), available(1)], 2, (1,)),
+    "failed-jobs-never-copied": ([*backup(1, "failed"), available(1)], 3, (2,)),
     "copied-once": ([*backup(1), available(1), available(1)], 3, (2,)),
     "drives-held-once": ([loaded("d#1", "A"), loaded("d#2", "A")], 1, (0,)),
     "restores-exact": ([ev("restore.failed", client="C", copy="P/dr", failures=["job 1 x: digest mismatch"])], 0, ()),
@@ -82,6 +83,16 @@ BROKEN = {
         (2,),
     ),
     "no-plaintext-on-wan": ([ev("wan.plaintext", link="wan", direction="a->b", marker="/QSYS.LIB/")], 0, ()),
+    "healthy-backups-complete": (
+        [
+            ev("fault.injected", target="library:prod/V", action="offline"),
+            ev("fault.healed", target="library:prod/V", action="online"),
+            ev("backup.started", job_id=1, client="A"),
+            ev("backup.failed", job_id=1, client="A", reason="no drive"),
+        ],
+        3,
+        (2,),
+    ),
 }
 
 FINE = {
@@ -103,7 +114,9 @@ FINE = {
         ev("fault.healed", target="link:wan", action="restore"),
         ev("fault.injected", target="link:wan", action="corrupt"),  # one-shot: never lasts
         drill("passed"),
+        ev("fault.injected", target="client:A", action="fail-backup"),
         ev("backup.started", job_id=1, client="A", type="full"),
+        ev("fault.fired", fault="fail-backup", job_id=1, client="A"),
         ev("backup.failed", job_id=1, client="A"),
         ev("drill.failed", drill=2, summary="", failed=["A"]),  # A never had a full to restore
     ],
@@ -125,6 +138,29 @@ FINE = {
         ev("cartridge.scratch", barcode="B"),
     ],
     "no-plaintext-on-wan": [ev("wan.scanned", link="wan", segments=12, bytes=4096)],
+    "healthy-backups-complete": [
+        ev("backup.started", job_id=1, client="A"),
+        ev("backup.completed", job_id=1, client="A"),
+        ev("fault.injected", target="client:A", action="fail-backup"),
+        ev("backup.started", job_id=2, client="A"),  # its fault is armed: judged by it, not us
+        ev("fault.fired", fault="fail-backup", job_id=2, client="A"),
+        ev("backup.failed", job_id=2, client="A"),
+        ev("fault.injected", target="library:prod/V", action="offline"),
+        ev("backup.started", job_id=3, client="B"),  # started with a fault in force
+        ev("fault.healed", target="library:prod/V", action="online"),
+        ev("backup.failed", job_id=3, client="B"),
+        ev("backup.started", job_id=4, client="B"),
+        ev("fault.injected", target="link:wan", action="corrupt"),  # a fault while it ran
+        ev("backup.failed", job_id=4, client="B"),
+        ev("backup.started", job_id=5, client="B"),
+        ev("daemon.ready"),  # its daemon died under it
+        ev("backup.failed", job_id=5, client="B"),
+        ev("backup.started", job_id=6, client="B"),
+        ev("backup.chance_failure", job_id=6, client="B"),  # the client's own failure rate
+        ev("backup.failed", job_id=6, client="B"),
+        ev("backup.started", job_id=7, client="B"),
+        ev("backup.killed", job_id=7, client="B"),  # an operator's kill
+    ],
 }
 
 
@@ -171,11 +207,30 @@ def test_a_drill_that_fails_a_client_with_a_valid_full_breaks_drills_pass():
         ev("backup.started", job_id=1, client="A", type="full"),
         ev("backup.completed", job_id=1, client="A"),
         ev("backup.started", job_id=2, client="B", type="full"),
+        ev("backup.chance_failure", job_id=2, client="B"),
         ev("backup.failed", job_id=2, client="B"),
         ev("drill.failed", drill=1, summary="2 failed", failed=["A", "B"]),
     ]
     [violation] = Checker().feed(events).violations
-    assert (violation.invariant, violation.step) == ("drills-pass", 4)
+    assert (violation.invariant, violation.step) == ("drills-pass", 5)
+
+
+@pytest.mark.parametrize("spent_by", ["fired", "restart"])
+def test_a_client_fault_excuses_one_backup_only(spent_by):
+    """Once a client fault has fired, or its daemon died holding it, the client's next
+    backup is judged again."""
+    spent = ev("fault.fired", fault="kill-backup", job_id=1, client="A") if spent_by == "fired" else ev("daemon.ready")
+    events = [
+        ev("fault.injected", target="client:A", action="kill-backup"),
+        ev("backup.started", job_id=1, client="A"),
+        spent,
+        ev("backup.killed", job_id=1, client="A"),
+        ev("backup.started", job_id=2, client="A"),
+        ev("backup.failed", job_id=2, client="A", reason="client read error on /QSYS.LIB/X"),
+    ]
+    [violation] = Checker().feed(events).violations
+    assert (violation.invariant, violation.step) == ("healthy-backups-complete", 5)
+    assert "job 2 of A failed: client read error" in violation.why
 
 
 def lag(t: float, age: float, kind: str = "synchronous") -> dict[str, object]:

@@ -307,6 +307,49 @@ class NoPlaintextOnWan(Invariant):
 
 
 @attrs.define
+class HealthyBackupsComplete(Invariant):
+    """A backup fails only for a reason: one that starts with no fault in force, and runs
+    to its end with none injected or fired and no daemon restart, completes. A failure the
+    client's configured failure rate drew (``backup.chance_failure``) is a reason too; a
+    killed job is never judged, since an operator may kill any job."""
+
+    name: str = "healthy-backups-complete"
+    says: str = "a backup that runs start to end with no fault in force completes"
+    _faults: ActiveFaults = attrs.field(factory=ActiveFaults)
+    _armed: set[str] = attrs.field(factory=set)  # clients whose next backup a fault fails or kills
+    _healthy: dict[Any, int] = attrs.field(factory=dict)  # job -> step it started, for healthy runs so far
+
+    def step(self, n: int, event: Event) -> Breach | None:
+        name, job = event.get("event", ""), event.get("job_id")
+        self._faults.see(n, event)
+        if name in ("fault.injected", "fault.fired", "mediaagent.crashed", RESTARTED):
+            self._healthy.clear()  # every backup running now ran with a fault, or lost its daemon
+            self._arm(event)
+        elif name == "backup.chance_failure":
+            self._healthy.pop(job, None)
+        elif name == "backup.started" and not self._faults.active and event.get("client") not in self._armed:
+            self._healthy[job] = n
+        elif name in ("backup.completed", "backup.failed", "backup.killed"):
+            started = self._healthy.pop(job, None)
+            if started is not None:
+                self.exercised += 1
+                if name == "backup.failed":
+                    return Breach(f"backup job {job} of {event.get('client')} failed: {event.get('reason')}", (started,))
+        return None
+
+    def _arm(self, event: Event) -> None:
+        """A client fault waits for that client's next backup, and is spent once it fires,
+        or lost with the daemon that held it."""
+        kind, _, client = str(event.get("target", "")).partition(":")
+        if event.get("event") == RESTARTED:
+            self._armed.clear()
+        elif event.get("event") == "fault.injected" and kind == "client":
+            self._armed.add(client)
+        elif event.get("event") == "fault.fired" and event.get("fault") in ("fail-backup", "kill-backup"):
+            self._armed.discard(str(event.get("client", "")))
+
+
+@attrs.define
 class CaughtUpAfterHealing(Invariant):
     """Liveness: once every fault has healed, each synchronous copy catches up within the
     bound: at a lag sample taken a bound or more after the last fault healed, no job (a
@@ -347,5 +390,6 @@ def every(liveness: float | None = None) -> list[Invariant]:
         ScratchHoldsNoLiveData(),
         NoPlaintextOnWan(),
         DrillsPass(),
+        HealthyBackupsComplete(),
     ]
     return safety + ([CaughtUpAfterHealing(bound=liveness)] if liveness is not None else [])

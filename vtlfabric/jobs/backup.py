@@ -133,7 +133,7 @@ async def _backup(
     task_status.started(job_id)
 
     objects = workload.objects(subclient, generation, since=the_plan.base_generation)
-    fail_at = _failure_point(fabric, client, len(objects))
+    fail_at = _failure_point(fabric, job_id, client, len(objects))
     kill_at = fabric.rng.randrange(max(1, len(objects))) if fabric.faults.take_backup_kill(client) else None
     status, reason, written = JobStatus.FAILED, running.SHUTDOWN, None
     try:
@@ -152,12 +152,17 @@ async def _backup(
     return BackupResult(job_id, status, the_plan.job_type, len(written.entries), written.bytes, written.digest)
 
 
-def _failure_point(fabric: Fabric, client: str, count: int) -> int | None:
-    """Where (which object) this backup fails, if a fault or the client's failure rate says so."""
+def _failure_point(fabric: Fabric, job_id: int, client: str, count: int) -> int | None:
+    """Where (which object) this backup fails, if a fault or the client's failure rate says
+    so. Either is logged, so a history shows the failure was meant (check/invariants.py)."""
     forced = fabric.faults.take_backup_failure(client)
     chance = fabric.rng.random() < fabric.workloads[client].client.failure_rate
     if not (forced or chance):
         return None
+    if forced:
+        log.warning("fault.fired", fault="fail-backup", job_id=job_id, client=client)
+    else:
+        log.info("backup.chance_failure", job_id=job_id, client=client)
     return fabric.rng.randrange(count) if count else 0
 
 
@@ -209,7 +214,7 @@ async def _write_from(
             if n == fail_at:
                 raise BackupFailed(f"client read error on {obj.path}")
             if n == kill_at or fabric.faults.take_backup_kill(workload.client.name):
-                await _killed_by_fault(job_id)
+                await _killed_by_fault(job_id, workload.client.name)
             pieces, sha = await blocking.run_sync(_read_object, workload, obj, digest)
             entries.append(IndexEntry(obj.path, obj.version, position, sum(len(p) for p in pieces), sha))
             for piece in pieces:
@@ -230,11 +235,11 @@ async def _write_from(
     return Written(tuple(entries), digest.hexdigest())
 
 
-async def _killed_by_fault(job_id: int) -> None:
+async def _killed_by_fault(job_id: int, client: str) -> None:
     """As ``ctl kill`` kills a job: through its handle, so it ends killed, at a checkpoint."""
     work = running.current()
     assert work is not None and work.kind == "backup"
-    log.warning("fault.fired", fault="kill-backup", job_id=job_id)
+    log.warning("fault.fired", fault="kill-backup", job_id=job_id, client=client)
     work.stop(running.KILLED)
     await trio.lowlevel.checkpoint()
 
