@@ -215,11 +215,15 @@ def test_a_drill_that_fails_a_client_with_a_valid_full_breaks_drills_pass():
     assert (violation.invariant, violation.step) == ("drills-pass", 5)
 
 
-@pytest.mark.parametrize("spent_by", ["fired", "restart"])
+@pytest.mark.parametrize("spent_by", ["fired", "restart", "disarmed"])
 def test_a_client_fault_excuses_one_backup_only(spent_by):
-    """Once a client fault has fired, or its daemon died holding it, the client's next
-    backup is judged again."""
-    spent = ev("fault.fired", fault="kill-backup", job_id=1, client="A") if spent_by == "fired" else ev("daemon.ready")
+    """Once a client fault has fired, been disarmed, or its daemon died holding it, the
+    client's next backup is judged again."""
+    spent = {
+        "fired": ev("fault.fired", fault="kill-backup", job_id=1, client="A"),
+        "restart": ev("daemon.ready"),
+        "disarmed": ev("fault.disarmed", target="client:A", action="kill-backup", count=1),
+    }[spent_by]
     events = [
         ev("fault.injected", target="client:A", action="kill-backup"),
         ev("backup.started", job_id=1, client="A"),

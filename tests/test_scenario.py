@@ -177,3 +177,62 @@ def test_a_missed_expectation_exits_1_and_says_which(tmp_path):
     done = run(path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "EXPECTATIONS MISSED: drills passed: 1, expected at least 2" in done.stdout
+
+
+QUIET_TAIL = f"""
+description = "faults that wait to bite, injected before a quiet tail"
+seed = 3
+scale = 65536
+duration = "1d"
+settle = "12h"
+
+[fabric]
+config = "{FABRIC}"
+
+[[schedule]]
+name = "fulls"
+backup = ["PRODIBM1", "PRODIBM2", "PRODIBM3", "PRODIBM4"]
+type = "full"
+start = "14h"
+every = "2d"
+
+[[schedule]]
+name = "copies"
+auxcopy = ["IBMI/dr"]
+start = "15h"
+every = "2d"
+
+[[fault]]
+at = "2h"
+target = "client:PRODIBM1"
+action = "fail-backup"
+{
+    "".join(
+        f'''
+[[fault]]
+at = "{60 + n}m"
+target = "link:prod-dr"
+action = "corrupt"
+'''
+        for n in range(5)
+    )
+}
+[expect]
+min_jobs = {{ completed = 4 }}
+max_jobs = {{ failed = 0 }}
+caught_up = ["IBMI/dr"]
+"""
+
+
+def test_a_fault_injected_before_the_quiet_tail_does_not_bite_in_it(tmp_path):
+    """Five corruptions of an idle link, and a client's armed failure, wait for traffic
+    that comes only in the quiet tail: there they would fail a backup and, three attempts
+    each, the copy's handshakes. The tail begins by disarming them, logged."""
+    history = tmp_path / "history.jsonl"
+    report = report_of(tmp_path, scenario_file(tmp_path, QUIET_TAIL, "quiet.toml"), "--history", history)
+    assert report["jobs"] == {"completed": 4} and report["copies"]["IBMI/dr"]["available"] == 4
+    disarmed = [e for e in map(json.loads, history.read_text().splitlines()) if e["event"] == "fault.disarmed"]
+    assert [(e["target"], e["action"], e["count"], e["t"]) for e in disarmed] == [
+        ("link:prod-dr", "corrupt", 5, 12 * 3600.0),
+        ("client:PRODIBM1", "fail-backup", 1, 12 * 3600.0),
+    ]

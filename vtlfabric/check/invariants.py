@@ -322,9 +322,9 @@ class HealthyBackupsComplete(Invariant):
     def step(self, n: int, event: Event) -> Breach | None:
         name, job = event.get("event", ""), event.get("job_id")
         self._faults.see(n, event)
+        self._arm(event)
         if name in ("fault.injected", "fault.fired", "mediaagent.crashed", RESTARTED):
             self._healthy.clear()  # every backup running now ran with a fault, or lost its daemon
-            self._arm(event)
         elif name == "backup.chance_failure":
             self._healthy.pop(job, None)
         elif name == "backup.started" and not self._faults.active and event.get("client") not in self._armed:
@@ -339,12 +339,14 @@ class HealthyBackupsComplete(Invariant):
 
     def _arm(self, event: Event) -> None:
         """A client fault waits for that client's next backup, and is spent once it fires,
-        or lost with the daemon that held it."""
+        disarmed, or lost with the daemon that held it."""
         kind, _, client = str(event.get("target", "")).partition(":")
         if event.get("event") == RESTARTED:
             self._armed.clear()
         elif event.get("event") == "fault.injected" and kind == "client":
             self._armed.add(client)
+        elif event.get("event") == "fault.disarmed" and kind == "client":
+            self._armed.discard(client)
         elif event.get("event") == "fault.fired" and event.get("fault") in ("fail-backup", "kill-backup"):
             self._armed.discard(str(event.get("client", "")))
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from vtlfabric.fabric import Fabric
     from vtlfabric.tape.library import Drive
 
-__all__ = ["FaultError", "check_target", "in_force", "inject"]
+__all__ = ["FaultError", "check_target", "disarm", "in_force", "inject"]
 log = structlog.get_logger()
 
 
@@ -94,6 +94,21 @@ def in_force(fabric: Fabric) -> list[str]:
     out += [f"client:{c} fail-backup (armed)" for c in sorted(fabric.faults.failing_clients)]
     out += [f"client:{c} kill-backup (armed)" for c in sorted(fabric.faults.killing_clients)]
     return out
+
+
+def disarm(fabric: Fabric) -> list[str]:
+    """Cancel the one-shot faults still waiting to bite: a link's corruptions of segments
+    not yet carried, a client's next backup to fail or kill. A scenario's quiet tail
+    begins with this, so a fault injected before it cannot bite in it. Each is logged as
+    ``fault.disarmed``; returns them as ``TARGET ACTION``."""
+    done = []
+    for name, link in fabric.links.items():
+        if pending := link.cancel_corruption():
+            done.append((f"link:{name}", "corrupt", pending))
+    done += [(f"client:{client}", action, 1) for client, action in fabric.faults.disarm()]
+    for target, action, count in done:
+        log.warning("fault.disarmed", target=target, action=action, count=count)
+    return [f"{target} {action}" for target, action, _ in done]
 
 
 def _spoken(degraded: dict[str, float]) -> str:

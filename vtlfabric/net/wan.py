@@ -158,6 +158,11 @@ class Link:
             raise ValueError("cannot corrupt a negative number of segments")
         self._corrupt_pending += n
 
+    def cancel_corruption(self) -> int:
+        """Corrupt no more segments; returns how many were still to be corrupted."""
+        pending, self._corrupt_pending = self._corrupt_pending, 0
+        return pending
+
     @property
     def corrupt_pending(self) -> int:
         """Data segments still to be corrupted (one byte each), for status reports."""

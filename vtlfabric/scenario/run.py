@@ -115,6 +115,7 @@ async def _world(
         async with trio.open_nursery() as tasks:
             await director.resume(tasks)
             tasks.start_soon(director.sample)
+            tasks.start_soon(director.settle)
             for i, fault in enumerate(scenario.faults):
                 tasks.start_soon(director.fault, i, fault)
             for at in scenario.drills:
@@ -178,6 +179,16 @@ class Director:
                 await faults_mod.inject(self.fabric, record["target"], record["action"], record.get("where"))
                 if "heal_at" in record:
                     tasks.start_soon(self._heal_at, record)
+
+    async def settle(self) -> None:
+        """The quiet tail: no fault by chance begins in it (``fault``), and none injected
+        before it is left to bite in it (a link's pending corruptions, a client's armed
+        failure), so the fabric is judged on how it recovers."""
+        quiet_at = self.scenario.duration - self.scenario.settle
+        if self.scenario.settle <= 0 or self.past(quiet_at):
+            return
+        await trio.sleep_until(self.start + quiet_at)
+        faults_mod.disarm(self.fabric)
 
     async def fault(self, index: int, spec: FaultSpec) -> None:
         if spec.at is not None:

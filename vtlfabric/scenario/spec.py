@@ -69,7 +69,7 @@ class Scenario:
     scale: int
     duration: float
     sample_every: float
-    settle: float  # no fault by chance begins this long before the end: time to recover before it is judged
+    settle: float  # the quiet tail: no fault by chance begins in it, none armed before bites in it (run.py)
     liveness: float | None  # once every fault has healed, each synchronous copy catches up within this (None: not judged)
     config_overrides: dict[str, Any]
     site_overrides: dict[str, dict[str, Any]]

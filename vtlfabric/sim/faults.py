@@ -28,6 +28,14 @@ class Faults:
     def take_backup_kill(self, client: str) -> bool:
         return _take(self.killing_clients, client)
 
+    def disarm(self) -> list[tuple[str, str]]:
+        """Forget every armed client fault; returns them, as (client, action)."""
+        armed = [(c, "fail-backup") for c in sorted(self.failing_clients)]
+        armed += [(c, "kill-backup") for c in sorted(self.killing_clients)]
+        self.failing_clients.clear()
+        self.killing_clients.clear()
+        return armed
+
 
 def _take(armed: set[str], client: str) -> bool:
     if client in armed:
