@@ -96,11 +96,11 @@ def in_force(fabric: Fabric) -> list[str]:
     return out
 
 
-def disarm(fabric: Fabric) -> list[str]:
+def disarm(fabric: Fabric) -> None:
     """Cancel the one-shot faults still waiting to bite: a link's corruptions of segments
     not yet carried, a client's next backup to fail or kill. A scenario's quiet tail
     begins with this, so a fault injected before it cannot bite in it. Each is logged as
-    ``fault.disarmed``; returns them as ``TARGET ACTION``."""
+    ``fault.disarmed``."""
     done = []
     for name, link in fabric.links.items():
         if pending := link.cancel_corruption():
@@ -108,7 +108,6 @@ def disarm(fabric: Fabric) -> list[str]:
     done += [(f"client:{client}", action, 1) for client, action in fabric.faults.disarm()]
     for target, action, count in done:
         log.warning("fault.disarmed", target=target, action=action, count=count)
-    return [f"{target} {action}" for target, action, _ in done]
 
 
 def _spoken(degraded: dict[str, float]) -> str:
